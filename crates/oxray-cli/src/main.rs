@@ -1,0 +1,91 @@
+//! `oxray`: the command that runs a node's daemon.
+//!
+//! `oxray.init()` runs `oxray daemon ...` itself; users rarely call it by
+//! hand.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use oxray_common::ResourceSet;
+use oxray_node::NodeConfig;
+
+#[derive(Parser)]
+#[command(name = "oxray", version, about = "oxray: Ray's core with a Rust runtime")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a head node daemon (control service plus node daemon) in the
+    /// foreground.
+    Daemon(DaemonArgs),
+}
+
+#[derive(clap::Args)]
+struct DaemonArgs {
+    /// Directory for the session's sockets and logs.
+    #[arg(long)]
+    session_dir: PathBuf,
+    /// A resource the node offers, as NAME=AMOUNT (repeatable), e.g. CPU=4.
+    #[arg(long = "resource", value_name = "NAME=AMOUNT")]
+    resources: Vec<String>,
+    /// The Python interpreter that runs workers.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// The Python module a worker runs.
+    #[arg(long, default_value = "oxray._private.worker_main")]
+    worker_module: String,
+    /// Workers to start before the first task.
+    #[arg(long, default_value_t = 0)]
+    prestart_workers: usize,
+    /// Most workers starting at the same time.
+    #[arg(long, default_value_t = 4)]
+    max_starting_workers: usize,
+    /// Stop the cluster when this process exits.
+    #[arg(long)]
+    owner_pid: Option<u32>,
+}
+
+fn parse_resources(specs: &[String]) -> Result<ResourceSet> {
+    let mut pairs = Vec::new();
+    for spec in specs {
+        let Some((name, amount)) = spec.split_once('=') else {
+            bail!("--resource expects NAME=AMOUNT, got '{spec}'");
+        };
+        let amount: f64 = amount
+            .parse()
+            .with_context(|| format!("--resource {name}: '{amount}' is not a number"))?;
+        pairs.push((name.to_string(), amount));
+    }
+    Ok(ResourceSet::from_f64(pairs.iter().map(|(n, a)| (n.as_str(), *a)))?)
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("OXRAY_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Daemon(args) => {
+            std::fs::create_dir_all(&args.session_dir)
+                .with_context(|| format!("cannot create {}", args.session_dir.display()))?;
+            let config = NodeConfig {
+                socket_path: args.session_dir.join("daemon.sock"),
+                session_dir: args.session_dir,
+                resources: parse_resources(&args.resources)?,
+                python: args.python,
+                worker_module: args.worker_module,
+                prestart_workers: args.prestart_workers,
+                max_starting_workers: args.max_starting_workers.max(1),
+                owner_pid: args.owner_pid,
+            };
+            oxray_node::run(config)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! The error enum shared by the core crates.
+
+/// Errors raised by oxray's runtime. Each variant says what failed and, where
+/// there is one, what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A resource amount that is negative, not finite or too precise.
+    #[error("invalid resource amount for '{name}': {reason}")]
+    InvalidResource { name: String, reason: String },
+    /// The runtime is not connected (never initialised, or shut down).
+    #[error("oxray is not initialized: call oxray.init() first")]
+    NotInitialized,
+    /// A `get` or `wait` ran past its timeout.
+    #[error("Get timed out: some object(s) not ready after {0:.3} seconds")]
+    Timeout(f64),
+    /// The node daemon went away while we depended on it.
+    #[error("the oxray daemon died or closed the connection ({0}); the cluster is gone, call oxray.shutdown() and oxray.init() again")]
+    DaemonDied(String),
+    /// A transport-level failure talking to another process.
+    #[error("connection to {peer} failed: {source}")]
+    Connection {
+        peer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A message that could not be decoded: a version mismatch or a bug.
+    #[error("malformed message from {peer}: {reason}")]
+    Protocol { peer: String, reason: String },
+    /// An object whose owner is gone, so its value can never be fetched.
+    #[error("object {object} is lost: its owner at {owner} is unreachable ({reason})")]
+    ObjectLost { object: String, owner: String, reason: String },
+    /// Invalid arguments given by the caller.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The daemon refused a request.
+    #[error("{0}")]
+    Rejected(String),
+}
+
+/// Shorthand for results carrying [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

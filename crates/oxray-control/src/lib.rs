@@ -1,0 +1,110 @@
+//! The control service: cluster-wide tables that every node and driver
+//! consults rarely (never per task). On the head it lives in the same
+//! process as the node daemon, reached through [`ControlService`]'s methods;
+//! its state sits behind the [`ControlStore`] trait so that a persistent
+//! store can replace the in-memory one.
+
+pub mod store;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use oxray_common::{NodeId, ResourceSet};
+use parking_lot::Mutex;
+
+pub use store::{ControlStore, MemoryStore};
+
+/// A node as the control service records it.
+#[derive(Clone, Debug)]
+pub struct NodeEntry {
+    pub node_id: NodeId,
+    /// Address of the node daemon.
+    pub address: String,
+    pub hostname: String,
+    pub is_head: bool,
+    pub alive: bool,
+    pub total: ResourceSet,
+}
+
+/// Cluster-wide state: nodes, jobs, the key-value table (functions are
+/// registered there by content hash).
+pub struct ControlService {
+    store: Box<dyn ControlStore>,
+    nodes: Mutex<Vec<NodeEntry>>,
+    next_job: AtomicU32,
+}
+
+impl ControlService {
+    /// A control service over `store`.
+    pub fn new(store: Box<dyn ControlStore>) -> Self {
+        Self {
+            store,
+            nodes: Mutex::new(Vec::new()),
+            next_job: AtomicU32::new(1),
+        }
+    }
+
+    /// A control service keeping everything in memory.
+    pub fn in_memory() -> Self {
+        Self::new(Box::new(MemoryStore::default()))
+    }
+
+    /// Allocates the id of a new job (one per driver).
+    pub fn next_job_id(&self) -> u32 {
+        self.next_job.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Adds or replaces a node.
+    pub fn register_node(&self, entry: NodeEntry) {
+        let mut nodes = self.nodes.lock();
+        nodes.retain(|n| n.node_id != entry.node_id);
+        nodes.push(entry);
+    }
+
+    /// Marks a node dead; it stays listed, as in Ray's `nodes()`.
+    pub fn mark_node_dead(&self, node_id: &NodeId) {
+        for n in self.nodes.lock().iter_mut().filter(|n| &n.node_id == node_id) {
+            n.alive = false;
+        }
+    }
+
+    /// Every node ever registered.
+    pub fn nodes(&self) -> Vec<NodeEntry> {
+        self.nodes.lock().clone()
+    }
+
+    /// Stores `value` under `(namespace, key)`.
+    pub fn kv_put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
+        self.store.put(namespace, key, value);
+    }
+
+    /// Reads `(namespace, key)`.
+    pub fn kv_get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.store.get(namespace, key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_and_nodes() {
+        let c = ControlService::in_memory();
+        assert_eq!(c.kv_get("fn", b"a"), None);
+        c.kv_put("fn", b"a", b"1".to_vec());
+        assert_eq!(c.kv_get("fn", b"a"), Some(b"1".to_vec()));
+        assert_eq!(c.kv_get("other", b"a"), None);
+        let id = NodeId::random();
+        c.register_node(NodeEntry {
+            node_id: id,
+            address: "unix:/x".into(),
+            hostname: "h".into(),
+            is_head: true,
+            alive: true,
+            total: ResourceSet::new(),
+        });
+        c.mark_node_dead(&id);
+        assert!(!c.nodes()[0].alive);
+        assert_ne!(c.next_job_id(), c.next_job_id());
+    }
+}

@@ -1,0 +1,30 @@
+//! Where the control service keeps its key-value table.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+
+/// Storage for the control service's key-value table. In memory by default;
+/// a head that must survive restarts plugs in an on-disk implementation.
+pub trait ControlStore: Send + Sync {
+    /// Stores `value` under `(namespace, key)`, replacing any old value.
+    fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>);
+    /// Reads the value under `(namespace, key)`.
+    fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// A [`ControlStore`] in a hash map.
+#[derive(Default)]
+pub struct MemoryStore {
+    table: Mutex<HashMap<(String, Vec<u8>), Vec<u8>>>,
+}
+
+impl ControlStore for MemoryStore {
+    fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
+        self.table.lock().insert((namespace.to_string(), key.to_vec()), value);
+    }
+
+    fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.table.lock().get(&(namespace.to_string(), key.to_vec())).cloned()
+    }
+}

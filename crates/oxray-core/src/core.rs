@@ -1,0 +1,394 @@
+//! The core worker's handle, its shared state, and start-up and shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use oxray_common::{Error, NodeId, ObjectId, ResourceSet, Result, TaskId, WorkerId};
+use oxray_proto::rpc::RpcPeer;
+use oxray_proto::*;
+use parking_lot::Mutex;
+use tokio::net::UnixListener;
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+use crate::execute::{ExecState, IncomingTask};
+use crate::objects::{error_object, ObjectKind};
+use crate::peers::PeerPool;
+use crate::refs::{RefTable, Released};
+use crate::store::MemoryStore;
+use crate::submit::SubmitState;
+
+/// Whether this process is a driver (a user program) or a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Driver,
+    Worker,
+}
+
+/// How to connect a core worker.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Path of the node daemon's Unix socket.
+    pub daemon_socket: String,
+    pub mode: Mode,
+    pub worker_id: WorkerId,
+    /// Stop the cluster when this driver disconnects.
+    pub owns_cluster: bool,
+    /// Where this process listens for pushed tasks and object requests.
+    pub listen_path: String,
+}
+
+/// A task to submit, as the binding hands it over.
+#[derive(Clone, Debug)]
+pub struct TaskRequest {
+    pub function_id: Vec<u8>,
+    pub function_name: String,
+    /// Pickled `(args, kwargs)` with top-level refs replaced by slots.
+    pub args: Bytes,
+    /// The top-level ref arguments, in slot order.
+    pub ref_args: Vec<ObjectId>,
+    pub num_returns: u32,
+    pub resources: ResourceSet,
+    /// Retries after a worker crash; -1 retries forever.
+    pub max_retries: i32,
+    /// Pickled `retry_exceptions` (empty: exceptions are not retried).
+    pub retry_exceptions: Bytes,
+}
+
+/// Who and where this process is, for `get_runtime_context()`.
+#[derive(Clone, Debug)]
+pub struct ContextInfo {
+    pub worker_id: WorkerId,
+    pub node_id: NodeId,
+    pub job_id: u32,
+    pub address: String,
+    pub session_dir: String,
+    pub current_task: Option<TaskId>,
+}
+
+/// State shared by the core worker's tasks and its callers.
+pub(crate) struct Inner {
+    pub mode: Mode,
+    pub worker_id: WorkerId,
+    pub node_id: NodeId,
+    pub job_id: u32,
+    pub session_dir: String,
+    pub address: Arc<str>,
+    pub listen_path: String,
+    pub daemon: Arc<RpcPeer>,
+    pub store: MemoryStore,
+    pub refs: RefTable,
+    pub peers: PeerPool,
+    pub submit: Mutex<SubmitState>,
+    pub exec: ExecState,
+    pub dead: Mutex<Option<String>>,
+    pub handle: tokio::runtime::Handle,
+    counter: AtomicU64,
+}
+
+impl Inner {
+    /// A task id never used before by this process.
+    pub fn next_task_id(&self) -> TaskId {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        TaskId::nth(self.worker_id.0[..8].try_into().expect("8 bytes"), n)
+    }
+
+    /// Whether `owner` is this process.
+    pub fn is_me(&self, owner: &str) -> bool {
+        *self.address == *owner
+    }
+
+    /// Fails with the daemon's death reason, if it died.
+    pub fn check_alive(&self) -> Result<()> {
+        match &*self.dead.lock() {
+            Some(reason) => Err(Error::DaemonDied(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The daemon is gone: a worker exits at once; a driver fails every
+    /// pending object so nobody waits forever.
+    fn daemon_lost(self: &Arc<Self>, reason: String) {
+        if self.mode == Mode::Worker {
+            // SAFETY: _exit ends the process without running anything else,
+            // which is what a worker orphaned by its daemon must do.
+            unsafe { libc::_exit(1) };
+        }
+        *self.dead.lock() = Some(reason.clone());
+        let message = format!("the oxray daemon died ({reason}); this object can no longer be computed");
+        self.fail_all_tasks(&message);
+        self.store.fail_all_pending(|| error_object(ObjectKind::SystemError, message.clone()));
+    }
+
+    async fn handle_daemon_messages(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Envelope>) {
+        while let Some(env) = inbox.recv().await {
+            match env.body {
+                Some(Body::LogLines(l)) => print_lines(&l),
+                Some(Body::Warning(w)) => eprintln!("{}", w.text),
+                Some(Body::LeaseWanted(_)) => self.return_idle_leases(),
+                _ => {}
+            }
+        }
+        self.daemon_lost("connection closed".into());
+    }
+}
+
+fn print_lines(l: &LogLines) {
+    use std::io::Write;
+    if l.stderr {
+        let mut err = std::io::stderr().lock();
+        for line in &l.lines {
+            let _ = writeln!(err, "{line}");
+        }
+    } else {
+        let mut out = std::io::stdout().lock();
+        for line in &l.lines {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    }
+}
+
+/// A connected core worker. Dropping it disconnects.
+pub struct CoreWorker {
+    pub(crate) inner: Arc<Inner>,
+    runtime: Mutex<Option<Runtime>>,
+}
+
+impl CoreWorker {
+    /// Starts the runtime, listens for peers, and registers with the node
+    /// daemon.
+    pub fn connect(opts: Options) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("oxray-core")
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Connection { peer: "tokio runtime".into(), source })?;
+        let handle = runtime.handle().clone();
+        let inner = runtime.block_on(async {
+            let _ = std::fs::remove_file(&opts.listen_path);
+            let listener = UnixListener::bind(&opts.listen_path)
+                .map_err(|source| Error::Connection { peer: opts.listen_path.clone(), source })?;
+            let (daemon, inbox) = RpcPeer::connect_unix(&opts.daemon_socket).await?;
+            let address = format!("unix:{}", opts.listen_path);
+            let kind = match opts.mode {
+                Mode::Driver => ClientKind::Driver,
+                Mode::Worker => ClientKind::Worker,
+            };
+            let reply = daemon
+                .call(Body::Register(Register {
+                    kind: kind as i32,
+                    worker_id: opts.worker_id.0.to_vec(),
+                    pid: std::process::id(),
+                    address: address.clone(),
+                    owns_cluster: opts.owns_cluster,
+                }))
+                .await?;
+            let Body::Registered(reg) = reply else {
+                return Err(Error::Protocol { peer: opts.daemon_socket.clone(), reason: "expected Registered".into() });
+            };
+            let inner = Arc::new(Inner {
+                mode: opts.mode,
+                worker_id: opts.worker_id,
+                node_id: NodeId::from_bytes(&reg.node_id).unwrap_or_default(),
+                job_id: reg.job_id,
+                session_dir: reg.session_dir,
+                address: Arc::from(address),
+                listen_path: opts.listen_path.clone(),
+                daemon,
+                store: MemoryStore::default(),
+                refs: RefTable::default(),
+                peers: PeerPool::default(),
+                submit: Mutex::new(SubmitState::default()),
+                exec: ExecState::default(),
+                dead: Mutex::new(None),
+                handle: tokio::runtime::Handle::current(),
+                counter: AtomicU64::new(1),
+            });
+            tokio::spawn(inner.clone().handle_daemon_messages(inbox));
+            tokio::spawn(inner.clone().serve(listener));
+            Ok::<_, Error>(inner)
+        })?;
+        drop(handle);
+        Ok(Self { inner, runtime: Mutex::new(Some(runtime)) })
+    }
+
+    /// Who and where this process is.
+    pub fn context(&self) -> ContextInfo {
+        let i = &self.inner;
+        ContextInfo {
+            worker_id: i.worker_id,
+            node_id: i.node_id,
+            job_id: i.job_id,
+            address: i.address.to_string(),
+            session_dir: i.session_dir.clone(),
+            current_task: i.exec.current_task(),
+        }
+    }
+
+    /// This process's address: the owner address of the objects it creates.
+    pub fn address(&self) -> &Arc<str> {
+        &self.inner.address
+    }
+
+    /// Submits a task; returns its return ids, each already holding one
+    /// reference for the caller.
+    pub fn submit_task(&self, req: TaskRequest) -> Result<Vec<ObjectId>> {
+        self.inner.check_alive()?;
+        Ok(self.inner.submit_task(req))
+    }
+
+    /// Stores a value; returns its id holding one reference for the caller.
+    pub fn put(&self, object: Object) -> Result<ObjectId> {
+        self.inner.check_alive()?;
+        let id = ObjectId::for_task(&self.inner.next_task_id(), oxray_common::ids::PUT_INDEX_BIT | 1);
+        self.mark_nested_escaped(&object);
+        self.inner.refs.add(id, &self.inner.address, true);
+        self.inner.store.put(id, Arc::new(object));
+        Ok(id)
+    }
+
+    /// Waits for every object in `ids` and returns their values in order.
+    pub fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Arc<Object>>> {
+        self.inner.get(ids, timeout)
+    }
+
+    /// Waits until `num_returns` of `ids` are ready or `timeout` passes;
+    /// returns which are ready.
+    pub fn wait(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+        self.inner.wait(ids, num_returns, timeout)
+    }
+
+    /// Runs `cb` once the object is available here (fetching it if needed).
+    pub fn on_ready(&self, id: ObjectId, cb: Box<dyn FnOnce() + Send>) {
+        self.inner.when_ready(id, Box::new(move |_| cb()));
+    }
+
+    /// Counts one more reference to `id`, owned by `owner`.
+    pub fn add_ref(&self, id: ObjectId, owner: &str) {
+        let owner: Arc<str> = if self.inner.is_me(owner) { self.inner.address.clone() } else { Arc::from(owner) };
+        let owned = self.inner.is_me(&owner);
+        self.inner.refs.add(id, &owner, owned);
+    }
+
+    /// Drops one reference; the value goes when the last one does.
+    pub fn release_ref(&self, id: &ObjectId) {
+        if self.inner.refs.release(id) == Released::Free {
+            self.inner.store.remove(id);
+        }
+    }
+
+    /// Records that `id` was serialized into something another process may
+    /// read.
+    pub fn mark_escaped(&self, id: &ObjectId) {
+        self.inner.refs.mark_escaped(id);
+    }
+
+    fn mark_nested_escaped(&self, object: &Object) {
+        for r in &object.nested {
+            if let Some(id) = ObjectId::from_bytes(&r.id) {
+                self.inner.refs.mark_escaped(&id);
+            }
+        }
+    }
+
+    /// The owner address recorded for `id`, if a reference is held here.
+    pub fn owner_of(&self, id: &ObjectId) -> Option<String> {
+        self.inner.refs.owner_of(id).map(|s| s.to_string())
+    }
+
+    /// Cancels the task that produces `id`.
+    pub fn cancel(&self, id: &ObjectId, force: bool, recursive: bool) -> Result<()> {
+        self.inner.check_alive()?;
+        self.inner.cancel_task(id.task_id(), force, recursive);
+        Ok(())
+    }
+
+    /// Stores a value in the control service's key-value table.
+    pub fn kv_put(&self, namespace: &str, key: &[u8], value: Vec<u8>) -> Result<()> {
+        self.inner.check_alive()?;
+        let body = Body::KvPut(KvPut { namespace: namespace.into(), key: key.to_vec(), value });
+        self.block_on(self.inner.daemon.call(body)).map(|_| ())
+    }
+
+    /// Reads a value from the control service's key-value table.
+    pub fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.inner.check_alive()?;
+        let body = Body::KvGet(KvGet { namespace: namespace.into(), key: key.to_vec() });
+        match self.block_on(self.inner.daemon.call(body))? {
+            Body::KvValue(v) => Ok(v.found.then_some(v.value)),
+            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+        }
+    }
+
+    /// The cluster's node table.
+    pub fn cluster_info(&self) -> Result<ClusterInfo> {
+        self.inner.check_alive()?;
+        match self.block_on(self.inner.daemon.call(Body::ClusterInfoRequest(ClusterInfoRequest {})))? {
+            Body::ClusterInfo(c) => Ok(c),
+            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+        }
+    }
+
+    /// The next task pushed to this worker; blocks. `None` once shut down.
+    pub fn next_task(&self) -> Option<IncomingTask> {
+        self.inner.next_task()
+    }
+
+    /// Sends a task's outcome back to its caller.
+    pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
+        for object in &returns {
+            self.mark_nested_escaped(object);
+        }
+        self.inner.complete_task(task, returns, retryable);
+    }
+
+    /// Registers what to call when a running task must be interrupted
+    /// (`cancel` with `force=False`).
+    pub fn set_cancel_hook(&self, hook: Box<dyn Fn(TaskId) + Send + Sync>) {
+        self.inner.exec.set_cancel_hook(hook);
+    }
+
+    /// Number of objects with references held here (for tests and `memory`).
+    pub fn num_refs(&self) -> usize {
+        self.inner.refs.len()
+    }
+
+    /// Number of values held in this process's store.
+    pub fn num_stored(&self) -> usize {
+        self.inner.store.len()
+    }
+
+    /// Disconnects. A driver that owns the cluster stops it first.
+    pub fn shutdown(&self, stop_cluster: bool) {
+        let Some(runtime) = self.runtime.lock().take() else { return };
+        if stop_cluster && self.inner.dead.lock().is_none() {
+            let call = self.inner.daemon.call(Body::ShutdownCluster(ShutdownCluster {}));
+            let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await });
+        }
+        self.inner.exec.close();
+        *self.inner.dead.lock() = Some("oxray was shut down".into());
+        self.inner.peers.clear();
+        let _ = std::fs::remove_file(&self.inner.listen_path);
+        runtime.shutdown_timeout(Duration::from_millis(100));
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        let handle = self.inner.handle.clone();
+        // Calls come from threads outside the runtime, so block_on is safe.
+        handle.block_on(f)
+    }
+}
+
+impl Drop for CoreWorker {
+    fn drop(&mut self) {
+        self.shutdown(false);
+    }
+}
+
+/// Per-scheduling-key map type, shared with the submitter.
+pub(crate) type ByKey<V> = HashMap<ResourceSet, V>;

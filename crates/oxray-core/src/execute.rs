@@ -1,0 +1,175 @@
+//! The serving side of a core worker: tasks pushed by callers wait here for
+//! the language's execution loop, and object requests from borrowers are
+//! answered once the value exists.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use oxray_common::{ObjectId, TaskId};
+use oxray_proto::frame::{FrameReader, FrameWriter};
+use oxray_proto::*;
+use parking_lot::{Condvar, Mutex};
+use tokio::net::UnixListener;
+
+use crate::core::Inner;
+use crate::objects::{error_object, ObjectKind};
+use crate::store::Lookup;
+
+/// A task pushed to this worker, waiting to run.
+pub struct IncomingTask {
+    pub spec: TaskSpec,
+    request: u64,
+    writer: FrameWriter,
+}
+
+impl IncomingTask {
+    /// The task's id.
+    pub fn task_id(&self) -> TaskId {
+        TaskId::from_bytes(&self.spec.task_id).unwrap_or_default()
+    }
+}
+
+type CancelHook = Arc<dyn Fn(TaskId) + Send + Sync>;
+
+/// Tasks waiting to run, and the one running.
+#[derive(Default)]
+pub(crate) struct ExecState {
+    queue: Mutex<Queue>,
+    cv: Condvar,
+    current: Mutex<Option<TaskId>>,
+    hook: Mutex<Option<CancelHook>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    tasks: VecDeque<IncomingTask>,
+    closed: bool,
+}
+
+impl ExecState {
+    /// The task running now, if any.
+    pub fn current_task(&self) -> Option<TaskId> {
+        *self.current.lock()
+    }
+
+    pub fn set_cancel_hook(&self, hook: Box<dyn Fn(TaskId) + Send + Sync>) {
+        *self.hook.lock() = Some(Arc::from(hook));
+    }
+
+    fn push(&self, task: IncomingTask) {
+        self.queue.lock().tasks.push_back(task);
+        self.cv.notify_one();
+    }
+
+    /// Stops handing out tasks; blocked `next_task` calls return `None`.
+    pub fn close(&self) {
+        self.queue.lock().closed = true;
+        self.cv.notify_all();
+    }
+
+    fn take_queued(&self, id: &TaskId) -> Option<IncomingTask> {
+        let mut q = self.queue.lock();
+        let pos = q.tasks.iter().position(|t| t.task_id() == *id)?;
+        q.tasks.remove(pos)
+    }
+}
+
+impl Inner {
+    /// Accepts connections from callers and borrowers.
+    pub(crate) async fn serve(self: Arc<Self>, listener: UnixListener) {
+        while let Ok((stream, _)) = listener.accept().await {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let (r, w) = stream.into_split();
+                let writer = FrameWriter::spawn(w);
+                let mut reader = FrameReader::new(r);
+                while let Some(env) = reader.next().await {
+                    if let Some(body) = env.body {
+                        me.handle_peer_message(env.id, body, &writer);
+                    }
+                }
+            });
+        }
+    }
+
+    fn handle_peer_message(self: &Arc<Self>, request: u64, body: Body, writer: &FrameWriter) {
+        match body {
+            Body::PushTask(spec) => self.exec.push(IncomingTask { spec, request, writer: writer.clone() }),
+            Body::CancelTask(c) => {
+                let Some(task_id) = TaskId::from_bytes(&c.task_id) else { return };
+                if c.recursive {
+                    self.cancel_children(task_id, c.force);
+                }
+                if let Some(task) = self.exec.take_queued(&task_id) {
+                    let message = format!("Task '{}' was cancelled.", task.spec.function_name);
+                    let returns = (0..task.spec.num_returns)
+                        .map(|_| error_object(ObjectKind::Cancelled, message.clone()))
+                        .collect();
+                    self.complete_task(&task, returns, false);
+                } else if self.exec.current_task() == Some(task_id) {
+                    let hook = self.exec.hook.lock().clone();
+                    if let Some(hook) = hook {
+                        hook(task_id);
+                    }
+                }
+            }
+            Body::GetObject(g) => {
+                let Some(id) = ObjectId::from_bytes(&g.id) else { return };
+                if let Lookup::Absent = self.store.lookup(&id) {
+                    let error = format!(
+                        "Object {} is lost: its owner at {} no longer holds it.",
+                        id.hex(),
+                        self.address
+                    );
+                    writer.reply(request, Body::ObjectReply(ObjectReply { object: None, error }));
+                    return;
+                }
+                let writer = writer.clone();
+                self.store.on_ready(
+                    id,
+                    Box::new(move |o| {
+                        writer.reply(
+                            request,
+                            Body::ObjectReply(ObjectReply { object: Some((**o).clone()), error: String::new() }),
+                        );
+                    }),
+                );
+            }
+            other => {
+                writer.reply(
+                    request,
+                    Body::ErrorReply(ErrorReply { message: format!("a core worker does not handle {other:?}") }),
+                );
+            }
+        }
+    }
+
+    /// Blocks until a task arrives; marks it as the running task.
+    pub(crate) fn next_task(&self) -> Option<IncomingTask> {
+        let mut q = self.exec.queue.lock();
+        loop {
+            if q.closed {
+                return None;
+            }
+            if let Some(task) = q.tasks.pop_front() {
+                *self.exec.current.lock() = Some(task.task_id());
+                return Some(task);
+            }
+            self.exec.cv.wait(&mut q);
+        }
+    }
+
+    /// Replies to the task's caller and clears the running task.
+    pub(crate) fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
+        {
+            let mut cur = self.exec.current.lock();
+            if *cur == Some(task.task_id()) {
+                *cur = None;
+            }
+        }
+        task.writer.reply(
+            task.request,
+            Body::TaskReply(TaskReply { task_id: task.spec.task_id.clone(), returns, retryable }),
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Getting values: from this process's store, or from the owner's when the
+//! ref was borrowed; blocking (`get`, `wait`) or async (argument resolution).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oxray_common::{Error, ObjectId, Result};
+use oxray_proto::*;
+use parking_lot::{Condvar, Mutex};
+
+use crate::core::{Inner, Mode};
+use crate::objects::{error_object, ObjectKind};
+use crate::store::{Lookup, ReadyCallback};
+
+/// Counts ready objects for a blocked caller.
+struct Waiter {
+    state: Mutex<WaitState>,
+    cv: Condvar,
+}
+
+struct WaitState {
+    ready: Vec<Option<Arc<Object>>>,
+    count: usize,
+}
+
+impl Inner {
+    /// Calls `cb` once `id` is available here, starting a fetch from its
+    /// owner if this process does not own it.
+    pub(crate) fn when_ready(self: &Arc<Self>, id: ObjectId, cb: ReadyCallback) {
+        if let Lookup::Absent = self.store.lookup(&id) {
+            match self.refs.owner_of(&id) {
+                Some(owner) if !self.is_me(&owner) => {
+                    self.store.expect(id);
+                    self.fetch_from_owner(id, owner.to_string());
+                }
+                _ => {
+                    let message = format!(
+                        "Object {} is lost: this process owns it but no longer holds its value \
+                         (all references to it were dropped).",
+                        id.hex()
+                    );
+                    self.store.put(id, Arc::new(error_object(ObjectKind::Lost, message)));
+                }
+            }
+        }
+        self.store.on_ready(id, cb);
+    }
+
+    fn fetch_from_owner(self: &Arc<Self>, id: ObjectId, owner: String) {
+        let me = self.clone();
+        self.handle.spawn(async move {
+            let result = async {
+                let peer = me.peers.get(&owner).await?;
+                peer.call(Body::GetObject(GetObject { id: id.0.to_vec() })).await
+            }
+            .await;
+            let object = match result {
+                Ok(Body::ObjectReply(ObjectReply { object: Some(o), .. })) => o,
+                Ok(Body::ObjectReply(r)) => error_object(ObjectKind::Lost, r.error),
+                Ok(other) => error_object(ObjectKind::SystemError, format!("unexpected reply {other:?}")),
+                Err(e) => error_object(
+                    ObjectKind::Lost,
+                    format!("Object {} is lost: its owner at {owner} is unreachable ({e}).", id.hex()),
+                ),
+            };
+            for r in &object.nested {
+                if let Some(n) = ObjectId::from_bytes(&r.id) {
+                    me.refs.add(n, &Arc::from(r.owner.as_str()), me.is_me(&r.owner));
+                }
+            }
+            me.store.fulfil(id, Arc::new(object));
+        });
+    }
+
+    /// The value of `id`, waiting as long as it takes.
+    pub(crate) async fn resolve(self: &Arc<Self>, id: ObjectId) -> Arc<Object> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.when_ready(id, Box::new(move |o| {
+            let _ = tx.send(o.clone());
+        }));
+        rx.await
+            .unwrap_or_else(|_| Arc::new(error_object(ObjectKind::SystemError, "the runtime shut down")))
+    }
+
+    /// Blocks until all of `ids` are ready, or fails after `timeout`.
+    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Arc<Object>>> {
+        let waiter = self.register_waiter(ids);
+        let need = ids.len();
+        if !self.block_until(&waiter, need, timeout) {
+            return Err(Error::Timeout(timeout.unwrap_or_default().as_secs_f64()));
+        }
+        let st = waiter.state.lock();
+        Ok(st.ready.iter().map(|o| o.clone().expect("counted ready")).collect())
+    }
+
+    /// Blocks until `num_returns` of `ids` are ready or `timeout` passes.
+    pub(crate) fn wait(self: &Arc<Self>, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+        self.check_alive()?;
+        let waiter = self.register_waiter(ids);
+        self.block_until(&waiter, num_returns.min(ids.len()), timeout);
+        let st = waiter.state.lock();
+        Ok(st.ready.iter().map(Option::is_some).collect())
+    }
+
+    fn register_waiter(self: &Arc<Self>, ids: &[ObjectId]) -> Arc<Waiter> {
+        let waiter = Arc::new(Waiter {
+            state: Mutex::new(WaitState { ready: vec![None; ids.len()], count: 0 }),
+            cv: Condvar::new(),
+        });
+        for (i, id) in ids.iter().enumerate() {
+            if let Lookup::Ready(o) = self.store.lookup(id) {
+                let mut st = waiter.state.lock();
+                st.ready[i] = Some(o);
+                st.count += 1;
+                continue;
+            }
+            // A weak handle: a waiter that gave up costs nothing when the
+            // value arrives later.
+            let w = Arc::downgrade(&waiter);
+            self.when_ready(*id, Box::new(move |o| {
+                if let Some(w) = w.upgrade() {
+                    let mut st = w.state.lock();
+                    if st.ready[i].is_none() {
+                        st.ready[i] = Some(o.clone());
+                        st.count += 1;
+                        w.cv.notify_all();
+                    }
+                }
+            }));
+        }
+        waiter
+    }
+
+    /// Waits until `need` objects of `waiter` are ready; false on timeout.
+    /// A worker blocked inside a task lends its CPU to the node meanwhile.
+    fn block_until(&self, waiter: &Waiter, need: usize, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut st = waiter.state.lock();
+        if st.count >= need {
+            return true;
+        }
+        let lend = self.mode == Mode::Worker && self.exec.current_task().is_some();
+        if lend {
+            self.daemon.send(Body::WorkerBlocked(WorkerBlocked {}));
+        }
+        let mut ok = true;
+        while st.count < need {
+            match deadline {
+                Some(d) => {
+                    if waiter.cv.wait_until(&mut st, d).timed_out() && st.count < need {
+                        ok = false;
+                        break;
+                    }
+                }
+                None => waiter.cv.wait(&mut st),
+            }
+        }
+        if lend {
+            self.daemon.send(Body::WorkerUnblocked(WorkerUnblocked {}));
+        }
+        ok
+    }
+}

@@ -1,0 +1,21 @@
+//! The core worker: the part of oxray that lives inside every driver and
+//! worker process. It submits tasks straight to leased workers, owns the
+//! objects its process creates, counts references, and serves `get`, `put`
+//! and `wait`. It knows nothing of Python: the binding crate hands it bytes.
+//!
+//! All I/O runs on the core worker's own tokio runtime; calls from the
+//! embedding language are short, or block only on a condition variable.
+
+mod core;
+mod execute;
+mod fetch;
+pub mod objects;
+mod peers;
+pub mod refs;
+pub mod store;
+mod submit;
+
+pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
+pub use execute::IncomingTask;
+pub use objects::{error_object, ObjectKind};
+pub use oxray_proto::{Object, ObjectRefMsg, TaskSpec};

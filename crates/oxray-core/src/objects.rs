@@ -1,0 +1,74 @@
+//! What an object's metadata byte means, and the error objects the runtime
+//! makes itself (a crashed worker, a cancelled task, a lost object).
+
+use bytes::Bytes;
+use oxray_proto::Object;
+
+/// How to read an object's `data`. Stored as the first byte of `metadata`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ObjectKind {
+    /// A pickled Python value.
+    Pickled = b'P',
+    /// A pickled `RayTaskError` raised by user code.
+    TaskError = b'T',
+    /// The worker running the task died (UTF-8 message).
+    WorkerCrashed = b'W',
+    /// The task was cancelled (UTF-8 message).
+    Cancelled = b'C',
+    /// The object cannot be fetched any more (UTF-8 message).
+    Lost = b'L',
+    /// The runtime itself failed (UTF-8 message).
+    SystemError = b'S',
+}
+
+impl ObjectKind {
+    /// The kind recorded in `object`'s metadata (pickled when unmarked).
+    pub fn of(object: &Object) -> Self {
+        match object.metadata.first() {
+            Some(b'T') => Self::TaskError,
+            Some(b'W') => Self::WorkerCrashed,
+            Some(b'C') => Self::Cancelled,
+            Some(b'L') => Self::Lost,
+            Some(b'S') => Self::SystemError,
+            _ => Self::Pickled,
+        }
+    }
+
+    /// Whether objects of this kind make `get` raise.
+    pub fn is_error(self) -> bool {
+        self != Self::Pickled
+    }
+}
+
+/// An error object of `kind` carrying a message for the user.
+pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
+    Object {
+        data: Bytes::from(message.into().into_bytes()),
+        metadata: Bytes::from_static(match kind {
+            ObjectKind::Pickled => b"P",
+            ObjectKind::TaskError => b"T",
+            ObjectKind::WorkerCrashed => b"W",
+            ObjectKind::Cancelled => b"C",
+            ObjectKind::Lost => b"L",
+            ObjectKind::SystemError => b"S",
+        }),
+        nested: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in [ObjectKind::WorkerCrashed, ObjectKind::Cancelled, ObjectKind::Lost, ObjectKind::SystemError] {
+            let o = error_object(kind, "boom");
+            assert_eq!(ObjectKind::of(&o), kind);
+            assert!(kind.is_error());
+        }
+        let plain = Object { data: Bytes::new(), metadata: Bytes::new(), nested: vec![] };
+        assert_eq!(ObjectKind::of(&plain), ObjectKind::Pickled);
+    }
+}

@@ -1,0 +1,420 @@
+//! Task submission, Ray's direct-call way: ask the node daemon for a lease
+//! on a worker that fits the task's resources, then push tasks straight to
+//! that worker. The daemon is consulted per lease, not per task; an idle
+//! lease is kept a moment for the next task and given back after that, or
+//! at once when the daemon says someone else is waiting.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxray_common::{ObjectId, ResourceSet, TaskId, WorkerId};
+use oxray_proto::rpc::RpcPeer;
+use oxray_proto::*;
+
+use crate::core::{ByKey, Inner, TaskRequest};
+use crate::objects::{error_object, ObjectKind};
+
+/// How long an idle lease is kept for the next task of the same shape.
+const LEASE_IDLE: Duration = Duration::from_millis(20);
+/// Most lease requests in flight per resource shape.
+const MAX_LEASE_REQUESTS: usize = 4;
+
+/// Everything the submitter tracks.
+#[derive(Default)]
+pub(crate) struct SubmitState {
+    tasks: HashMap<TaskId, Task>,
+    keys: ByKey<KeyState>,
+}
+
+struct Task {
+    spec: TaskSpec,
+    key: ResourceSet,
+    retries_left: i32,
+    cancelled: bool,
+    lease: Option<u64>,
+    parent: Option<TaskId>,
+}
+
+#[derive(Default)]
+struct KeyState {
+    description: String,
+    queue: VecDeque<TaskId>,
+    leases: HashMap<u64, Lease>,
+    requests: usize,
+}
+
+struct Lease {
+    worker_id: WorkerId,
+    peer: Arc<RpcPeer>,
+    gpu_ids: Vec<u32>,
+    running: Option<TaskId>,
+    idle_generation: u64,
+}
+
+impl Inner {
+    /// Registers the task's returns and starts resolving its arguments.
+    pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Vec<ObjectId> {
+        let task_id = self.next_task_id();
+        let returns: Vec<ObjectId> = (1..=req.num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
+        for id in &returns {
+            self.refs.add(*id, &self.address, true);
+            self.store.expect(*id);
+        }
+        for id in &req.ref_args {
+            self.refs.add(*id, &self.owner_or_me(id), self.refs.owner_of(id).is_none());
+        }
+        let spec = TaskSpec {
+            task_id: task_id.0.to_vec(),
+            job_id: self.job_id,
+            function_id: req.function_id,
+            function_name: req.function_name.clone(),
+            args: req.args,
+            resolved_args: Vec::new(),
+            num_returns: req.num_returns,
+            retry_exceptions: req.retry_exceptions,
+            gpu_ids: Vec::new(),
+            attempt: 0,
+            owner: self.address.to_string(),
+        };
+        let task = Task {
+            spec,
+            key: req.resources.clone(),
+            retries_left: req.max_retries,
+            cancelled: false,
+            lease: None,
+            parent: self.exec.current_task(),
+        };
+        {
+            let mut st = self.submit.lock();
+            st.keys.entry(req.resources).or_default().description = req.function_name;
+            st.tasks.insert(task_id, task);
+        }
+        if req.ref_args.is_empty() {
+            self.enqueue(task_id);
+        } else {
+            let me = self.clone();
+            self.handle.spawn(async move { me.resolve_and_enqueue(task_id, req.ref_args).await });
+        }
+        returns
+    }
+
+    fn owner_or_me(&self, id: &ObjectId) -> Arc<str> {
+        self.refs.owner_of(id).unwrap_or_else(|| self.address.clone())
+    }
+
+    /// Waits for the ref arguments, inlines their values, then queues the
+    /// task. An argument that is an error fails the task without running it.
+    async fn resolve_and_enqueue(self: Arc<Self>, task_id: TaskId, args: Vec<ObjectId>) {
+        let mut values = Vec::with_capacity(args.len());
+        let mut failed = None;
+        for id in &args {
+            let value = self.resolve(*id).await;
+            if ObjectKind::of(&value).is_error() && failed.is_none() {
+                failed = Some(value.clone());
+            }
+            values.push(value);
+        }
+        for id in &args {
+            if self.refs.release(id) == crate::refs::Released::Free {
+                self.store.remove(id);
+            }
+        }
+        if let Some(err) = failed {
+            let done = self.submit.lock().tasks.remove(&task_id);
+            if let Some(task) = done {
+                self.finish(&task, |_| (*err).clone());
+            }
+            return;
+        }
+        {
+            let mut st = self.submit.lock();
+            match st.tasks.get_mut(&task_id) {
+                Some(t) => t.spec.resolved_args = values.iter().map(|v| (**v).clone()).collect(),
+                None => return, // cancelled meanwhile
+            }
+        }
+        self.enqueue(task_id);
+    }
+
+    fn enqueue(self: &Arc<Self>, task_id: TaskId) {
+        let mut st = self.submit.lock();
+        let Some(key) = st.tasks.get(&task_id).map(|t| t.key.clone()) else { return };
+        st.keys.entry(key.clone()).or_default().queue.push_back(task_id);
+        self.pump(&mut st, &key);
+    }
+
+    /// Pushes queued tasks to idle leases and asks for more leases while the
+    /// queue is longer than what is in flight.
+    fn pump(self: &Arc<Self>, st: &mut SubmitState, key: &ResourceSet) {
+        let SubmitState { tasks, keys } = st;
+        let Some(ks) = keys.get_mut(key) else { return };
+        for (lease_id, lease) in ks.leases.iter_mut() {
+            if lease.running.is_some() {
+                continue;
+            }
+            let Some(task_id) = ks.queue.pop_front() else { break };
+            let Some(task) = tasks.get_mut(&task_id) else { continue };
+            task.lease = Some(*lease_id);
+            lease.running = Some(task_id);
+            let mut spec = task.spec.clone();
+            spec.gpu_ids = lease.gpu_ids.clone();
+            self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
+        }
+        let wanted = ks.queue.len().min(MAX_LEASE_REQUESTS);
+        while ks.requests < wanted {
+            ks.requests += 1;
+            self.request_lease(key.clone(), ks.description.clone());
+        }
+        for (lease_id, lease) in ks.leases.iter_mut() {
+            if lease.running.is_none() {
+                lease.idle_generation += 1;
+                self.return_when_idle(key.clone(), *lease_id, lease.idle_generation);
+            }
+        }
+    }
+
+    fn push(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, peer: Arc<RpcPeer>, spec: TaskSpec) {
+        let call = peer.start_call(Body::PushTask(spec));
+        let me = self.clone();
+        self.handle.spawn(async move {
+            let reply = match call {
+                Ok(rx) => rx.await.ok(),
+                Err(_) => None,
+            };
+            me.on_task_reply(task_id, lease_id, key, reply);
+        });
+    }
+
+    fn on_task_reply(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, reply: Option<Body>) {
+        let mut st = self.submit.lock();
+        let worker_died = !matches!(reply, Some(Body::TaskReply(_)));
+        if let Some(ks) = st.keys.get_mut(&key) {
+            if worker_died {
+                ks.leases.remove(&lease_id);
+            } else if let Some(l) = ks.leases.get_mut(&lease_id) {
+                l.running = None;
+            }
+        }
+        let outcome = match reply {
+            Some(Body::TaskReply(r)) => Ok(r),
+            _ => Err(()),
+        };
+        let mut done = None;
+        if let Some(task) = st.tasks.get_mut(&task_id) {
+            task.lease = None;
+            let retry = match &outcome {
+                Ok(r) => r.retryable && task.retries_left != 0 && !task.cancelled,
+                Err(()) => task.retries_left != 0 && !task.cancelled,
+            };
+            if retry {
+                if task.retries_left > 0 {
+                    task.retries_left -= 1;
+                }
+                task.spec.attempt += 1;
+                let k = task.key.clone();
+                st.keys.entry(k).or_default().queue.push_front(task_id);
+            } else {
+                done = st.tasks.remove(&task_id).map(|t| (t, outcome));
+            }
+        }
+        self.pump(&mut st, &key);
+        drop(st);
+        if let Some((task, outcome)) = done {
+            match outcome {
+                Ok(reply) => {
+                    let mut returns = reply.returns.into_iter();
+                    self.finish(&task, |_| returns.next().unwrap_or_else(|| missing_return(&task.spec)));
+                }
+                Err(()) if task.cancelled => self.finish(&task, |_| cancelled(&task.spec)),
+                Err(()) => self.finish(&task, |_| {
+                    error_object(
+                        ObjectKind::WorkerCrashed,
+                        format!(
+                            "The worker running task '{}' died unexpectedly (it may have crashed, been \
+                             killed, or run out of memory). The task was attempted {} time(s).",
+                            task.spec.function_name,
+                            task.spec.attempt + 1
+                        ),
+                    )
+                }),
+            }
+        }
+    }
+
+    /// Stores the task's return values (or errors), one per return id.
+    fn finish(&self, task: &Task, mut value: impl FnMut(u32) -> Object) {
+        let task_id = TaskId::from_bytes(&task.spec.task_id).unwrap_or_default();
+        for i in 1..=task.spec.num_returns {
+            let id = ObjectId::for_task(&task_id, i);
+            let object = value(i);
+            for r in &object.nested {
+                if let Some(n) = ObjectId::from_bytes(&r.id) {
+                    // Refs inside a return value are borrowed from their owner.
+                    self.refs.add(n, &Arc::from(r.owner.as_str()), self.is_me(&r.owner));
+                }
+            }
+            self.store.fulfil(id, Arc::new(object));
+        }
+    }
+
+    fn request_lease(self: &Arc<Self>, key: ResourceSet, description: String) {
+        let call = self.daemon.start_call(Body::RequestLease(RequestLease {
+            resources: key.to_units(),
+            description,
+        }));
+        let me = self.clone();
+        self.handle.spawn(async move {
+            let reply = match call {
+                Ok(rx) => rx.await.ok(),
+                Err(_) => None,
+            };
+            me.on_lease_reply(key, reply).await;
+        });
+    }
+
+    async fn on_lease_reply(self: Arc<Self>, key: ResourceSet, reply: Option<Body>) {
+        match reply {
+            Some(Body::LeaseGranted(g)) => {
+                let peer = self.peers.get(&g.address).await;
+                let mut st = self.submit.lock();
+                let ks = st.keys.entry(key.clone()).or_default();
+                ks.requests = ks.requests.saturating_sub(1);
+                match peer {
+                    Ok(peer) => {
+                        ks.leases.insert(
+                            g.lease_id,
+                            Lease {
+                                worker_id: WorkerId::from_bytes(&g.worker_id).unwrap_or_default(),
+                                peer,
+                                gpu_ids: g.gpu_ids,
+                                running: None,
+                                idle_generation: 0,
+                            },
+                        );
+                    }
+                    Err(_) => {
+                        self.daemon.send(Body::ReturnLease(ReturnLease { lease_id: g.lease_id, kill_worker: true }));
+                    }
+                }
+                self.pump(&mut st, &key);
+            }
+            Some(Body::ErrorReply(e)) => {
+                let mut st = self.submit.lock();
+                let failed: Vec<Task> = match st.keys.get_mut(&key) {
+                    Some(ks) => {
+                        ks.requests = ks.requests.saturating_sub(1);
+                        let ids: Vec<TaskId> = ks.queue.drain(..).collect();
+                        ids.iter().filter_map(|id| st.tasks.remove(id)).collect()
+                    }
+                    None => Vec::new(),
+                };
+                drop(st);
+                for task in failed {
+                    self.finish(&task, |_| error_object(ObjectKind::SystemError, e.message.clone()));
+                }
+            }
+            _ => {} // The daemon is gone; daemon_lost fails everything.
+        }
+    }
+
+    fn return_when_idle(self: &Arc<Self>, key: ResourceSet, lease_id: u64, generation: u64) {
+        let me = self.clone();
+        self.handle.spawn(async move {
+            tokio::time::sleep(LEASE_IDLE).await;
+            let mut st = me.submit.lock();
+            let Some(ks) = st.keys.get_mut(&key) else { return };
+            let still_idle = ks
+                .leases
+                .get(&lease_id)
+                .is_some_and(|l| l.running.is_none() && l.idle_generation == generation);
+            if still_idle && ks.queue.is_empty() {
+                ks.leases.remove(&lease_id);
+                me.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+            }
+        });
+    }
+
+    /// Gives back every lease that has nothing to run (the daemon asked).
+    pub(crate) fn return_idle_leases(&self) {
+        let mut st = self.submit.lock();
+        for ks in st.keys.values_mut() {
+            if !ks.queue.is_empty() {
+                continue;
+            }
+            let idle: Vec<u64> = ks.leases.iter().filter(|(_, l)| l.running.is_none()).map(|(id, _)| *id).collect();
+            for lease_id in idle {
+                ks.leases.remove(&lease_id);
+                self.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+            }
+        }
+    }
+
+    /// Cancels a task this process submitted: dropped from the queue if it
+    /// has not started, interrupted (or its worker killed, with `force`) if
+    /// it runs. Also cancels the tasks it submitted, with `recursive`.
+    pub(crate) fn cancel_task(self: &Arc<Self>, task_id: TaskId, force: bool, recursive: bool) {
+        let mut st = self.submit.lock();
+        let Some(task) = st.tasks.get_mut(&task_id) else { return };
+        task.cancelled = true;
+        let (lease, key) = (task.lease, task.key.clone());
+        match lease {
+            None => {
+                let task = st.tasks.remove(&task_id).expect("present");
+                if let Some(ks) = st.keys.get_mut(&task.key) {
+                    ks.queue.retain(|t| *t != task_id);
+                }
+                drop(st);
+                self.finish(&task, |_| cancelled(&task.spec));
+            }
+            Some(lease_id) => {
+                let lease = st.keys.get(&key).and_then(|ks| ks.leases.get(&lease_id));
+                let Some(lease) = lease else { return };
+                if force {
+                    let body = Body::KillWorker(KillWorker { worker_id: lease.worker_id.0.to_vec() });
+                    let _ = self.daemon.start_call(body);
+                } else {
+                    lease.peer.send(Body::CancelTask(CancelTask { task_id: task_id.0.to_vec(), force, recursive }));
+                }
+            }
+        }
+    }
+
+    /// Cancels every unfinished task that `parent` submitted.
+    pub(crate) fn cancel_children(self: &Arc<Self>, parent: TaskId, force: bool) {
+        let children: Vec<TaskId> = self
+            .submit
+            .lock()
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.parent == Some(parent))
+            .map(|(id, _)| *id)
+            .collect();
+        for child in children {
+            self.cancel_task(child, force, true);
+        }
+    }
+
+    /// Fails every task not yet finished (the runtime is going away).
+    pub(crate) fn fail_all_tasks(&self, message: &str) {
+        let tasks: Vec<Task> = {
+            let mut st = self.submit.lock();
+            st.keys.clear();
+            st.tasks.drain().map(|(_, t)| t).collect()
+        };
+        for task in tasks {
+            self.finish(&task, |_| error_object(ObjectKind::SystemError, message));
+        }
+    }
+}
+
+fn cancelled(spec: &TaskSpec) -> Object {
+    error_object(ObjectKind::Cancelled, format!("Task '{}' was cancelled.", spec.function_name))
+}
+
+fn missing_return(spec: &TaskSpec) -> Object {
+    error_object(
+        ObjectKind::SystemError,
+        format!("task '{}' sent fewer return values than num_returns={}", spec.function_name, spec.num_returns),
+    )
+}

@@ -1,0 +1,26 @@
+//! How a node daemon is set up.
+
+use std::path::PathBuf;
+
+use oxray_common::ResourceSet;
+
+/// Settings of one node daemon.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// Directory for this session's sockets and logs.
+    pub session_dir: PathBuf,
+    /// The Unix socket this daemon listens on.
+    pub socket_path: PathBuf,
+    /// What the node offers (CPU, GPU, memory, custom).
+    pub resources: ResourceSet,
+    /// The Python interpreter that runs workers.
+    pub python: String,
+    /// The module a worker runs (`python -m <module>`).
+    pub worker_module: String,
+    /// Workers to start before anyone asks.
+    pub prestart_workers: usize,
+    /// Most workers starting at once.
+    pub max_starting_workers: usize,
+    /// Stop the cluster when this process exits (the driver that ran `init`).
+    pub owner_pid: Option<u32>,
+}

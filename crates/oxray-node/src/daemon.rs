@@ -1,0 +1,525 @@
+//! The daemon's event handling: client connections, lease requests and the
+//! worker pool's life cycle.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxray_common::{NodeId, ResourceSet, WorkerId};
+use oxray_control::{ControlService, NodeEntry};
+use oxray_proto::frame::{FrameReader, FrameWriter};
+use oxray_proto::*;
+use parking_lot::Mutex;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+
+use crate::config::NodeConfig;
+use crate::ledger::{Allocation, ResourceLedger};
+use crate::pool::{kill_pid, pid_alive, spawn_worker, WorkerEvents};
+use crate::NodeError;
+
+/// Consecutive start-up failures after which pending leases fail instead of
+/// starting yet another worker.
+const MAX_FAILED_STARTS: u32 = 3;
+
+/// Runs a node daemon (with the control service) until the cluster is shut
+/// down. Blocks the calling thread.
+pub fn run(config: NodeConfig) -> Result<(), NodeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(NodeError::Runtime)?;
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: NodeConfig) -> Result<(), NodeError> {
+    let _ = std::fs::remove_file(&config.socket_path);
+    let listener = UnixListener::bind(&config.socket_path).map_err(|source| NodeError::Bind {
+        path: config.socket_path.display().to_string(),
+        source,
+    })?;
+    let node = Node::new(config);
+    node.control.register_node(NodeEntry {
+        node_id: node.node_id,
+        address: format!("unix:{}", node.config.socket_path.display()),
+        hostname: hostname(),
+        is_head: true,
+        alive: true,
+        total: node.config.resources.clone(),
+    });
+    {
+        let mut st = node.state.lock();
+        for _ in 0..node.config.prestart_workers {
+            node.start_worker(&mut st);
+        }
+    }
+    if let Some(owner) = node.config.owner_pid {
+        let n = node.clone();
+        tokio::spawn(async move {
+            while pid_alive(owner) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            n.shutdown();
+        });
+    }
+    let stop = node.stopped.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                if let Ok((stream, _)) = accepted {
+                    tokio::spawn(node.clone().handle_connection(stream));
+                }
+            }
+            _ = stop.notified() => break,
+        }
+    }
+    let _ = std::fs::remove_file(&node.config.socket_path);
+    // Let queued replies (the shutdown Ack) reach their sockets.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    rustix::system::uname().nodename().to_string_lossy().into_owned()
+}
+
+struct Client {
+    writer: FrameWriter,
+    kind: ClientKind,
+    worker_id: Option<WorkerId>,
+    owns_cluster: bool,
+}
+
+struct Worker {
+    pid: u32,
+    address: String,
+    registered: bool,
+    lease: Option<u64>,
+}
+
+struct Lease {
+    holder: u64,
+    worker: WorkerId,
+    alloc: Allocation,
+}
+
+struct PendingLease {
+    client: u64,
+    request: u64,
+    shape: ResourceSet,
+    description: String,
+    warned: bool,
+}
+
+struct State {
+    next_client: u64,
+    clients: HashMap<u64, Client>,
+    workers: HashMap<WorkerId, Worker>,
+    idle: VecDeque<WorkerId>,
+    starting: usize,
+    failed_starts: u32,
+    last_start_error: String,
+    next_lease: u64,
+    leases: HashMap<u64, Lease>,
+    pending: VecDeque<PendingLease>,
+    ledger: ResourceLedger,
+    shutting_down: bool,
+}
+
+struct Node {
+    config: NodeConfig,
+    node_id: NodeId,
+    control: ControlService,
+    state: Mutex<State>,
+    stopped: Arc<Notify>,
+    me: std::sync::Weak<Node>,
+}
+
+impl Node {
+    fn new(config: NodeConfig) -> Arc<Self> {
+        let ledger = ResourceLedger::new(config.resources.clone());
+        Arc::new_cyclic(|me| Node {
+            node_id: NodeId::random(),
+            control: ControlService::in_memory(),
+            state: Mutex::new(State {
+                next_client: 1,
+                clients: HashMap::new(),
+                workers: HashMap::new(),
+                idle: VecDeque::new(),
+                starting: 0,
+                failed_starts: 0,
+                last_start_error: String::new(),
+                next_lease: 1,
+                leases: HashMap::new(),
+                pending: VecDeque::new(),
+                ledger,
+                shutting_down: false,
+            }),
+            stopped: Arc::new(Notify::new()),
+            me: me.clone(),
+            config,
+        })
+    }
+
+    async fn handle_connection(self: Arc<Self>, stream: UnixStream) {
+        let (r, w) = stream.into_split();
+        let writer = FrameWriter::spawn(w);
+        let mut reader = FrameReader::new(r);
+        let client_id = {
+            let mut st = self.state.lock();
+            let id = st.next_client;
+            st.next_client += 1;
+            st.clients.insert(
+                id,
+                Client { writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
+            );
+            id
+        };
+        while let Some(env) = reader.next().await {
+            if let Some(body) = env.body {
+                self.handle_message(client_id, env.id, body, &writer);
+            }
+        }
+        self.client_gone(client_id);
+    }
+
+    fn handle_message(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
+        match body {
+            Body::Register(r) => self.register(client, req, r, writer),
+            Body::RequestLease(r) => {
+                let mut st = self.state.lock();
+                st.pending.push_back(PendingLease {
+                    client,
+                    request: req,
+                    shape: ResourceSet::from_units(r.resources.iter()),
+                    description: r.description,
+                    warned: false,
+                });
+                self.dispatch(&mut st);
+            }
+            Body::ReturnLease(r) => {
+                let mut st = self.state.lock();
+                self.end_lease(&mut st, r.lease_id, r.kill_worker);
+                self.dispatch(&mut st);
+                if req != 0 {
+                    writer.reply(req, Body::Ack(Ack {}));
+                }
+            }
+            Body::WorkerBlocked(_) | Body::WorkerUnblocked(_) => {
+                let blocked = matches!(body, Body::WorkerBlocked(_));
+                let mut st = self.state.lock();
+                let lease_id = st
+                    .clients
+                    .get(&client)
+                    .and_then(|c| c.worker_id)
+                    .and_then(|w| st.workers.get(&w))
+                    .and_then(|w| w.lease);
+                if let Some(lease_id) = lease_id {
+                    let State { leases, ledger, .. } = &mut *st;
+                    if let Some(lease) = leases.get_mut(&lease_id) {
+                        if blocked {
+                            ledger.lend_cpu(&mut lease.alloc);
+                        } else {
+                            ledger.reclaim_cpu(&mut lease.alloc);
+                        }
+                    }
+                    if blocked {
+                        self.dispatch(&mut st);
+                    }
+                }
+            }
+            Body::KillWorker(k) => {
+                let st = self.state.lock();
+                if let Some(w) = WorkerId::from_bytes(&k.worker_id).and_then(|id| st.workers.get(&id)) {
+                    kill_pid(w.pid);
+                }
+                writer.reply(req, Body::Ack(Ack {}));
+            }
+            Body::ShutdownCluster(_) => {
+                writer.reply(req, Body::Ack(Ack {}));
+                self.shutdown();
+            }
+            Body::KvPut(p) => {
+                self.control.kv_put(&p.namespace, &p.key, p.value);
+                writer.reply(req, Body::Ack(Ack {}));
+            }
+            Body::KvGet(g) => {
+                let value = self.control.kv_get(&g.namespace, &g.key);
+                writer.reply(
+                    req,
+                    Body::KvValue(KvValue { found: value.is_some(), value: value.unwrap_or_default() }),
+                );
+            }
+            Body::ClusterInfoRequest(_) => {
+                writer.reply(req, Body::ClusterInfo(self.cluster_info()));
+            }
+            other => {
+                writer.reply(
+                    req,
+                    Body::ErrorReply(ErrorReply {
+                        message: format!("the node daemon does not handle {other:?}"),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn register(&self, client: u64, req: u64, r: Register, writer: &FrameWriter) {
+        let kind = ClientKind::try_from(r.kind).unwrap_or(ClientKind::Driver);
+        let worker_id = WorkerId::from_bytes(&r.worker_id);
+        let job_id = if kind == ClientKind::Driver { self.control.next_job_id() } else { 0 };
+        let mut st = self.state.lock();
+        if let Some(c) = st.clients.get_mut(&client) {
+            c.kind = kind;
+            c.worker_id = worker_id;
+            c.owns_cluster = r.owns_cluster;
+        }
+        if kind == ClientKind::Worker {
+            if let Some(id) = worker_id {
+                if let Some(w) = st.workers.get_mut(&id) {
+                    if !w.registered {
+                        w.registered = true;
+                        w.address = r.address;
+                        st.starting = st.starting.saturating_sub(1);
+                        st.failed_starts = 0;
+                        st.idle.push_back(id);
+                    }
+                }
+            }
+        }
+        writer.reply(
+            req,
+            Body::Registered(Registered {
+                node_id: self.node_id.0.to_vec(),
+                job_id,
+                session_dir: self.config.session_dir.display().to_string(),
+            }),
+        );
+        self.dispatch(&mut st);
+    }
+
+    fn cluster_info(&self) -> ClusterInfo {
+        let st = self.state.lock();
+        let nodes = self
+            .control
+            .nodes()
+            .into_iter()
+            .map(|n| {
+                let available = if n.node_id == self.node_id {
+                    st.ledger.available().to_units()
+                } else {
+                    Default::default()
+                };
+                NodeInfo {
+                    node_id: n.node_id.0.to_vec(),
+                    address: n.address,
+                    alive: n.alive,
+                    total: n.total.to_units(),
+                    available,
+                    hostname: n.hostname,
+                    is_head: n.is_head,
+                }
+            })
+            .collect();
+        ClusterInfo { nodes }
+    }
+
+    /// Grants whatever pending lease requests fit, starts workers for those
+    /// that only lack a worker, and warns about those that can never fit.
+    fn dispatch(&self, st: &mut State) {
+        if st.shutting_down {
+            return;
+        }
+        let mut waiting = VecDeque::with_capacity(st.pending.len());
+        let mut need_workers = 0usize;
+        let mut short_of_resources = false;
+        while let Some(mut p) = st.pending.pop_front() {
+            let Some(client) = st.clients.get(&p.client) else { continue };
+            if !st.ledger.is_feasible(&p.shape) {
+                if !p.warned {
+                    p.warned = true;
+                    let text = infeasible_warning(&p, st.ledger.total());
+                    client.writer.send(Envelope { id: 0, body: Some(Body::Warning(Warning { text })) });
+                }
+                waiting.push_back(p);
+                continue;
+            }
+            if st.failed_starts >= MAX_FAILED_STARTS {
+                let message = format!(
+                    "cannot start a worker process for '{}': the last {} attempts exited during start-up. \
+                     Last output of the worker:\n{}",
+                    p.description, st.failed_starts, st.last_start_error
+                );
+                client.writer.reply(p.request, Body::ErrorReply(ErrorReply { message }));
+                continue;
+            }
+            if !p.shape.fits_in(st.ledger.available()) {
+                short_of_resources = true;
+                waiting.push_back(p);
+                continue;
+            }
+            let Some(worker_id) = st.idle.pop_front() else {
+                need_workers += 1;
+                waiting.push_back(p);
+                continue;
+            };
+            let alloc = st.ledger.try_acquire(&p.shape);
+            let Some(alloc) = alloc else {
+                st.idle.push_front(worker_id);
+                short_of_resources = true;
+                waiting.push_back(p);
+                continue;
+            };
+            let lease_id = st.next_lease;
+            st.next_lease += 1;
+            let worker = st.workers.get_mut(&worker_id).expect("idle workers are known");
+            worker.lease = Some(lease_id);
+            let grant = LeaseGranted {
+                lease_id,
+                worker_id: worker_id.0.to_vec(),
+                address: worker.address.clone(),
+                gpu_ids: alloc.gpu_ids(),
+                pid: worker.pid,
+            };
+            st.leases.insert(lease_id, Lease { holder: p.client, worker: worker_id, alloc });
+            if let Some(client) = st.clients.get(&p.client) {
+                client.writer.reply(p.request, Body::LeaseGranted(grant));
+            }
+        }
+        st.pending = waiting;
+        let to_start = need_workers
+            .saturating_sub(st.starting)
+            .min(self.config.max_starting_workers.saturating_sub(st.starting));
+        for _ in 0..to_start {
+            self.start_worker(st);
+        }
+        if short_of_resources {
+            // Idle leases held elsewhere should come back now.
+            let holders: std::collections::HashSet<u64> = st.leases.values().map(|l| l.holder).collect();
+            for h in holders {
+                if let Some(c) = st.clients.get(&h) {
+                    c.writer.send(Envelope { id: 0, body: Some(Body::LeaseWanted(LeaseWanted {})) });
+                }
+            }
+        }
+    }
+
+    fn start_worker(&self, st: &mut State) {
+        let id = WorkerId::random();
+        let events: Arc<dyn WorkerEvents> = self.me.upgrade().expect("node alive");
+        match spawn_worker(&self.config, id, events) {
+            Ok(pid) => {
+                st.starting += 1;
+                st.workers.insert(id, Worker { pid, address: String::new(), registered: false, lease: None });
+            }
+            Err(e) => {
+                st.failed_starts += 1;
+                st.last_start_error = format!("cannot run {}: {e}", self.config.python);
+            }
+        }
+    }
+
+    fn end_lease(&self, st: &mut State, lease_id: u64, kill: bool) {
+        let Some(lease) = st.leases.remove(&lease_id) else { return };
+        st.ledger.release(&lease.alloc);
+        if let Some(w) = st.workers.get_mut(&lease.worker) {
+            w.lease = None;
+            if kill {
+                kill_pid(w.pid);
+            } else {
+                st.idle.push_back(lease.worker);
+            }
+        }
+    }
+
+    fn remove_worker(&self, st: &mut State, id: WorkerId) {
+        if let Some(w) = st.workers.remove(&id) {
+            if !w.registered {
+                st.starting = st.starting.saturating_sub(1);
+            }
+            if let Some(lease) = w.lease.and_then(|l| st.leases.remove(&l)) {
+                st.ledger.release(&lease.alloc);
+            }
+            st.idle.retain(|i| *i != id);
+        }
+    }
+
+    fn client_gone(&self, client: u64) {
+        let mut st = self.state.lock();
+        let Some(c) = st.clients.remove(&client) else { return };
+        if c.owns_cluster {
+            drop(st);
+            self.shutdown();
+            return;
+        }
+        if let Some(id) = c.worker_id.filter(|_| c.kind == ClientKind::Worker) {
+            if let Some(w) = st.workers.get(&id) {
+                kill_pid(w.pid);
+            }
+            self.remove_worker(&mut st, id);
+        }
+        // Workers leased to a process that is gone run work nobody awaits.
+        let held: Vec<u64> = st.leases.iter().filter(|(_, l)| l.holder == client).map(|(id, _)| *id).collect();
+        for lease in held {
+            self.end_lease(&mut st, lease, true);
+        }
+        st.pending.retain(|p| p.client != client);
+        self.dispatch(&mut st);
+    }
+
+    fn shutdown(&self) {
+        let mut st = self.state.lock();
+        if st.shutting_down {
+            return;
+        }
+        st.shutting_down = true;
+        for w in st.workers.values() {
+            kill_pid(w.pid);
+        }
+        self.stopped.notify_one();
+    }
+}
+
+impl WorkerEvents for Node {
+    fn on_line(&self, pid: u32, stderr: bool, line: String) {
+        let st = self.state.lock();
+        let drivers: Vec<&Client> = st.clients.values().filter(|c| c.kind == ClientKind::Driver).collect();
+        if drivers.is_empty() {
+            if stderr {
+                eprintln!("{line}");
+            } else {
+                println!("{line}");
+            }
+            return;
+        }
+        for d in drivers {
+            d.writer.send(Envelope {
+                id: 0,
+                body: Some(Body::LogLines(LogLines { pid, stderr, lines: vec![line.clone()] })),
+            });
+        }
+    }
+
+    fn on_exit(&self, worker: WorkerId, _pid: u32, stderr_tail: String) {
+        let mut st = self.state.lock();
+        if let Some(w) = st.workers.get(&worker) {
+            if !w.registered && !st.shutting_down {
+                st.failed_starts += 1;
+                st.last_start_error = stderr_tail;
+            }
+        }
+        self.remove_worker(&mut st, worker);
+        self.dispatch(&mut st);
+    }
+}
+
+fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
+    let asked: Vec<String> = p.shape.iter().map(|(k, v)| format!("{k}: {}", v.as_f64())).collect();
+    format!(
+        "Warning: '{}' asks for {{{}}} but no node of this cluster can ever provide it ({}). \
+         It stays pending until a node with these resources joins the cluster.",
+        p.description,
+        asked.join(", "),
+        p.shape.shortfall(total).join(", ")
+    )
+}

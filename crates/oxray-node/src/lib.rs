@@ -1,0 +1,30 @@
+//! The node daemon: one per node. It accounts for the node's resources,
+//! grants *leases* on worker processes to callers (who then push tasks to
+//! the worker directly, never through here), keeps a pool of Python workers
+//! started ahead of need, and forwards worker output to drivers.
+//!
+//! On the head node the same process also serves the control service
+//! ([`oxray_control::ControlService`]), as a separate component.
+
+pub mod config;
+pub mod daemon;
+pub mod ledger;
+pub mod pool;
+
+pub use config::NodeConfig;
+pub use daemon::run;
+
+/// Errors that stop the node daemon from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The daemon's socket could not be bound.
+    #[error("cannot listen on {path}: {source}; is another daemon using this session directory?")]
+    Bind {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the daemon's runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}

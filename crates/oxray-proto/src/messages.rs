@@ -1,0 +1,354 @@
+//! The messages. Written as prost derives rather than generated from a
+//! `.proto` file, so the build needs no `protoc`; the tags are the contract.
+
+use std::collections::BTreeMap;
+
+use prost::{Message, Oneof};
+
+/// One frame's content: a request id (0 for one-way messages) and a body.
+#[derive(Clone, PartialEq, Message)]
+pub struct Envelope {
+    #[prost(uint64, tag = "1")]
+    pub id: u64,
+    #[prost(
+        oneof = "Body",
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25"
+    )]
+    pub body: Option<Body>,
+}
+
+/// Every message kind.
+#[derive(Clone, PartialEq, Oneof)]
+pub enum Body {
+    // --- client <-> node daemon ---------------------------------------------
+    #[prost(message, tag = "2")]
+    Register(Register),
+    #[prost(message, tag = "3")]
+    Registered(Registered),
+    #[prost(message, tag = "4")]
+    RequestLease(RequestLease),
+    #[prost(message, tag = "5")]
+    LeaseGranted(LeaseGranted),
+    #[prost(message, tag = "6")]
+    ReturnLease(ReturnLease),
+    #[prost(message, tag = "7")]
+    WorkerBlocked(WorkerBlocked),
+    #[prost(message, tag = "8")]
+    WorkerUnblocked(WorkerUnblocked),
+    #[prost(message, tag = "9")]
+    KillWorker(KillWorker),
+    #[prost(message, tag = "10")]
+    Warning(Warning),
+    #[prost(message, tag = "11")]
+    LogLines(LogLines),
+    #[prost(message, tag = "12")]
+    ShutdownCluster(ShutdownCluster),
+    #[prost(message, tag = "13")]
+    Ack(Ack),
+    #[prost(message, tag = "14")]
+    ErrorReply(ErrorReply),
+    // --- client <-> control service -----------------------------------------
+    #[prost(message, tag = "15")]
+    KvPut(KvPut),
+    #[prost(message, tag = "16")]
+    KvGet(KvGet),
+    #[prost(message, tag = "17")]
+    KvValue(KvValue),
+    #[prost(message, tag = "18")]
+    ClusterInfoRequest(ClusterInfoRequest),
+    #[prost(message, tag = "19")]
+    ClusterInfo(ClusterInfo),
+    // --- core worker <-> core worker ----------------------------------------
+    #[prost(message, tag = "20")]
+    PushTask(TaskSpec),
+    #[prost(message, tag = "21")]
+    TaskReply(TaskReply),
+    #[prost(message, tag = "22")]
+    CancelTask(CancelTask),
+    #[prost(message, tag = "23")]
+    GetObject(GetObject),
+    #[prost(message, tag = "24")]
+    ObjectReply(ObjectReply),
+    #[prost(message, tag = "25")]
+    LeaseWanted(LeaseWanted),
+}
+
+/// What kind of process registers with a node daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum ClientKind {
+    /// A user program that called `init`.
+    Driver = 0,
+    /// A worker process the daemon started.
+    Worker = 1,
+}
+
+/// First message on a daemon connection.
+#[derive(Clone, PartialEq, Message)]
+pub struct Register {
+    #[prost(enumeration = "ClientKind", tag = "1")]
+    pub kind: i32,
+    #[prost(bytes = "vec", tag = "2")]
+    pub worker_id: Vec<u8>,
+    #[prost(uint32, tag = "3")]
+    pub pid: u32,
+    /// Where this process's core worker listens for pushed tasks and object
+    /// requests.
+    #[prost(string, tag = "4")]
+    pub address: String,
+    /// Whether the daemon should stop the whole cluster when this driver goes
+    /// (the embedded local cluster started by `init()`).
+    #[prost(bool, tag = "5")]
+    pub owns_cluster: bool,
+}
+
+/// Reply to [`Register`].
+#[derive(Clone, PartialEq, Message)]
+pub struct Registered {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_id: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub job_id: u32,
+    #[prost(string, tag = "3")]
+    pub session_dir: String,
+}
+
+/// Ask for a worker that fits `resources`, to push tasks to directly.
+#[derive(Clone, PartialEq, Message)]
+pub struct RequestLease {
+    #[prost(btree_map = "string, int64", tag = "1")]
+    pub resources: BTreeMap<String, i64>,
+    /// What the lease is for, e.g. the function name; used in warnings.
+    #[prost(string, tag = "2")]
+    pub description: String,
+}
+
+/// A granted lease: a worker reserved for the requester.
+#[derive(Clone, PartialEq, Message)]
+pub struct LeaseGranted {
+    #[prost(uint64, tag = "1")]
+    pub lease_id: u64,
+    #[prost(bytes = "vec", tag = "2")]
+    pub worker_id: Vec<u8>,
+    #[prost(string, tag = "3")]
+    pub address: String,
+    #[prost(uint32, repeated, tag = "4")]
+    pub gpu_ids: Vec<u32>,
+    #[prost(uint32, tag = "5")]
+    pub pid: u32,
+}
+
+/// Give a lease back; optionally have the daemon kill its worker.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReturnLease {
+    #[prost(uint64, tag = "1")]
+    pub lease_id: u64,
+    #[prost(bool, tag = "2")]
+    pub kill_worker: bool,
+}
+
+/// Sent by the daemon to lease holders when a request is waiting for
+/// resources: idle leases should come back now.
+#[derive(Clone, PartialEq, Message)]
+pub struct LeaseWanted {}
+
+/// A worker is blocked in `get`: its CPUs may be lent out.
+#[derive(Clone, PartialEq, Message)]
+pub struct WorkerBlocked {}
+
+/// A blocked worker resumes: it takes its CPUs back.
+#[derive(Clone, PartialEq, Message)]
+pub struct WorkerUnblocked {}
+
+/// Kill a worker process (forced cancellation).
+#[derive(Clone, PartialEq, Message)]
+pub struct KillWorker {
+    #[prost(bytes = "vec", tag = "1")]
+    pub worker_id: Vec<u8>,
+}
+
+/// A warning for the driver to print.
+#[derive(Clone, PartialEq, Message)]
+pub struct Warning {
+    #[prost(string, tag = "1")]
+    pub text: String,
+}
+
+/// Lines a worker printed, forwarded to drivers.
+#[derive(Clone, PartialEq, Message)]
+pub struct LogLines {
+    #[prost(uint32, tag = "1")]
+    pub pid: u32,
+    #[prost(bool, tag = "2")]
+    pub stderr: bool,
+    #[prost(string, repeated, tag = "3")]
+    pub lines: Vec<String>,
+}
+
+/// Stop every process of the cluster.
+#[derive(Clone, PartialEq, Message)]
+pub struct ShutdownCluster {}
+
+/// Empty success reply.
+#[derive(Clone, PartialEq, Message)]
+pub struct Ack {}
+
+/// Failure reply, with a message for the user.
+#[derive(Clone, PartialEq, Message)]
+pub struct ErrorReply {
+    #[prost(string, tag = "1")]
+    pub message: String,
+}
+
+/// Store a value in the control service's key-value table.
+#[derive(Clone, PartialEq, Message)]
+pub struct KvPut {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub value: Vec<u8>,
+}
+
+/// Read a value from the key-value table.
+#[derive(Clone, PartialEq, Message)]
+pub struct KvGet {
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub key: Vec<u8>,
+}
+
+/// Reply to [`KvGet`].
+#[derive(Clone, PartialEq, Message)]
+pub struct KvValue {
+    #[prost(bool, tag = "1")]
+    pub found: bool,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// Ask for the node table.
+#[derive(Clone, PartialEq, Message)]
+pub struct ClusterInfoRequest {}
+
+/// One node of the cluster.
+#[derive(Clone, PartialEq, Message)]
+pub struct NodeInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub address: String,
+    #[prost(bool, tag = "3")]
+    pub alive: bool,
+    #[prost(btree_map = "string, int64", tag = "4")]
+    pub total: BTreeMap<String, i64>,
+    #[prost(btree_map = "string, int64", tag = "5")]
+    pub available: BTreeMap<String, i64>,
+    #[prost(string, tag = "6")]
+    pub hostname: String,
+    #[prost(bool, tag = "7")]
+    pub is_head: bool,
+}
+
+/// Reply to [`ClusterInfoRequest`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ClusterInfo {
+    #[prost(message, repeated, tag = "1")]
+    pub nodes: Vec<NodeInfo>,
+}
+
+/// A reference to an object, with the address of the process that owns it.
+#[derive(Clone, PartialEq, Eq, Hash, Message)]
+pub struct ObjectRefMsg {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub owner: String,
+}
+
+/// A serialized value. `metadata` says how to read `data` (a pickled Python
+/// value, or one of the error kinds); `nested` lists refs found inside it.
+#[derive(Clone, PartialEq, Message)]
+pub struct Object {
+    #[prost(bytes = "bytes", tag = "1")]
+    pub data: bytes::Bytes,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub metadata: bytes::Bytes,
+    #[prost(message, repeated, tag = "3")]
+    pub nested: Vec<ObjectRefMsg>,
+}
+
+/// A task pushed straight to a leased worker.
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskSpec {
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub job_id: u32,
+    /// Content hash of the pickled function, a key in the control service's
+    /// function table.
+    #[prost(bytes = "vec", tag = "3")]
+    pub function_id: Vec<u8>,
+    #[prost(string, tag = "4")]
+    pub function_name: String,
+    /// The pickled `(args, kwargs)`, with top-level refs replaced by slots.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub args: bytes::Bytes,
+    /// The values of the top-level ref arguments, in slot order.
+    #[prost(message, repeated, tag = "6")]
+    pub resolved_args: Vec<Object>,
+    #[prost(uint32, tag = "7")]
+    pub num_returns: u32,
+    /// Pickled `retry_exceptions` option (empty: never retry on exceptions).
+    #[prost(bytes = "bytes", tag = "8")]
+    pub retry_exceptions: bytes::Bytes,
+    #[prost(uint32, repeated, tag = "9")]
+    pub gpu_ids: Vec<u32>,
+    #[prost(uint32, tag = "10")]
+    pub attempt: u32,
+    /// The caller's address: owner of the returned objects.
+    #[prost(string, tag = "11")]
+    pub owner: String,
+}
+
+/// The outcome of a task: one object per return, or error objects.
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskReply {
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub returns: Vec<Object>,
+    /// The task raised an exception that `retry_exceptions` allows retrying.
+    #[prost(bool, tag = "3")]
+    pub retryable: bool,
+}
+
+/// Cancel a task pushed earlier.
+#[derive(Clone, PartialEq, Message)]
+pub struct CancelTask {
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    #[prost(bool, tag = "2")]
+    pub force: bool,
+    #[prost(bool, tag = "3")]
+    pub recursive: bool,
+}
+
+/// Ask an owner for an object's value; the reply waits until it exists.
+#[derive(Clone, PartialEq, Message)]
+pub struct GetObject {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+}
+
+/// Reply to [`GetObject`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ObjectReply {
+    #[prost(message, optional, tag = "1")]
+    pub object: Option<Object>,
+    /// Why the object cannot be had, when `object` is absent.
+    #[prost(string, tag = "2")]
+    pub error: String,
+}

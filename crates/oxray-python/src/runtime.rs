@@ -1,0 +1,368 @@
+//! Module functions over the process's one core worker.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use oxray_common::{Error, ObjectId, ResourceSet, WorkerId};
+use oxray_core::{CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg, Options, TaskRequest};
+use parking_lot::RwLock;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use crate::error::{PyCoreError, PyResult as CoreResult};
+use crate::object_ref::ObjectRef;
+
+static CORE: RwLock<Option<Arc<CoreWorker>>> = RwLock::new(None);
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
+/// The connected core worker, if any.
+pub fn core() -> Option<Arc<CoreWorker>> {
+    CORE.read().clone()
+}
+
+/// Bumped at each connect, so refs from an earlier session never touch the
+/// counts of a later one.
+pub fn current_generation() -> u64 {
+    GENERATION.load(Ordering::Relaxed)
+}
+
+fn connected() -> CoreResult<Arc<CoreWorker>> {
+    core().ok_or(PyCoreError(Error::NotInitialized))
+}
+
+/// A value as Python sees it: (data, metadata, nested refs).
+type PyObjectParts = (Py<PyBytes>, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
+
+fn to_object(data: &[u8], metadata: &[u8], nested: Vec<(Vec<u8>, String)>) -> Object {
+    Object {
+        data: Bytes::copy_from_slice(data),
+        metadata: Bytes::copy_from_slice(metadata),
+        nested: nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner }).collect(),
+    }
+}
+
+fn from_object(py: Python<'_>, o: &Object) -> PyObjectParts {
+    (
+        PyBytes::new(py, &o.data).unbind(),
+        PyBytes::new(py, &o.metadata).unbind(),
+        o.nested.iter().map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone())).collect(),
+    )
+}
+
+fn ids_of(refs: &[Py<ObjectRef>], py: Python<'_>) -> Vec<ObjectId> {
+    refs.iter().map(|r| r.bind(py).get().id).collect()
+}
+
+fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
+    match timeout {
+        Some(t) if t.is_nan() || t < 0.0 => {
+            Err(PyCoreError(Error::InvalidArgument(format!("timeout must be None or a non-negative number, got {t}"))))
+        }
+        Some(t) => Ok(Some(Duration::from_secs_f64(t.min(1e9)))),
+        None => Ok(None),
+    }
+}
+
+/// Connects this process's core worker to a node daemon; returns the
+/// runtime context as a dict.
+#[pyfunction]
+#[pyo3(signature = (daemon_socket, mode, worker_id, owns_cluster, listen_path))]
+fn connect(
+    py: Python<'_>,
+    daemon_socket: String,
+    mode: &str,
+    worker_id: &str,
+    owns_cluster: bool,
+    listen_path: String,
+) -> PyResult<PyObject> {
+    let mode = match mode {
+        "driver" => Mode::Driver,
+        "worker" => Mode::Worker,
+        other => return Err(PyCoreError(Error::InvalidArgument(format!("unknown mode '{other}'"))).into()),
+    };
+    let worker_id = WorkerId::from_hex(worker_id)
+        .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("bad worker id '{worker_id}'"))))?;
+    let opts = Options { daemon_socket, mode, worker_id, owns_cluster, listen_path };
+    let core = py.allow_threads(|| CoreWorker::connect(opts)).map_err(PyCoreError)?;
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    *CORE.write() = Some(Arc::new(core));
+    context(py)
+}
+
+/// Disconnects (stopping the cluster when `stop_cluster`).
+#[pyfunction]
+#[pyo3(signature = (stop_cluster=false))]
+fn shutdown(py: Python<'_>, stop_cluster: bool) {
+    let core = CORE.write().take();
+    GENERATION.fetch_add(1, Ordering::Relaxed);
+    if let Some(core) = core {
+        py.allow_threads(|| core.shutdown(stop_cluster));
+    }
+}
+
+/// Whether a core worker is connected.
+#[pyfunction]
+fn is_connected() -> bool {
+    CORE.read().is_some()
+}
+
+/// The runtime context: ids of this job, node, worker and current task.
+#[pyfunction]
+fn context(py: Python<'_>) -> PyResult<PyObject> {
+    let c = connected()?.context();
+    let d = PyDict::new(py);
+    d.set_item("worker_id", c.worker_id.hex())?;
+    d.set_item("node_id", c.node_id.hex())?;
+    d.set_item("job_id", c.job_id)?;
+    d.set_item("address", c.address)?;
+    d.set_item("session_dir", c.session_dir)?;
+    d.set_item("task_id", c.current_task.map(|t| t.hex()))?;
+    Ok(d.into_any().unbind())
+}
+
+/// Submits a task; returns one ref per return value.
+#[pyfunction]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions))]
+#[allow(clippy::too_many_arguments)]
+fn submit_task(
+    py: Python<'_>,
+    function_id: Vec<u8>,
+    function_name: String,
+    args: &[u8],
+    ref_args: Vec<Py<ObjectRef>>,
+    num_returns: u32,
+    resources: Vec<(String, f64)>,
+    max_retries: i32,
+    retry_exceptions: &[u8],
+) -> PyResult<Vec<ObjectRef>> {
+    let core = connected()?;
+    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
+    let req = TaskRequest {
+        function_id,
+        function_name,
+        args: Bytes::copy_from_slice(args),
+        ref_args: ids_of(&ref_args, py),
+        num_returns,
+        resources,
+        max_retries,
+        retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
+    };
+    let ids = core.submit_task(req).map_err(PyCoreError)?;
+    let owner = core.address().to_string();
+    Ok(ids.into_iter().map(|id| ObjectRef::adopt(id, owner.clone())).collect())
+}
+
+/// Stores a serialized value; returns its ref.
+#[pyfunction]
+fn put(data: &[u8], metadata: &[u8], nested: Vec<(Vec<u8>, String)>) -> PyResult<ObjectRef> {
+    let core = connected()?;
+    let id = core.put(to_object(data, metadata, nested)).map_err(PyCoreError)?;
+    Ok(ObjectRef::adopt(id, core.address().to_string()))
+}
+
+/// Waits for the values of `refs`; returns `[(data, metadata, nested)]`.
+#[pyfunction]
+#[pyo3(signature = (refs, timeout=None))]
+fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResult<Vec<PyObjectParts>> {
+    let core = connected()?;
+    let ids = ids_of(&refs, py);
+    let timeout = timeout_of(timeout)?;
+    let values = py.allow_threads(|| core.get(&ids, timeout)).map_err(PyCoreError)?;
+    Ok(values.iter().map(|o| from_object(py, o)).collect())
+}
+
+/// Waits until `num_returns` of `refs` are ready; returns a ready flag each.
+#[pyfunction]
+#[pyo3(signature = (refs, num_returns, timeout=None))]
+fn wait(py: Python<'_>, refs: Vec<Py<ObjectRef>>, num_returns: usize, timeout: Option<f64>) -> PyResult<Vec<bool>> {
+    let core = connected()?;
+    let ids = ids_of(&refs, py);
+    let timeout = timeout_of(timeout)?;
+    Ok(py.allow_threads(|| core.wait(&ids, num_returns, timeout)).map_err(PyCoreError)?)
+}
+
+/// Calls `callback()` (on a runtime thread) once `r` is available here.
+#[pyfunction]
+fn on_ready(r: Py<ObjectRef>, callback: PyObject, py: Python<'_>) -> PyResult<()> {
+    let core = connected()?;
+    let id = r.bind(py).get().id;
+    core.on_ready(
+        id,
+        Box::new(move || {
+            Python::with_gil(|py| {
+                if let Err(e) = callback.call0(py) {
+                    e.print(py);
+                }
+            })
+        }),
+    );
+    Ok(())
+}
+
+/// Cancels the task that produces `r`.
+#[pyfunction]
+#[pyo3(signature = (r, force=false, recursive=true))]
+fn cancel(r: Py<ObjectRef>, force: bool, recursive: bool, py: Python<'_>) -> PyResult<()> {
+    let core = connected()?;
+    Ok(core.cancel(&r.bind(py).get().id, force, recursive).map_err(PyCoreError)?)
+}
+
+/// Stores a value in the control service's key-value table.
+#[pyfunction]
+fn kv_put(py: Python<'_>, namespace: &str, key: &[u8], value: Vec<u8>) -> PyResult<()> {
+    let core = connected()?;
+    Ok(py.allow_threads(|| core.kv_put(namespace, key, value)).map_err(PyCoreError)?)
+}
+
+/// Reads a value from the control service's key-value table.
+#[pyfunction]
+fn kv_get(py: Python<'_>, namespace: &str, key: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
+    let core = connected()?;
+    let v = py.allow_threads(|| core.kv_get(namespace, key)).map_err(PyCoreError)?;
+    Ok(v.map(|v| PyBytes::new(py, &v).unbind()))
+}
+
+/// The node table: a dict per node.
+#[pyfunction]
+fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
+    let core = connected()?;
+    let info = py.allow_threads(|| core.cluster_info()).map_err(PyCoreError)?;
+    let list = PyList::empty(py);
+    for n in info.nodes {
+        let d = PyDict::new(py);
+        d.set_item("node_id", hex_of(&n.node_id))?;
+        d.set_item("address", n.address)?;
+        d.set_item("alive", n.alive)?;
+        d.set_item("hostname", n.hostname)?;
+        d.set_item("is_head", n.is_head)?;
+        d.set_item("total", units_dict(py, &n.total)?)?;
+        d.set_item("available", units_dict(py, &n.available)?)?;
+        list.append(d)?;
+    }
+    Ok(list.into_any().unbind())
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn units_dict<'py>(py: Python<'py>, units: &std::collections::BTreeMap<String, i64>) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    let set = ResourceSet::from_units(units.iter());
+    for (k, v) in set.to_f64_map() {
+        d.set_item(k, v)?;
+    }
+    Ok(d)
+}
+
+/// Number of objects this process holds references to.
+#[pyfunction]
+fn num_refs() -> PyResult<usize> {
+    Ok(connected()?.num_refs())
+}
+
+/// Number of values held in this process's in-memory store.
+#[pyfunction]
+fn num_stored() -> PyResult<usize> {
+    Ok(connected()?.num_stored())
+}
+
+/// A task pushed to this worker.
+#[pyclass(module = "oxray._native", frozen)]
+pub struct Task {
+    task: IncomingTask,
+}
+
+#[pymethods]
+impl Task {
+    #[getter]
+    fn task_id(&self) -> String {
+        self.task.task_id().hex()
+    }
+    #[getter]
+    fn function_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.task.spec.function_id)
+    }
+    #[getter]
+    fn function_name(&self) -> &str {
+        &self.task.spec.function_name
+    }
+    #[getter]
+    fn args<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.task.spec.args)
+    }
+    #[getter]
+    fn resolved_args(&self, py: Python<'_>) -> Vec<PyObjectParts> {
+        self.task.spec.resolved_args.iter().map(|o| from_object(py, o)).collect()
+    }
+    #[getter]
+    fn num_returns(&self) -> u32 {
+        self.task.spec.num_returns
+    }
+    #[getter]
+    fn retry_exceptions<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.task.spec.retry_exceptions)
+    }
+    #[getter]
+    fn gpu_ids(&self) -> Vec<u32> {
+        self.task.spec.gpu_ids.clone()
+    }
+    #[getter]
+    fn attempt(&self) -> u32 {
+        self.task.spec.attempt
+    }
+}
+
+/// Blocks until a task is pushed to this worker; `None` after shutdown.
+#[pyfunction]
+fn next_task(py: Python<'_>) -> PyResult<Option<Task>> {
+    let core = connected()?;
+    Ok(py.allow_threads(|| core.next_task()).map(|task| Task { task }))
+}
+
+/// Sends a task's results `[(data, metadata, nested)]` back to its caller.
+#[pyfunction]
+fn complete_task(task: Py<Task>, returns: Vec<(Vec<u8>, Vec<u8>, Vec<(Vec<u8>, String)>)>, retryable: bool, py: Python<'_>) -> PyResult<()> {
+    let core = connected()?;
+    let objects = returns.into_iter().map(|(d, m, n)| to_object(&d, &m, n)).collect();
+    core.complete_task(&task.bind(py).get().task, objects, retryable);
+    Ok(())
+}
+
+/// Registers `hook(task_id_hex)`, called to interrupt a running task.
+#[pyfunction]
+fn set_cancel_hook(hook: PyObject) -> PyResult<()> {
+    let core = connected()?;
+    core.set_cancel_hook(Box::new(move |task_id| {
+        Python::with_gil(|py| {
+            if let Err(e) = hook.call1(py, (task_id.hex(),)) {
+                e.print(py);
+            }
+        })
+    }));
+    Ok(())
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(shutdown, m)?)?;
+    m.add_function(wrap_pyfunction!(is_connected, m)?)?;
+    m.add_function(wrap_pyfunction!(context, m)?)?;
+    m.add_function(wrap_pyfunction!(submit_task, m)?)?;
+    m.add_function(wrap_pyfunction!(put, m)?)?;
+    m.add_function(wrap_pyfunction!(get, m)?)?;
+    m.add_function(wrap_pyfunction!(wait, m)?)?;
+    m.add_function(wrap_pyfunction!(on_ready, m)?)?;
+    m.add_function(wrap_pyfunction!(cancel, m)?)?;
+    m.add_function(wrap_pyfunction!(kv_put, m)?)?;
+    m.add_function(wrap_pyfunction!(kv_get, m)?)?;
+    m.add_function(wrap_pyfunction!(cluster_info, m)?)?;
+    m.add_function(wrap_pyfunction!(num_refs, m)?)?;
+    m.add_function(wrap_pyfunction!(num_stored, m)?)?;
+    m.add_function(wrap_pyfunction!(next_task, m)?)?;
+    m.add_function(wrap_pyfunction!(complete_task, m)?)?;
+    m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
+    Ok(())
+}

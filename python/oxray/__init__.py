@@ -1,0 +1,64 @@
+"""oxray: Ray's core API on a Rust runtime. `import oxray as ray` and use it
+as Ray."""
+
+from oxray import exceptions
+from oxray._native import ObjectRef
+from oxray._private.worker import (
+    available_resources,
+    cancel,
+    cluster_resources,
+    get,
+    get_gpu_ids,
+    init,
+    is_initialized,
+    nodes,
+    put,
+    shutdown,
+    wait,
+)
+from oxray.remote_function import RemoteFunction
+from oxray.runtime_context import get_runtime_context
+
+__version__ = "0.1.0"
+
+
+def remote(*args, **kwargs):
+    """Turns a function into a remote function (`@oxray.remote` or
+    `@oxray.remote(num_cpus=..., ...)`)."""
+    if len(args) == 1 and not kwargs and callable(args[0]):
+        return _make_remote(args[0], {})
+    if args:
+        raise TypeError(
+            "The @oxray.remote decorator must be applied either with no arguments and no parentheses, "
+            "for example '@oxray.remote', or it must be applied using some of the arguments in the list "
+            "['num_cpus', 'num_gpus', 'resources', 'memory', 'num_returns', 'max_retries', ...], for "
+            "example '@oxray.remote(num_returns=2, resources={\"CustomResource\": 1})'."
+        )
+    return lambda target: _make_remote(target, kwargs)
+
+
+def _make_remote(target, options):
+    import inspect
+
+    if inspect.isclass(target):
+        raise NotImplementedError("actors (@oxray.remote on a class) are not supported yet")
+    if not callable(target):
+        raise TypeError("The @oxray.remote decorator must be applied to either a function or a class.")
+    return RemoteFunction(target, options)
+
+
+def method(*args, **kwargs):
+    """Annotates an actor method's options (num_returns, ...)."""
+    def decorate(m):
+        m.__oxray_method_options__ = kwargs
+        return m
+    if len(args) == 1 and callable(args[0]) and not kwargs:
+        return decorate(args[0])
+    return decorate
+
+
+__all__ = [
+    "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
+    "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "method", "nodes", "put",
+    "remote", "shutdown", "wait",
+]

@@ -1,0 +1,1 @@
+"""oxray's internals. Nothing here is public API."""

@@ -1,0 +1,99 @@
+"""Checking the options of `@remote` and `.options()`, with Ray's names,
+defaults and messages."""
+
+import numbers
+
+# Options accepted for remote functions; those we do not act on yet are
+# accepted so that Ray programs run unchanged.
+TASK_OPTIONS = {
+    "accelerator_type", "enable_task_events", "label_selector", "max_calls", "max_retries",
+    "memory", "name", "num_cpus", "num_gpus", "num_returns", "num_return_vals",
+    "object_store_memory", "placement_group", "placement_group_bundle_index",
+    "placement_group_capture_child_tasks", "resources", "retry_exceptions", "runtime_env",
+    "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
+}
+
+TASK_DEFAULTS = {
+    "num_cpus": 1,
+    "num_gpus": 0,
+    "memory": 0,
+    "resources": None,
+    "num_returns": 1,
+    "max_retries": 3,
+    "retry_exceptions": False,
+    "name": None,
+}
+
+
+def _check_amount(key, value):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"The keyword '{key}' only accepts None, 0 or a positive number, got {value!r}.")
+    if value < 0 or value != value:
+        raise ValueError(f"The keyword '{key}' only accepts None, 0 or a positive number, got {value!r}.")
+    if key == "num_gpus" and value > 1 and int(value) != value:
+        raise ValueError(f"num_gpus greater than 1 must be a whole number, got {value!r}.")
+
+
+def validate(options, valid, kind):
+    """Raises ValueError/TypeError naming the first bad option."""
+    for key, value in options.items():
+        if key not in valid:
+            raise ValueError(
+                f"Invalid option keyword {key} for {kind}. Valid ones are {sorted(valid)}."
+            )
+        if key in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
+            _check_amount(key, value)
+        elif key == "resources" and value is not None:
+            if not isinstance(value, dict):
+                raise TypeError(f"The 'resources' option must be a dict, got {type(value).__name__}.")
+            for name, amount in value.items():
+                if not isinstance(name, str):
+                    raise TypeError(f"Resource names must be strings, got {name!r}.")
+                if name in ("CPU", "GPU"):
+                    raise ValueError(
+                        "Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in "
+                        "'resources' keyword"
+                    )
+                _check_amount(f"resources[{name!r}]", amount)
+        elif key in ("num_returns", "num_return_vals") and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"The keyword '{key}' only accepts 0 or a positive integer, got {value!r}.")
+        elif key == "max_retries" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+                raise ValueError(
+                    f"The keyword 'max_retries' only accepts -1, 0 or a positive integer, got {value!r}."
+                )
+        elif key == "retry_exceptions" and value is not None:
+            ok = isinstance(value, bool) or (
+                isinstance(value, (list, tuple))
+                and all(isinstance(e, type) and issubclass(e, BaseException) for e in value)
+            )
+            if not ok:
+                raise TypeError(
+                    "The keyword 'retry_exceptions' only accepts a bool or a list of exception classes, "
+                    f"got {value!r}."
+                )
+
+
+def normalize(options):
+    """Folds legacy spellings into the current ones."""
+    if "num_return_vals" in options:
+        options = dict(options)
+        legacy = options.pop("num_return_vals")
+        options.setdefault("num_returns", legacy)
+    return options
+
+
+def resource_shape(options, default_cpus):
+    """The resources one task (or actor) occupies, as (name, amount) pairs."""
+    num_cpus = options.get("num_cpus")
+    shape = {"CPU": default_cpus if num_cpus is None else num_cpus}
+    if options.get("num_gpus"):
+        shape["GPU"] = options["num_gpus"]
+    if options.get("memory"):
+        shape["memory"] = options["memory"]
+    for name, amount in (options.get("resources") or {}).items():
+        shape[name] = amount
+    return [(k, float(v)) for k, v in shape.items() if v]

@@ -1,0 +1,83 @@
+"""Turning Python values into (data, metadata, nested refs) and back.
+
+Values are pickled with protocol 5 (cloudpickle where plain pickle cannot
+cope: lambdas, closures, classes defined in __main__). Refs pickled inside a
+value are captured so that the runtime knows the value contains them.
+"""
+
+import pickle
+
+import cloudpickle
+
+from oxray import _native
+from oxray import exceptions
+
+PICKLED = b"P"
+TASK_ERROR = b"T"
+WORKER_CRASHED = b"W"
+CANCELLED = b"C"
+LOST = b"L"
+SYSTEM_ERROR = b"S"
+
+_PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
+
+
+def dumps(value):
+    """Pickles `value`; raises the pickler's error when it cannot."""
+    if type(value) in _PLAIN_TYPES:
+        return pickle.dumps(value, protocol=5)
+    return cloudpickle.dumps(value, protocol=5)
+
+
+def serialize(value, what="value"):
+    """Returns (data, metadata, nested refs) for `value`.
+
+    `what` names the value in the error raised when it cannot be pickled."""
+    _native.begin_ref_capture()
+    try:
+        data = dumps(value)
+    except Exception as e:
+        raise TypeError(f"Could not serialize {what} {_describe(value)}: {type(e).__name__}: {e}") from e
+    finally:
+        nested = _native.end_ref_capture()
+    return data, PICKLED, nested
+
+
+def _describe(value):
+    try:
+        text = repr(value)
+    except Exception:
+        text = f"<{type(value).__name__} object>"
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+class ErrorValue:
+    """A value whose `get` must raise `error`."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+
+def deserialize(data, metadata, nested=None):
+    """The value of a stored object; an error object becomes an ErrorValue."""
+    kind = metadata[:1]
+    if kind == PICKLED or not kind:
+        return pickle.loads(data)
+    if kind == TASK_ERROR:
+        try:
+            err = pickle.loads(data)
+        except Exception as e:  # the exception's class cannot be rebuilt here
+            err = exceptions.RayTaskError("unknown", f"(the error could not be deserialized: {e})", None)
+        if isinstance(err, exceptions.RayTaskError):
+            err = err.as_instanceof_cause()
+        return ErrorValue(err)
+    message = bytes(data).decode("utf-8", "replace")
+    if kind == WORKER_CRASHED:
+        return ErrorValue(exceptions.WorkerCrashedError(message))
+    if kind == CANCELLED:
+        return ErrorValue(exceptions.TaskCancelledError(error_message=message))
+    if kind == LOST:
+        return ErrorValue(exceptions.ObjectLostError(message))
+    return ErrorValue(exceptions.RaySystemError(message))

@@ -1,0 +1,332 @@
+"""The process-wide session: `init`, `shutdown` and the object API
+(`get`, `put`, `wait`, `cancel`) over the native core worker."""
+
+import asyncio
+import atexit
+import concurrent.futures
+import os
+import secrets
+import threading
+
+from oxray import _native
+from oxray import exceptions
+from oxray._private import node as _node
+from oxray._private import serialization
+from oxray._native import ObjectRef
+
+
+class _Session:
+    """What `init` set up in this process."""
+
+    def __init__(self, mode, context, daemon=None, namespace=None, resources=None):
+        self.mode = mode
+        self.context = context
+        self.daemon = daemon
+        self.namespace = namespace
+        self.resources = resources or {}
+        self.registered_functions = set()
+        # Worker mode: ids of the GPUs of the task running now.
+        self.gpu_ids = []
+        self.current_task_name = None
+
+
+_session = None
+_lock = threading.RLock()
+
+
+def session():
+    """The active session; raises when oxray is not initialized."""
+    s = _session
+    if s is None:
+        raise exceptions.RaySystemError(
+            "oxray is not initialized (or was shut down): call oxray.init() before using the API"
+        )
+    return s
+
+
+def is_initialized():
+    """Whether `init` has been called (and `shutdown` has not)."""
+    return _session is not None
+
+
+_INIT_UNSUPPORTED_OK = {
+    "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "logging_level",
+    "logging_format", "log_to_driver", "runtime_env", "local_mode", "_temp_dir", "_system_config",
+    "_memory", "_redis_password", "_node_ip_address", "storage", "job_config", "_enable_object_reconstruction",
+    "_metrics_export_port", "_tracing_startup_hook", "logging_config", "labels", "_plasma_directory",
+    "_node_name", "object_spilling_directory", "enable_resource_isolation", "system_reserved_cpu",
+    "system_reserved_memory", "_cgroup_path", "_include_log_monitor", "dashboard_agent_listen_port",
+}
+
+
+def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_store_memory=None,
+         ignore_reinit_error=False, namespace=None, **kwargs):
+    """Starts an embedded local cluster (or connects to one) and this
+    process's core worker. Returns a context describing the session."""
+    global _session
+    unknown = set(kwargs) - _INIT_UNSUPPORTED_OK
+    if unknown:
+        raise TypeError(f"init() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+    with _lock:
+        if _session is not None:
+            if ignore_reinit_error:
+                return RayContext(_session)
+            raise RuntimeError(
+                "Maybe you called oxray.init twice by accident? This error can be suppressed by passing in "
+                "'ignore_reinit_error=True' or by calling 'oxray.shutdown()' prior to 'oxray.init()'."
+            )
+        if address not in (None, "local"):
+            raise ValueError(
+                f"cannot connect to address {address!r}: joining an existing cluster is not supported yet; "
+                "call oxray.init() without an address to start a local cluster"
+            )
+        totals = _node_resources(num_cpus, num_gpus, resources, object_store_memory)
+        session_dir = _node.new_session_dir()
+        try:
+            daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]))
+        except Exception:
+            import shutil
+            shutil.rmtree(session_dir, ignore_errors=True)
+            raise
+        worker_id = secrets.token_hex(16)
+        try:
+            context = _native.connect(daemon.socket_path, "driver", worker_id, True,
+                                      os.path.join(session_dir, f"driver-{os.getpid()}.sock"))
+        except Exception:
+            daemon.process.kill()
+            daemon.stop()
+            raise
+        _session = _Session("driver", context, daemon, namespace, totals)
+        return RayContext(_session)
+
+
+def _node_resources(num_cpus, num_gpus, resources, object_store_memory):
+    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("object_store_memory", object_store_memory)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+    resources = dict(resources or {})
+    for name, amount in resources.items():
+        if name in ("CPU", "GPU"):
+            raise ValueError("Use the 'num_cpus' and 'num_gpus' keyword instead of 'CPU' and 'GPU' in 'resources' keyword")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise ValueError(f"resource {name!r} must be a non-negative number, got {amount!r}")
+    total_mem = _node.total_memory_bytes()
+    totals = {
+        "CPU": _node.detect_cpus() if num_cpus is None else num_cpus,
+        "GPU": _node.detect_gpus() if num_gpus is None else num_gpus,
+        "memory": int(total_mem * 0.7),
+        "object_store_memory": int(total_mem * 0.3) if object_store_memory is None else int(object_store_memory),
+    }
+    totals.update(resources)
+    return {k: v for k, v in totals.items() if v}
+
+
+def connect_worker(daemon_socket, worker_id, session_dir):
+    """Connects a worker process's core worker (called by worker_main)."""
+    global _session
+    context = _native.connect(daemon_socket, "worker", worker_id, False,
+                              os.path.join(session_dir, f"w-{worker_id[:16]}.sock"))
+    _session = _Session("worker", context)
+    return _session
+
+
+def shutdown():
+    """Stops the local cluster this driver started (every daemon and worker
+    process) and disconnects. Safe to call when not initialized."""
+    global _session
+    with _lock:
+        s = _session
+        _session = None
+        if s is None:
+            return
+        _native.shutdown(stop_cluster=s.daemon is not None)
+        if s.daemon is not None:
+            s.daemon.stop()
+
+
+atexit.register(shutdown)
+
+
+class RayContext(dict):
+    """What `init` returns: a dict of session facts, usable as a context
+    manager that shuts down on exit."""
+
+    def __init__(self, s):
+        super().__init__(
+            node_id=s.context["node_id"],
+            session_dir=s.context["session_dir"],
+            address=s.context["address"],
+            job_id=s.context["job_id"],
+        )
+        self.address_info = dict(self)
+        self.dashboard_url = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        shutdown()
+
+
+# --- objects -------------------------------------------------------------
+
+def _raise_if_error(value):
+    if isinstance(value, serialization.ErrorValue):
+        raise value.error
+    return value
+
+
+def get(object_refs, *, timeout=None):
+    """The value of one ref, or a list of values for a list of refs. Raises
+    the task's exception (as a RayTaskError that is also an instance of the
+    original class), or GetTimeoutError after `timeout` seconds."""
+    session()
+    single = isinstance(object_refs, ObjectRef)
+    if single:
+        refs = [object_refs]
+    elif isinstance(object_refs, (list, tuple)):
+        refs = list(object_refs)
+        for r in refs:
+            if not isinstance(r, ObjectRef):
+                raise ValueError(
+                    f"'object_refs' must either be an ObjectRef or a list of ObjectRefs; the list contains "
+                    f"an object of type {type(r).__name__}."
+                )
+    else:
+        raise ValueError(
+            f"Invalid type of object refs, {type(object_refs)}, is given. 'object_refs' must either be an "
+            "ObjectRef or a list of ObjectRefs."
+        )
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
+    parts = _native.get(refs, timeout)
+    values = [serialization.deserialize(*p) for p in parts]
+    for v in values:
+        _raise_if_error(v)
+    return values[0] if single else values
+
+
+def put(value, *, _owner=None):
+    """Stores `value` in the object store and returns its ref."""
+    session()
+    if isinstance(value, ObjectRef):
+        raise TypeError(
+            "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you can wrap the "
+            "ObjectRef in a list and call 'put' on it."
+        )
+    data, metadata, nested = serialization.serialize(value, "the value passed to put")
+    return _native.put(data, metadata, nested)
+
+
+def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
+    """Returns (ready, not_ready) once `num_returns` refs are ready or
+    `timeout` seconds pass. Both lists keep the input's order."""
+    session()
+    if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
+        raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs)}")
+    refs = list(object_refs)
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(r)}")
+    if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
+        raise ValueError(f"Invalid number of objects to return {num_returns}.")
+    if num_returns > len(refs):
+        raise ValueError("num_returns cannot be greater than the number of objects provided to wait.")
+    if len(set(refs)) != len(refs):
+        raise ValueError("Wait requires a list of unique object refs.")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
+        raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
+    if not isinstance(fetch_local, bool):
+        raise TypeError("fetch_local must be a bool")
+    if not refs:
+        return [], []
+    flags = _native.wait(refs, num_returns, timeout)
+    ready, not_ready = [], []
+    for r, ok in zip(refs, flags):
+        if ok and len(ready) < num_returns:
+            ready.append(r)
+        else:
+            not_ready.append(r)
+    return ready, not_ready
+
+
+def cancel(object_ref, *, force=False, recursive=True):
+    """Cancels the task that produces `object_ref`. A queued task never runs;
+    a running one is interrupted (killed with `force=True`). `get` then
+    raises TaskCancelledError."""
+    session()
+    if not isinstance(object_ref, ObjectRef):
+        raise TypeError(f"cancel() only supports ObjectRef, got {type(object_ref)}")
+    _native.cancel(object_ref, force, recursive)
+
+
+def _ref_future(ref):
+    """A concurrent.futures.Future that resolves to the ref's value."""
+    fut = concurrent.futures.Future()
+
+    def done():
+        try:
+            value = _raise_if_error(serialization.deserialize(*_native.get([ref], None)[0]))
+        except BaseException as e:  # delivered to the future's consumer
+            fut.set_exception(e)
+        else:
+            fut.set_result(value)
+
+    _native.on_ready(ref, done)
+    return fut
+
+
+def _ref_await(ref):
+    return asyncio.wrap_future(_ref_future(ref)).__await__()
+
+
+# --- cluster -------------------------------------------------------------
+
+def nodes():
+    """The cluster's nodes, as Ray's list of dicts."""
+    session()
+    out = []
+    for n in _native.cluster_info():
+        path = n["address"]
+        out.append({
+            "NodeID": n["node_id"],
+            "Alive": n["alive"],
+            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerHostname": n["hostname"],
+            "NodeManagerPort": 0,
+            "NodeName": "127.0.0.1",
+            "DaemonSocket": path,
+            "Resources": n["total"],
+            "alive": n["alive"],
+            "IsHead": n["is_head"],
+        })
+    return out
+
+
+def cluster_resources():
+    """Total resources of the cluster's live nodes."""
+    session()
+    return _sum_resources("total")
+
+
+def available_resources():
+    """Resources not in use right now on the cluster's live nodes."""
+    session()
+    return _sum_resources("available")
+
+
+def _sum_resources(field):
+    out = {}
+    for n in _native.cluster_info():
+        if not n["alive"]:
+            continue
+        for k, v in n[field].items():
+            out[k] = out.get(k, 0.0) + v
+        out[f"node:{n['node_id'][:8]}"] = 1.0
+    return out
+
+
+def get_gpu_ids():
+    """The GPU ids assigned to the current task (empty in the driver)."""
+    s = session()
+    return list(s.gpu_ids)

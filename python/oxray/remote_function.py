@@ -1,0 +1,145 @@
+"""`@remote` on a function: RemoteFunction and its `.remote()` and
+`.options()`."""
+
+import hashlib
+
+import cloudpickle
+
+from oxray import _native
+from oxray._native import ObjectRef
+from oxray._private import options as _options
+from oxray._private import serialization
+from oxray._private import worker as _worker
+
+FUNCTION_NAMESPACE = "fn"
+
+
+class ArgSlot:
+    """Stands in a task's pickled arguments for a top-level ref argument; the
+    worker puts the ref's value in its place."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index):
+        self.index = index
+
+    def __reduce__(self):
+        return (ArgSlot, (self.index,))
+
+
+def pack_arguments(args, kwargs, what):
+    """Pickles (args, kwargs) with top-level refs replaced by slots; returns
+    (blob, refs)."""
+    if not args and not kwargs:
+        return b"", []
+    refs = []
+
+    def slot(value):
+        if isinstance(value, ObjectRef):
+            refs.append(value)
+            return ArgSlot(len(refs) - 1)
+        return value
+
+    packed = ([slot(a) for a in args], {k: slot(v) for k, v in kwargs.items()})
+    try:
+        data = serialization.dumps(packed)
+    except Exception:
+        # Name the argument that cannot be pickled.
+        for value in list(packed[0]) + list(packed[1].values()):
+            try:
+                serialization.dumps(value)
+            except Exception as e:
+                raise TypeError(
+                    f"Could not serialize the argument {serialization._describe(value)} for a task or actor "
+                    f"{what}: {type(e).__name__}: {e}"
+                ) from e
+        raise
+    return data, refs
+
+
+class RemoteFunction:
+    """A function turned remote by `@oxray.remote`: call `.remote()` to run
+    it as a task."""
+
+    def __init__(self, function, options=None):
+        options = _options.normalize(dict(options or {}))
+        _options.validate(options, _options.TASK_OPTIONS, "remote functions")
+        self._function = function
+        self._default_options = options
+        self._function_name = f"{function.__module__}.{function.__qualname__}"
+        self._function_id = None
+        self._pickled = None
+        self.__name__ = function.__name__
+        self.__qualname__ = function.__qualname__
+        self.__doc__ = function.__doc__
+        self.__module__ = function.__module__
+        self.__wrapped__ = function
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            "Remote functions cannot be called directly. Instead of running "
+            f"'{self.__name__}()', try '{self.__name__}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        """Runs the function as a task; returns an ObjectRef (a list of them
+        for num_returns > 1)."""
+        return self._remote(args, kwargs, self._default_options)
+
+    def options(self, **options):
+        """A copy of this remote function with some options overridden."""
+        options = _options.normalize(options)
+        _options.validate(options, _options.TASK_OPTIONS, "remote functions")
+        merged = {**self._default_options, **options}
+        parent = self
+
+        class FuncWrapper:
+            def remote(self, *args, **kwargs):
+                return parent._remote(args, kwargs, merged)
+
+            def options(self, **more):
+                return parent.options(**{**options, **more})
+
+            def bind(self, *args, **kwargs):
+                raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+
+        return FuncWrapper()
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+
+    def _ensure_registered(self, session):
+        if self._function_id is None:
+            try:
+                self._pickled = cloudpickle.dumps(self._function, protocol=5)
+            except Exception as e:
+                raise TypeError(
+                    f"Could not serialize the function {self._function_name}: {type(e).__name__}: {e}. "
+                    "Remote functions must be picklable with cloudpickle (check what they capture)."
+                ) from e
+            self._function_id = hashlib.sha1(self._pickled).digest()
+        if self._function_id not in session.registered_functions:
+            _native.kv_put(FUNCTION_NAMESPACE, self._function_id, self._pickled)
+            session.registered_functions.add(self._function_id)
+        return self._function_id
+
+    def _remote(self, args, kwargs, options):
+        session = _worker.session()
+        function_id = self._ensure_registered(session)
+        get = options.get
+        num_returns = get("num_returns", 1)
+        max_retries = get("max_retries", 3)
+        retry_exceptions = get("retry_exceptions", False)
+        retry_blob = b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions)
+        blob, refs = pack_arguments(args, kwargs, self._function_name)
+        name = get("name") or self.__name__
+        returns = _native.submit_task(
+            function_id, name, blob, refs, num_returns,
+            _options.resource_shape(options, default_cpus=1),
+            -1 if max_retries is None else max_retries, retry_blob,
+        )
+        if num_returns == 1:
+            return returns[0]
+        if num_returns == 0:
+            return None
+        return returns
