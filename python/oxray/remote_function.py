@@ -111,7 +111,7 @@ class RemoteFunction:
     def _ensure_registered(self, session):
         if self._function_id is None:
             try:
-                self._pickled = cloudpickle.dumps(self._function, protocol=5)
+                self._pickled = serialization.dumps(self._function)
             except Exception as e:
                 raise TypeError(
                     f"Could not serialize the function {self._function_name}: {type(e).__name__}: {e}. "

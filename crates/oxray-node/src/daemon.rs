@@ -33,11 +33,13 @@ pub fn run(config: NodeConfig) -> Result<(), NodeError> {
 }
 
 async fn serve(config: NodeConfig) -> Result<(), NodeError> {
-    let _ = std::fs::remove_file(&config.socket_path);
-    let listener = UnixListener::bind(&config.socket_path).map_err(|source| NodeError::Bind {
-        path: config.socket_path.display().to_string(),
-        source,
-    })?;
+    // Bind under a temporary name and rename once listening, so that the
+    // socket's path appears only when connections can succeed.
+    let staging = config.socket_path.with_extension("staging");
+    let _ = std::fs::remove_file(&staging);
+    let bind_error = |source| NodeError::Bind { path: config.socket_path.display().to_string(), source };
+    let listener = UnixListener::bind(&staging).map_err(bind_error)?;
+    std::fs::rename(&staging, &config.socket_path).map_err(bind_error)?;
     let node = Node::new(config);
     node.control.register_node(NodeEntry {
         node_id: node.node_id,

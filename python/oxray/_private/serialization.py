@@ -5,7 +5,10 @@ cope: lambdas, closures, classes defined in __main__). Refs pickled inside a
 value are captured so that the runtime knows the value contains them.
 """
 
+import io
 import pickle
+import types
+from collections import ChainMap
 
 import cloudpickle
 
@@ -22,11 +25,26 @@ SYSTEM_ERROR = b"S"
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
 
 
+def _code_reduce_keeping_filename(code):
+    # cloudpickle >= 3.1 renames every shipped code object's file to
+    # "<dynamic-code>"; keep the real one so remote tracebacks show the
+    # user's file and source lines, as Ray's do.
+    constructor, args = cloudpickle.cloudpickle._code_reduce(code)
+    args = tuple(code.co_filename if a == "<dynamic-code>" else a for a in args)
+    return constructor, args
+
+
+class _Pickler(cloudpickle.Pickler):
+    dispatch_table = ChainMap({types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+
+
 def dumps(value):
     """Pickles `value`; raises the pickler's error when it cannot."""
     if type(value) in _PLAIN_TYPES:
         return pickle.dumps(value, protocol=5)
-    return cloudpickle.dumps(value, protocol=5)
+    buf = io.BytesIO()
+    _Pickler(buf, protocol=5).dump(value)
+    return buf.getvalue()
 
 
 def serialize(value, what="value"):

@@ -228,6 +228,8 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     for r in refs:
         if not isinstance(r, ObjectRef):
             raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(r)}")
+    if not refs:
+        return [], []
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
         raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(refs):
@@ -238,8 +240,6 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
         raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
-    if not refs:
-        return [], []
     flags = _native.wait(refs, num_returns, timeout)
     ready, not_ready = [], []
     for r, ok in zip(refs, flags):

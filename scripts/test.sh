@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every test: set up (idempotent), the Rust unit tests, then the Python
+# suite through the public API.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo test --release --locked --workspace --exclude oxray-python
+.venv/bin/python -m pytest tests -q "$@"

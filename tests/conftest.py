@@ -1,0 +1,101 @@
+"""Shared fixtures. Every cluster a test starts is shut down, even when the
+test fails, and the session ends by checking that no oxray process is left."""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+import oxray
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+_current = {"config": None}
+
+
+def _ensure_cluster(config):
+    """Starts a cluster with `config` unless the running one has it."""
+    if oxray.is_initialized() and _current["config"] == config:
+        return
+    oxray.shutdown()
+    oxray.init(**config)
+    _current["config"] = config
+
+
+def _stop_cluster():
+    oxray.shutdown()
+    _current["config"] = None
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _stop_cluster_after_module():
+    yield
+    _stop_cluster()
+
+
+@pytest.fixture
+def shutdown_only():
+    """For tests that call init themselves."""
+    _stop_cluster()
+    yield
+    _stop_cluster()
+
+
+@pytest.fixture
+def cluster():
+    """A 2-CPU cluster, shared by consecutive tests that ask for it."""
+    _ensure_cluster({"num_cpus": 2})
+    yield
+
+
+@pytest.fixture
+def cluster_4cpu():
+    """4 CPUs, 2 (declared) GPUs and 2 of resource 'Custom'."""
+    _ensure_cluster({"num_cpus": 4, "num_gpus": 2, "resources": {"Custom": 2}})
+    yield
+
+
+def run_driver(code, timeout=60, env=None):
+    """Runs `code` as a separate driver program; returns the finished process."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=REPO)
+
+
+def oxray_pids():
+    """Pids of live oxray daemons and workers on this machine."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    pids = []
+    for line in out.splitlines()[1:]:
+        pid, _, args = line.strip().partition(" ")
+        if "oxray daemon" in args or "oxray._private.worker_main" in args:
+            pids.append(int(pid))
+    return pids
+
+
+def wait_for(predicate, timeout=10.0, interval=0.05):
+    """Polls `predicate` until true or `timeout`; returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    oxray.shutdown()
+    left = wait_for(lambda: not oxray_pids(), timeout=10)
+    if not left:
+        pids = oxray_pids()
+        for pid in pids:
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+        print(f"\nERROR: oxray processes left running after the tests: {pids}", file=sys.stderr)
+        session.exitstatus = 1

@@ -1,0 +1,188 @@
+"""Errors: task exceptions, propagation, crashed workers, retries and bad
+input."""
+
+import os
+
+import pytest
+
+import oxray
+from oxray.exceptions import RayError, RayTaskError, WorkerCrashedError
+
+
+class CustomError(Exception):
+    pass
+
+
+@oxray.remote
+def raise_value_error():
+    raise ValueError("bad value")
+
+
+def test_task_error_is_instance_of_cause(cluster):
+    with pytest.raises(ValueError, match="bad value") as info:
+        oxray.get(raise_value_error.remote())
+    err = info.value
+    assert isinstance(err, RayTaskError) and isinstance(err, RayError)
+    assert type(err).__name__ == "RayTaskError(ValueError)"
+    assert "raise_value_error" in str(err)
+    assert "Traceback" not in str(err).splitlines()[0]
+    assert 'raise ValueError("bad value")' in err.traceback_str
+    assert isinstance(err.cause, ValueError)
+
+
+def test_custom_exception_class(cluster):
+    @oxray.remote
+    def f():
+        raise CustomError("mine")
+
+    with pytest.raises(CustomError):
+        oxray.get(f.remote())
+
+
+def test_unpicklable_exception_keeps_its_text(cluster):
+    @oxray.remote
+    def f():
+        import threading
+
+        class Weird(Exception):
+            def __init__(self):
+                super().__init__("weird")
+                self.lock = threading.Lock()
+
+        raise Weird()
+
+    with pytest.raises(RayTaskError, match="weird"):
+        oxray.get(f.remote())
+
+
+def test_failure_propagates_through_dependents(cluster):
+    @oxray.remote
+    def plus(x):
+        return x + 1
+
+    ref = plus.remote(plus.remote(raise_value_error.remote()))
+    with pytest.raises(ValueError, match="bad value"):
+        oxray.get(ref)
+
+
+def test_get_in_task_of_failed_ref_reraises(cluster):
+    @oxray.remote
+    def getter(refs):
+        return oxray.get(refs[0])
+
+    with pytest.raises(ValueError, match="bad value"):
+        oxray.get(getter.remote([raise_value_error.remote()]))
+
+
+def test_get_list_raises_first_error(cluster):
+    with pytest.raises(ValueError):
+        oxray.get([oxray.put(1), raise_value_error.remote()])
+
+
+def test_worker_crash_is_retried_then_reported(cluster, tmp_path):
+    counter = tmp_path / "attempts"
+
+    @oxray.remote(max_retries=2)
+    def die(path):
+        with open(path, "a") as f:
+            f.write("x")
+        os._exit(1)
+
+    with pytest.raises(WorkerCrashedError):
+        oxray.get(die.remote(str(counter)), timeout=60)
+    assert counter.read_text() == "xxx"
+
+
+def test_worker_crash_recovers_on_retry(cluster, tmp_path):
+    marker = tmp_path / "crashed-once"
+
+    @oxray.remote
+    def flaky(path):
+        if not os.path.exists(path):
+            open(path, "w").close()
+            os._exit(1)
+        return "ok"
+
+    assert oxray.get(flaky.remote(str(marker)), timeout=60) == "ok"
+
+
+def test_segfault_is_a_crash(cluster):
+    @oxray.remote(max_retries=0)
+    def segfault():
+        import ctypes
+        ctypes.string_at(0)
+
+    with pytest.raises(WorkerCrashedError):
+        oxray.get(segfault.remote(), timeout=60)
+
+
+def test_cluster_keeps_working_after_crashes(cluster):
+    @oxray.remote
+    def ok():
+        return 1
+
+    assert sum(oxray.get([ok.remote() for _ in range(20)])) == 20
+
+
+def test_retry_exceptions(cluster, tmp_path):
+    counter = tmp_path / "n"
+
+    @oxray.remote(max_retries=3, retry_exceptions=True)
+    def fail_twice(path):
+        with open(path, "a") as f:
+            f.write("x")
+        if len(open(path).read()) < 3:
+            raise CustomError("not yet")
+        return "third time"
+
+    assert oxray.get(fail_twice.remote(str(counter))) == "third time"
+
+    counter2 = tmp_path / "m"
+
+    @oxray.remote(max_retries=3, retry_exceptions=[KeyError])
+    def wrong_kind(path):
+        with open(path, "a") as f:
+            f.write("x")
+        raise CustomError("never retried")
+
+    with pytest.raises(CustomError):
+        oxray.get(wrong_kind.remote(str(counter2)))
+    assert counter2.read_text() == "x"
+
+
+def test_exceptions_are_not_retried_by_default(cluster, tmp_path):
+    counter = tmp_path / "n"
+
+    @oxray.remote
+    def fail(path):
+        with open(path, "a") as f:
+            f.write("x")
+        raise CustomError("once")
+
+    with pytest.raises(CustomError):
+        oxray.get(fail.remote(str(counter)))
+    assert counter.read_text() == "x"
+
+
+def test_bad_options_raise_value_error(cluster):
+    @oxray.remote
+    def f():
+        return 1
+
+    for bad in [dict(num_cpus=-1), dict(num_gpus="x"), dict(memory=-5), dict(resources={"Custom": -1}),
+                dict(num_returns=-1), dict(max_retries=-2), dict(num_gpus=1.5)]:
+        with pytest.raises((ValueError, TypeError)):
+            f.options(**bad)
+    with pytest.raises(ValueError):
+        oxray.remote(num_cpus=-1)(lambda: 1)
+    with pytest.raises(ValueError, match="num_cpus' and 'num_gpus"):
+        f.options(resources={"GPU": 1})
+
+
+def test_exception_classes_exist():
+    ex = oxray.exceptions
+    for name in ["RayError", "RayTaskError", "GetTimeoutError", "RayTimeoutError", "TaskCancelledError",
+                 "WorkerCrashedError", "ObjectLostError", "RaySystemError", "RayActorError", "ActorDiedError",
+                 "ObjectStoreFullError", "OutOfMemoryError"]:
+        assert issubclass(getattr(ex, name), ex.RayError)
+    assert issubclass(ex.GetTimeoutError, TimeoutError)
