@@ -1,8 +1,9 @@
 """oxray: Ray's core API on a Rust runtime. `import oxray as ray` and use it
 as Ray."""
 
-from oxray import exceptions
+from oxray import actor, exceptions
 from oxray._native import ObjectRef
+from oxray.actor import ActorClass, ActorHandle, get_actor, kill
 from oxray._private.worker import (
     available_resources,
     cancel,
@@ -41,7 +42,7 @@ def _make_remote(target, options):
     import inspect
 
     if inspect.isclass(target):
-        raise NotImplementedError("actors (@oxray.remote on a class) are not supported yet")
+        return ActorClass(target, options)
     if not callable(target):
         raise TypeError("The @oxray.remote decorator must be applied to either a function or a class.")
     return RemoteFunction(target, options)
@@ -58,6 +59,7 @@ def method(*args, **kwargs):
 
 
 __all__ = [
+    "ActorClass", "ActorHandle", "actor", "get_actor", "kill",
     "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
     "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "method", "nodes", "put",
     "remote", "shutdown", "wait",

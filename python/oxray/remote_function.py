@@ -136,7 +136,7 @@ class RemoteFunction:
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns,
             _options.resource_shape(options, default_cpus=1),
-            -1 if max_retries is None else max_retries, retry_blob,
+            -1 if max_retries is None else max_retries, retry_blob, session.namespace or "",
         )
         if num_returns == 1:
             return returns[0]

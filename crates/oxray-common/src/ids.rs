@@ -67,6 +67,11 @@ byte_id!(
     16
 );
 byte_id!(
+    /// An actor.
+    ActorId,
+    16
+);
+byte_id!(
     /// One task: 8 bytes naming the submitting process, 8 bytes counter.
     TaskId,
     16

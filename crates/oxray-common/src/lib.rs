@@ -8,5 +8,5 @@ pub mod ids;
 pub mod resources;
 
 pub use error::{Error, Result};
-pub use ids::{NodeId, ObjectId, TaskId, WorkerId};
+pub use ids::{ActorId, NodeId, ObjectId, TaskId, WorkerId};
 pub use resources::{FixedAmount, ResourceSet};

@@ -4,6 +4,7 @@
 //! its state sits behind the [`ControlStore`] trait so that a persistent
 //! store can replace the in-memory one.
 
+pub mod actors;
 pub mod store;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use oxray_common::{NodeId, ResourceSet};
 use parking_lot::Mutex;
 
+pub use actors::{ActorDirectory, ActorRecord, RegisterError};
 pub use store::{ControlStore, MemoryStore};
 
 /// A node as the control service records it.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use oxray_common::{Error, NodeId, ObjectId, ResourceSet, Result, TaskId, WorkerId};
+use oxray_common::{ActorId, Error, NodeId, ObjectId, ResourceSet, Result, TaskId, WorkerId};
 use oxray_proto::rpc::RpcPeer;
 use oxray_proto::*;
 use parking_lot::Mutex;
@@ -19,6 +19,7 @@ use crate::objects::{error_object, ObjectKind};
 use crate::peers::PeerPool;
 use crate::refs::{RefTable, Released};
 use crate::store::MemoryStore;
+use crate::actor_submit::{ActorCallRequest, ActorCreateRequest, ActorSubmitState};
 use crate::submit::SubmitState;
 
 /// Whether this process is a driver (a user program) or a worker.
@@ -56,6 +57,8 @@ pub struct TaskRequest {
     pub max_retries: i32,
     /// Pickled `retry_exceptions` (empty: exceptions are not retried).
     pub retry_exceptions: Bytes,
+    /// The submitting job's namespace (named actors are looked up there).
+    pub namespace: String,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.
@@ -83,6 +86,7 @@ pub(crate) struct Inner {
     pub refs: RefTable,
     pub peers: PeerPool,
     pub submit: Mutex<SubmitState>,
+    pub actor_submit: Mutex<ActorSubmitState>,
     pub exec: ExecState,
     pub dead: Mutex<Option<String>>,
     pub handle: tokio::runtime::Handle,
@@ -204,6 +208,7 @@ impl CoreWorker {
                 refs: RefTable::default(),
                 peers: PeerPool::default(),
                 submit: Mutex::new(SubmitState::default()),
+                actor_submit: Mutex::new(ActorSubmitState::default()),
                 exec: ExecState::default(),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
@@ -240,6 +245,41 @@ impl CoreWorker {
     pub fn submit_task(&self, req: TaskRequest) -> Result<Vec<ObjectId>> {
         self.inner.check_alive()?;
         Ok(self.inner.submit_task(req))
+    }
+
+    /// Registers an actor with the control service, which starts it.
+    pub fn create_actor(&self, req: ActorCreateRequest) -> Result<ActorInfo> {
+        self.inner.check_alive()?;
+        self.inner.create_actor(req)
+    }
+
+    /// Calls a method on an actor; returns its return ids.
+    pub fn submit_actor_task(&self, req: ActorCallRequest) -> Result<Vec<ObjectId>> {
+        self.inner.check_alive()?;
+        Ok(self.inner.submit_actor_task(req))
+    }
+
+    /// Kills an actor.
+    pub fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<()> {
+        self.inner.check_alive()?;
+        self.inner.kill_actor(actor, no_restart)
+    }
+
+    /// Looks an actor up by id, or by name and namespace.
+    pub fn actor_info(&self, actor: Option<ActorId>, name: &str, namespace: &str) -> Result<ActorInfo> {
+        self.inner.check_alive()?;
+        self.inner.actor_info(actor, name, namespace)
+    }
+
+    /// Every actor of the cluster.
+    pub fn list_actors(&self) -> Result<Vec<ActorInfo>> {
+        self.inner.check_alive()?;
+        self.inner.list_actors()
+    }
+
+    /// Records that the actor hosted here ends itself.
+    pub fn actor_exiting(&self, actor: ActorId) -> Result<()> {
+        self.inner.actor_exiting(actor)
     }
 
     /// Stores a value; returns its id holding one reference for the caller.

@@ -6,6 +6,7 @@
 //! All I/O runs on the core worker's own tokio runtime; calls from the
 //! embedding language are short, or block only on a condition variable.
 
+mod actor_submit;
 mod core;
 mod execute;
 mod fetch;
@@ -15,7 +16,8 @@ pub mod refs;
 pub mod store;
 mod submit;
 
+pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
 pub use execute::IncomingTask;
 pub use objects::{error_object, ObjectKind};
-pub use oxray_proto::{Object, ObjectRefMsg, TaskSpec};
+pub use oxray_proto::{ActorInfo, ActorState, Object, ObjectRefMsg, TaskSpec};

@@ -20,6 +20,10 @@ pub enum ObjectKind {
     Lost = b'L',
     /// The runtime itself failed (UTF-8 message).
     SystemError = b'S',
+    /// The actor is dead (UTF-8 message).
+    ActorDied = b'A',
+    /// The actor died because `__init__` raised (a pickled `RayTaskError`).
+    ActorInitFailed = b'D',
 }
 
 impl ObjectKind {
@@ -31,6 +35,8 @@ impl ObjectKind {
             Some(b'C') => Self::Cancelled,
             Some(b'L') => Self::Lost,
             Some(b'S') => Self::SystemError,
+            Some(b'A') => Self::ActorDied,
+            Some(b'D') => Self::ActorInitFailed,
             _ => Self::Pickled,
         }
     }
@@ -52,6 +58,8 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
             ObjectKind::Cancelled => b"C",
             ObjectKind::Lost => b"L",
             ObjectKind::SystemError => b"S",
+            ObjectKind::ActorDied => b"A",
+            ObjectKind::ActorInitFailed => b"D",
         }),
         nested: Vec::new(),
     }

@@ -76,6 +76,8 @@ impl Inner {
             gpu_ids: Vec::new(),
             attempt: 0,
             owner: self.address.to_string(),
+            namespace: req.namespace,
+            ..Default::default()
         };
         let task = Task {
             spec,
@@ -243,14 +245,19 @@ impl Inner {
     }
 
     /// Stores the task's return values (or errors), one per return id.
-    fn finish(&self, task: &Task, mut value: impl FnMut(u32) -> Object) {
-        let task_id = TaskId::from_bytes(&task.spec.task_id).unwrap_or_default();
-        for i in 1..=task.spec.num_returns {
+    fn finish(&self, task: &Task, value: impl FnMut(u32) -> Object) {
+        self.store_returns(&task.spec, value);
+    }
+
+    /// Stores a task's return values, one per return id, counting the refs
+    /// nested in them as borrowed.
+    pub(crate) fn store_returns(&self, spec: &TaskSpec, mut value: impl FnMut(u32) -> Object) {
+        let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
+        for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
             for r in &object.nested {
                 if let Some(n) = ObjectId::from_bytes(&r.id) {
-                    // Refs inside a return value are borrowed from their owner.
                     self.refs.add(n, &Arc::from(r.owner.as_str()), self.is_me(&r.owner));
                 }
             }

@@ -5,8 +5,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxray_common::{NodeId, ResourceSet, WorkerId};
-use oxray_control::{ControlService, NodeEntry};
+use oxray_common::{ActorId, NodeId, ResourceSet, WorkerId};
+use oxray_control::{ActorDirectory, ControlService, NodeEntry};
 use oxray_proto::frame::{FrameReader, FrameWriter};
 use oxray_proto::*;
 use parking_lot::Mutex;
@@ -85,56 +85,92 @@ fn hostname() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
 
-struct Client {
+pub(crate) struct Client {
     writer: FrameWriter,
     kind: ClientKind,
     worker_id: Option<WorkerId>,
     owns_cluster: bool,
 }
 
-struct Worker {
-    pid: u32,
-    address: String,
-    registered: bool,
-    lease: Option<u64>,
+pub(crate) struct Worker {
+    pub pid: u32,
+    pub address: String,
+    pub registered: bool,
+    pub lease: Option<u64>,
+    /// The actor this worker hosts, if any.
+    pub actor: Option<ActorId>,
 }
 
-struct Lease {
+pub(crate) struct Lease {
     holder: u64,
     worker: WorkerId,
     alloc: Allocation,
 }
 
-struct PendingLease {
-    client: u64,
-    request: u64,
-    shape: ResourceSet,
-    description: String,
-    warned: bool,
+/// Who waits for a lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Requester {
+    /// A client's `RequestLease` (reply to `request` on `client`).
+    Client { client: u64, request: u64 },
+    /// The control service, to start an actor.
+    Actor(ActorId),
 }
 
-struct State {
+impl Requester {
+    fn client(&self) -> Option<u64> {
+        match self {
+            Requester::Client { client, .. } => Some(*client),
+            Requester::Actor(_) => None,
+        }
+    }
+}
+
+pub(crate) struct PendingLease {
+    pub requester: Requester,
+    pub shape: ResourceSet,
+    pub description: String,
+    pub warned: bool,
+}
+
+pub(crate) struct State {
+    pub workers: HashMap<WorkerId, Worker>,
+    pub pending: VecDeque<PendingLease>,
     next_client: u64,
     clients: HashMap<u64, Client>,
-    workers: HashMap<WorkerId, Worker>,
     idle: VecDeque<WorkerId>,
     starting: usize,
     failed_starts: u32,
     last_start_error: String,
     next_lease: u64,
     leases: HashMap<u64, Lease>,
-    pending: VecDeque<PendingLease>,
     ledger: ResourceLedger,
     shutting_down: bool,
+    pub actors: ActorDirectory,
+    pub actor_waiters: Vec<ActorWaiter>,
 }
 
-struct Node {
-    config: NodeConfig,
+/// A `GetActorInfo` with `wait`, answered when the actor is ready or dead.
+pub(crate) struct ActorWaiter {
+    pub writer: FrameWriter,
+    pub request: u64,
+    pub actor: ActorId,
+    pub min_incarnation: u32,
+}
+
+pub(crate) struct Node {
+    pub config: NodeConfig,
     node_id: NodeId,
     control: ControlService,
-    state: Mutex<State>,
+    pub state: Mutex<State>,
     stopped: Arc<Notify>,
     me: std::sync::Weak<Node>,
+}
+
+impl Node {
+    /// A strong handle on this node, for spawned tasks.
+    pub(crate) fn me(&self) -> Arc<Node> {
+        self.me.upgrade().expect("the node outlives its tasks")
+    }
 }
 
 impl Node {
@@ -156,6 +192,8 @@ impl Node {
                 pending: VecDeque::new(),
                 ledger,
                 shutting_down: false,
+                actors: ActorDirectory::default(),
+                actor_waiters: Vec::new(),
             }),
             stopped: Arc::new(Notify::new()),
             me: me.clone(),
@@ -191,8 +229,7 @@ impl Node {
             Body::RequestLease(r) => {
                 let mut st = self.state.lock();
                 st.pending.push_back(PendingLease {
-                    client,
-                    request: req,
+                    requester: Requester::Client { client, request: req },
                     shape: ResourceSet::from_units(r.resources.iter()),
                     description: r.description,
                     warned: false,
@@ -251,6 +288,21 @@ impl Node {
                     req,
                     Body::KvValue(KvValue { found: value.is_some(), value: value.unwrap_or_default() }),
                 );
+            }
+            Body::CreateActor(c) => self.create_actor(client, req, c, writer),
+            Body::GetActorInfo(g) => self.get_actor_info(req, g, writer),
+            Body::KillActor(k) => {
+                self.kill_actor(k);
+                writer.reply(req, Body::Ack(Ack {}));
+            }
+            Body::ActorExiting(e) => {
+                self.actor_exiting(e);
+                if req != 0 {
+                    writer.reply(req, Body::Ack(Ack {}));
+                }
+            }
+            Body::ListActors(_) => {
+                writer.reply(req, Body::ListActors(self.list_actors()));
             }
             Body::ClusterInfoRequest(_) => {
                 writer.reply(req, Body::ClusterInfo(self.cluster_info()));
@@ -328,7 +380,7 @@ impl Node {
 
     /// Grants whatever pending lease requests fit, starts workers for those
     /// that only lack a worker, and warns about those that can never fit.
-    fn dispatch(&self, st: &mut State) {
+    pub(crate) fn dispatch(&self, st: &mut State) {
         if st.shutting_down {
             return;
         }
@@ -336,12 +388,29 @@ impl Node {
         let mut need_workers = 0usize;
         let mut short_of_resources = false;
         while let Some(mut p) = st.pending.pop_front() {
-            let Some(client) = st.clients.get(&p.client) else { continue };
+            let writer = match p.requester {
+                Requester::Client { client, .. } => match st.clients.get(&client) {
+                    Some(c) => Some(c.writer.clone()),
+                    None => continue,
+                },
+                Requester::Actor(id) => {
+                    if st.actors.get(&id).is_none_or(|a| a.state() == ActorState::Dead) {
+                        continue;
+                    }
+                    None
+                }
+            };
             if !st.ledger.is_feasible(&p.shape) {
                 if !p.warned {
                     p.warned = true;
                     let text = infeasible_warning(&p, st.ledger.total());
-                    client.writer.send(Envelope { id: 0, body: Some(Body::Warning(Warning { text })) });
+                    let owner = match p.requester {
+                        Requester::Actor(id) => st.actors.get(&id).and_then(|a| st.clients.get(&a.owner)),
+                        Requester::Client { client, .. } => st.clients.get(&client),
+                    };
+                    if let Some(c) = owner {
+                        c.writer.send(Envelope { id: 0, body: Some(Body::Warning(Warning { text })) });
+                    }
                 }
                 waiting.push_back(p);
                 continue;
@@ -352,7 +421,14 @@ impl Node {
                      Last output of the worker:\n{}",
                     p.description, st.failed_starts, st.last_start_error
                 );
-                client.writer.reply(p.request, Body::ErrorReply(ErrorReply { message }));
+                match p.requester {
+                    Requester::Client { request, .. } => {
+                        if let Some(w) = &writer {
+                            w.reply(request, Body::ErrorReply(ErrorReply { message }));
+                        }
+                    }
+                    Requester::Actor(id) => self.actor_failed(st, id, message),
+                }
                 continue;
             }
             if !p.shape.fits_in(st.ledger.available()) {
@@ -374,18 +450,34 @@ impl Node {
             };
             let lease_id = st.next_lease;
             st.next_lease += 1;
+            let gpu_ids = alloc.gpu_ids();
+            let holder = match p.requester {
+                Requester::Client { client, .. } => client,
+                // An actor's lease belongs to its owner (so it dies with it),
+                // or to nobody when detached.
+                Requester::Actor(id) => st.actors.get(&id).map_or(0, |a| if a.detached { 0 } else { a.owner }),
+            };
+            st.leases.insert(lease_id, Lease { holder, worker: worker_id, alloc });
             let worker = st.workers.get_mut(&worker_id).expect("idle workers are known");
             worker.lease = Some(lease_id);
-            let grant = LeaseGranted {
-                lease_id,
-                worker_id: worker_id.0.to_vec(),
-                address: worker.address.clone(),
-                gpu_ids: alloc.gpu_ids(),
-                pid: worker.pid,
-            };
-            st.leases.insert(lease_id, Lease { holder: p.client, worker: worker_id, alloc });
-            if let Some(client) = st.clients.get(&p.client) {
-                client.writer.reply(p.request, Body::LeaseGranted(grant));
+            match p.requester {
+                Requester::Client { request, .. } => {
+                    let grant = LeaseGranted {
+                        lease_id,
+                        worker_id: worker_id.0.to_vec(),
+                        address: worker.address.clone(),
+                        gpu_ids,
+                        pid: worker.pid,
+                    };
+                    if let Some(w) = writer {
+                        w.reply(request, Body::LeaseGranted(grant));
+                    }
+                }
+                Requester::Actor(id) => {
+                    worker.actor = Some(id);
+                    let (address, pid) = (worker.address.clone(), worker.pid);
+                    self.start_actor(st, id, address, pid, gpu_ids);
+                }
             }
         }
         st.pending = waiting;
@@ -412,7 +504,7 @@ impl Node {
         match spawn_worker(&self.config, id, events) {
             Ok(pid) => {
                 st.starting += 1;
-                st.workers.insert(id, Worker { pid, address: String::new(), registered: false, lease: None });
+                st.workers.insert(id, Worker { pid, address: String::new(), registered: false, lease: None, actor: None });
             }
             Err(e) => {
                 st.failed_starts += 1;
@@ -421,7 +513,7 @@ impl Node {
         }
     }
 
-    fn end_lease(&self, st: &mut State, lease_id: u64, kill: bool) {
+    pub(crate) fn end_lease(&self, st: &mut State, lease_id: u64, kill: bool) {
         let Some(lease) = st.leases.remove(&lease_id) else { return };
         st.ledger.release(&lease.alloc);
         if let Some(w) = st.workers.get_mut(&lease.worker) {
@@ -443,12 +535,16 @@ impl Node {
                 st.ledger.release(&lease.alloc);
             }
             st.idle.retain(|i| *i != id);
+            if let Some(actor) = w.actor {
+                self.actor_worker_died(st, actor, w.pid);
+            }
         }
     }
 
     fn client_gone(&self, client: u64) {
         let mut st = self.state.lock();
         let Some(c) = st.clients.remove(&client) else { return };
+        self.owner_gone(&mut st, client);
         if c.owns_cluster {
             drop(st);
             self.shutdown();
@@ -465,7 +561,7 @@ impl Node {
         for lease in held {
             self.end_lease(&mut st, lease, true);
         }
-        st.pending.retain(|p| p.client != client);
+        st.pending.retain(|p| p.requester.client() != Some(client));
         self.dispatch(&mut st);
     }
 

@@ -6,6 +6,7 @@
 //! On the head node the same process also serves the control service
 //! ([`oxray_control::ControlService`]), as a separate component.
 
+mod actors;
 pub mod config;
 pub mod daemon;
 pub mod ledger;

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
     )]
     pub body: Option<Body>,
 }
@@ -71,6 +71,19 @@ pub enum Body {
     ObjectReply(ObjectReply),
     #[prost(message, tag = "25")]
     LeaseWanted(LeaseWanted),
+    // --- actors: client <-> control service ---------------------------------
+    #[prost(message, tag = "26")]
+    CreateActor(CreateActor),
+    #[prost(message, tag = "27")]
+    ActorInfo(ActorInfo),
+    #[prost(message, tag = "28")]
+    GetActorInfo(GetActorInfo),
+    #[prost(message, tag = "29")]
+    KillActor(KillActor),
+    #[prost(message, tag = "30")]
+    ActorExiting(ActorExiting),
+    #[prost(message, tag = "31")]
+    ListActors(ListActors),
 }
 
 /// What kind of process registers with a node daemon.
@@ -311,6 +324,21 @@ pub struct TaskSpec {
     /// The caller's address: owner of the returned objects.
     #[prost(string, tag = "11")]
     pub owner: String,
+    /// The actor this task creates or runs on (empty for plain tasks).
+    #[prost(bytes = "vec", tag = "12")]
+    pub actor_id: Vec<u8>,
+    /// The method to call, for actor tasks.
+    #[prost(string, tag = "13")]
+    pub method_name: String,
+    /// Whether this task creates the actor (runs `__init__`).
+    #[prost(bool, tag = "14")]
+    pub actor_creation: bool,
+    /// Calls an actor runs at once (creation tasks only).
+    #[prost(uint32, tag = "15")]
+    pub max_concurrency: u32,
+    /// The namespace of the job that submitted the task.
+    #[prost(string, tag = "16")]
+    pub namespace: String,
 }
 
 /// The outcome of a task: one object per return, or error objects.
@@ -351,4 +379,116 @@ pub struct ObjectReply {
     /// Why the object cannot be had, when `object` is absent.
     #[prost(string, tag = "2")]
     pub error: String,
+}
+
+/// Life-cycle states of an actor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum ActorState {
+    /// Waiting for a worker, or running `__init__`.
+    Pending = 0,
+    /// Ready for calls at `address`.
+    Alive = 1,
+    /// Its worker died; a new one is being started.
+    Restarting = 2,
+    /// Gone for good; `death_message` says why.
+    Dead = 3,
+}
+
+/// Register an actor and have the control service start it.
+#[derive(Clone, PartialEq, Message)]
+pub struct CreateActor {
+    /// The creation task (class, constructor arguments).
+    #[prost(message, optional, tag = "1")]
+    pub spec: Option<TaskSpec>,
+    #[prost(btree_map = "string, int64", tag = "2")]
+    pub resources: BTreeMap<String, i64>,
+    #[prost(string, tag = "3")]
+    pub name: String,
+    #[prost(string, tag = "4")]
+    pub namespace: String,
+    #[prost(bool, tag = "5")]
+    pub detached: bool,
+    /// Restarts after a crash; -1 restarts forever.
+    #[prost(int32, tag = "6")]
+    pub max_restarts: i32,
+    /// Return the existing actor of that name instead of failing.
+    #[prost(bool, tag = "7")]
+    pub get_if_exists: bool,
+    /// What `get_actor` needs to rebuild a handle (pickled by the caller).
+    #[prost(bytes = "vec", tag = "8")]
+    pub handle: Vec<u8>,
+    #[prost(string, tag = "9")]
+    pub class_name: String,
+}
+
+/// An actor's state, as the control service knows it.
+#[derive(Clone, PartialEq, Message)]
+pub struct ActorInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    pub actor_id: Vec<u8>,
+    #[prost(enumeration = "ActorState", tag = "2")]
+    pub state: i32,
+    #[prost(string, tag = "3")]
+    pub address: String,
+    /// Bumped at every (re)start.
+    #[prost(uint32, tag = "4")]
+    pub incarnation: u32,
+    #[prost(string, tag = "5")]
+    pub death_message: String,
+    /// The error `__init__` raised, when that is why the actor died.
+    #[prost(message, optional, tag = "6")]
+    pub death_error: Option<Object>,
+    #[prost(bytes = "vec", tag = "7")]
+    pub handle: Vec<u8>,
+    #[prost(string, tag = "8")]
+    pub name: String,
+    #[prost(string, tag = "9")]
+    pub namespace: String,
+    #[prost(string, tag = "10")]
+    pub class_name: String,
+    #[prost(uint32, tag = "11")]
+    pub pid: u32,
+    #[prost(uint32, tag = "12")]
+    pub num_restarts: u32,
+}
+
+/// Look an actor up by id, or by name when `actor_id` is empty. With
+/// `wait`, the reply comes once the actor is alive at an incarnation of at
+/// least `min_incarnation`, or dead.
+#[derive(Clone, PartialEq, Message)]
+pub struct GetActorInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    pub actor_id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    #[prost(bool, tag = "4")]
+    pub wait: bool,
+    #[prost(uint32, tag = "5")]
+    pub min_incarnation: u32,
+}
+
+/// Kill an actor's process.
+#[derive(Clone, PartialEq, Message)]
+pub struct KillActor {
+    #[prost(bytes = "vec", tag = "1")]
+    pub actor_id: Vec<u8>,
+    #[prost(bool, tag = "2")]
+    pub no_restart: bool,
+}
+
+/// Sent by an actor's worker that ends itself (`exit_actor`).
+#[derive(Clone, PartialEq, Message)]
+pub struct ActorExiting {
+    #[prost(bytes = "vec", tag = "1")]
+    pub actor_id: Vec<u8>,
+}
+
+/// List every actor; the reply is one `ClusterInfo`-like list.
+#[derive(Clone, PartialEq, Message)]
+pub struct ListActors {
+    #[prost(message, repeated, tag = "1")]
+    pub actors: Vec<ActorInfo>,
 }

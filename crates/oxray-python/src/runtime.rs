@@ -5,8 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use oxray_common::{Error, ObjectId, ResourceSet, WorkerId};
-use oxray_core::{CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg, Options, TaskRequest};
+use oxray_common::{ActorId, Error, ObjectId, ResourceSet, WorkerId};
+use oxray_core::{
+    ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg,
+    Options, TaskRequest,
+};
 use parking_lot::RwLock;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -124,7 +127,7 @@ fn context(py: Python<'_>) -> PyResult<PyObject> {
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -136,6 +139,7 @@ fn submit_task(
     resources: Vec<(String, f64)>,
     max_retries: i32,
     retry_exceptions: &[u8],
+    namespace: String,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
@@ -148,10 +152,143 @@ fn submit_task(
         resources,
         max_retries,
         retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
+        namespace,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
     Ok(ids.into_iter().map(|id| ObjectRef::adopt(id, owner.clone())).collect())
+}
+
+fn actor_id_of(bytes: &[u8]) -> CoreResult<ActorId> {
+    ActorId::from_bytes(bytes).ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("bad actor id of {} bytes", bytes.len()))))
+}
+
+fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
+    let d = PyDict::new(py);
+    let state = match ActorState::try_from(info.state) {
+        Ok(ActorState::Pending) => "PENDING_CREATION",
+        Ok(ActorState::Alive) => "ALIVE",
+        Ok(ActorState::Restarting) => "RESTARTING",
+        _ => "DEAD",
+    };
+    d.set_item("actor_id", PyBytes::new(py, &info.actor_id))?;
+    d.set_item("state", state)?;
+    d.set_item("name", &info.name)?;
+    d.set_item("namespace", &info.namespace)?;
+    d.set_item("class_name", &info.class_name)?;
+    d.set_item("pid", info.pid)?;
+    d.set_item("num_restarts", info.num_restarts)?;
+    d.set_item("death_message", &info.death_message)?;
+    d.set_item("handle", PyBytes::new(py, &info.handle))?;
+    Ok(d.into_any().unbind())
+}
+
+/// Registers an actor; returns its info (an existing one's with
+/// `get_if_exists`).
+#[pyfunction]
+#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle))]
+#[allow(clippy::too_many_arguments)]
+fn create_actor(
+    py: Python<'_>,
+    actor_id: &[u8],
+    class_id: Vec<u8>,
+    class_name: String,
+    args: &[u8],
+    ref_args: Vec<Py<ObjectRef>>,
+    resources: Vec<(String, f64)>,
+    name: String,
+    namespace: String,
+    detached: bool,
+    max_restarts: i32,
+    max_concurrency: u32,
+    get_if_exists: bool,
+    handle: Vec<u8>,
+) -> PyResult<PyObject> {
+    let core = connected()?;
+    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
+    let req = ActorCreateRequest {
+        actor_id: actor_id_of(actor_id)?,
+        class_id,
+        class_name,
+        args: Bytes::copy_from_slice(args),
+        ref_args: ids_of(&ref_args, py),
+        resources,
+        name,
+        namespace,
+        detached,
+        max_restarts,
+        max_concurrency,
+        get_if_exists,
+        handle,
+    };
+    let info = py.allow_threads(|| core.create_actor(req)).map_err(PyCoreError)?;
+    actor_info_dict(py, &info)
+}
+
+/// Calls a method on an actor; returns one ref per return value.
+#[pyfunction]
+#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries))]
+#[allow(clippy::too_many_arguments)]
+fn submit_actor_task(
+    py: Python<'_>,
+    actor_id: &[u8],
+    method_name: String,
+    function_name: String,
+    args: &[u8],
+    ref_args: Vec<Py<ObjectRef>>,
+    num_returns: u32,
+    max_task_retries: i32,
+) -> PyResult<Vec<ObjectRef>> {
+    let core = connected()?;
+    let req = ActorCallRequest {
+        actor_id: actor_id_of(actor_id)?,
+        method_name,
+        function_name,
+        args: Bytes::copy_from_slice(args),
+        ref_args: ids_of(&ref_args, py),
+        num_returns,
+        max_task_retries,
+    };
+    let ids = core.submit_actor_task(req).map_err(PyCoreError)?;
+    let owner = core.address().to_string();
+    Ok(ids.into_iter().map(|id| ObjectRef::adopt(id, owner.clone())).collect())
+}
+
+/// Kills an actor.
+#[pyfunction]
+fn kill_actor(py: Python<'_>, actor_id: &[u8], no_restart: bool) -> PyResult<()> {
+    let core = connected()?;
+    let id = actor_id_of(actor_id)?;
+    Ok(py.allow_threads(|| core.kill_actor(id, no_restart)).map_err(PyCoreError)?)
+}
+
+/// An actor's info, by id (bytes) or else by name and namespace.
+#[pyfunction]
+#[pyo3(signature = (actor_id=None, name=String::new(), namespace=String::new()))]
+fn actor_info(py: Python<'_>, actor_id: Option<Vec<u8>>, name: String, namespace: String) -> PyResult<PyObject> {
+    let core = connected()?;
+    let id = match actor_id {
+        Some(b) => Some(actor_id_of(&b)?),
+        None => None,
+    };
+    let info = py.allow_threads(|| core.actor_info(id, &name, &namespace)).map_err(PyCoreError)?;
+    actor_info_dict(py, &info)
+}
+
+/// Every actor of the cluster.
+#[pyfunction]
+fn list_actors(py: Python<'_>) -> PyResult<Vec<PyObject>> {
+    let core = connected()?;
+    let infos = py.allow_threads(|| core.list_actors()).map_err(PyCoreError)?;
+    infos.iter().map(|i| actor_info_dict(py, i)).collect()
+}
+
+/// Records that this worker's actor ends itself.
+#[pyfunction]
+fn actor_exiting(py: Python<'_>, actor_id: &[u8]) -> PyResult<()> {
+    let core = connected()?;
+    let id = actor_id_of(actor_id)?;
+    Ok(py.allow_threads(|| core.actor_exiting(id)).map_err(PyCoreError)?)
 }
 
 /// Stores a serialized value; returns its ref.
@@ -313,6 +450,26 @@ impl Task {
     fn attempt(&self) -> u32 {
         self.task.spec.attempt
     }
+    #[getter]
+    fn actor_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.task.spec.actor_id)
+    }
+    #[getter]
+    fn method_name(&self) -> &str {
+        &self.task.spec.method_name
+    }
+    #[getter]
+    fn actor_creation(&self) -> bool {
+        self.task.spec.actor_creation
+    }
+    #[getter]
+    fn max_concurrency(&self) -> u32 {
+        self.task.spec.max_concurrency
+    }
+    #[getter]
+    fn namespace(&self) -> &str {
+        &self.task.spec.namespace
+    }
 }
 
 /// Blocks until a task is pushed to this worker; `None` after shutdown.
@@ -364,5 +521,11 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(next_task, m)?)?;
     m.add_function(wrap_pyfunction!(complete_task, m)?)?;
     m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(create_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(submit_actor_task, m)?)?;
+    m.add_function(wrap_pyfunction!(kill_actor, m)?)?;
+    m.add_function(wrap_pyfunction!(actor_info, m)?)?;
+    m.add_function(wrap_pyfunction!(list_actors, m)?)?;
+    m.add_function(wrap_pyfunction!(actor_exiting, m)?)?;
     Ok(())
 }

@@ -60,11 +60,14 @@ def validate(options, valid, kind):
         elif key in ("num_returns", "num_return_vals") and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"The keyword '{key}' only accepts 0 or a positive integer, got {value!r}.")
-        elif key == "max_retries" and value is not None:
+        elif key in ("max_retries", "max_restarts", "max_task_retries") and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < -1:
                 raise ValueError(
-                    f"The keyword 'max_retries' only accepts -1, 0 or a positive integer, got {value!r}."
+                    f"The keyword '{key}' only accepts -1, 0 or a positive integer, got {value!r}."
                 )
+        elif key == "max_concurrency" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"max_concurrency must be a positive integer, got {value!r}.")
         elif key == "retry_exceptions" and value is not None:
             ok = isinstance(value, bool) or (
                 isinstance(value, (list, tuple))
@@ -97,3 +100,12 @@ def resource_shape(options, default_cpus):
     for name, amount in (options.get("resources") or {}).items():
         shape[name] = amount
     return [(k, float(v)) for k, v in shape.items() if v]
+
+# Options accepted for actors.
+ACTOR_OPTIONS = {
+    "accelerator_type", "allow_out_of_order_execution", "concurrency_groups", "enable_task_events",
+    "get_if_exists", "label_selector", "lifetime", "max_concurrency", "max_pending_calls", "max_restarts",
+    "max_task_retries", "memory", "name", "namespace", "num_cpus", "num_gpus", "object_store_memory",
+    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks", "resources",
+    "runtime_env", "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
+}

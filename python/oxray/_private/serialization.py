@@ -21,6 +21,8 @@ WORKER_CRASHED = b"W"
 CANCELLED = b"C"
 LOST = b"L"
 SYSTEM_ERROR = b"S"
+ACTOR_DIED = b"A"
+ACTOR_INIT_FAILED = b"D"
 
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
 
@@ -91,7 +93,18 @@ def deserialize(data, metadata, nested=None):
         if isinstance(err, exceptions.RayTaskError):
             err = err.as_instanceof_cause()
         return ErrorValue(err)
+    if kind == ACTOR_INIT_FAILED:
+        try:
+            cause = pickle.loads(data)
+        except Exception as e:
+            cause = exceptions.RayTaskError("__init__", f"(the error could not be deserialized: {e})", None)
+        return ErrorValue(exceptions.ActorDiedError(
+            cause=cause,
+            error_msg=f"The actor died because of an error raised in its creation task, {cause}",
+        ))
     message = bytes(data).decode("utf-8", "replace")
+    if kind == ACTOR_DIED:
+        return ErrorValue(exceptions.ActorDiedError(error_msg=message))
     if kind == WORKER_CRASHED:
         return ErrorValue(exceptions.WorkerCrashedError(message))
     if kind == CANCELLED:

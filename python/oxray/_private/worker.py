@@ -27,7 +27,8 @@ class _Session:
         self.registered_functions = set()
         # Worker mode: ids of the GPUs of the task running now.
         self.gpu_ids = []
-        self.current_task_name = None
+        # Worker mode: the executor running pushed tasks.
+        self.executor = None
 
 
 _session = None
@@ -96,6 +97,9 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             daemon.process.kill()
             daemon.stop()
             raise
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
+        namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
         return RayContext(_session)
 

@@ -1,7 +1,11 @@
 """Entry point of a worker process (`python -m oxray._private.worker_main`),
 started by the node daemon. It connects its core worker and runs the tasks
-pushed to it, one at a time, on the main thread."""
+pushed to it: plain tasks one at a time on the main thread; once it hosts an
+actor, the actor's calls in order (or on N threads with max_concurrency, or
+on an event loop for async actors)."""
 
+import asyncio
+import inspect
 import os
 import signal
 import sys
@@ -15,7 +19,6 @@ from oxray import exceptions
 from oxray._private import serialization
 from oxray._private import worker as _worker
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
-
 
 class PrefixedStream:
     """Writes whole lines prefixed with their origin, as Ray's
@@ -59,8 +62,15 @@ class PrefixedStream:
         return getattr(self._stream, name)
 
 
+class _ArgumentError(Exception):
+    """An argument's value is itself an error: the task fails with it."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+
 class Executor:
-    """Runs pushed tasks on the main thread."""
+    """Runs pushed tasks."""
 
     def __init__(self, session):
         self.session = session
@@ -69,9 +79,18 @@ class Executor:
         self.cancel_requested = None
         self.pid = os.getpid()
         self.base_cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+        self.actor = None
+        self.actor_id = None
+        self.actor_name = None
+        self.loop = None
+        self.semaphore = None
 
+    # --- context -----------------------------------------------------------
     def log_prefix(self):
-        name = self.current.function_name if self.current is not None else None
+        if self.actor_name:
+            return f"({self.actor_name} pid={self.pid}) "
+        current = self.current
+        name = current.function_name if current is not None else None
         return f"({name} pid={self.pid}) " if name else f"(pid={self.pid}) "
 
     def function(self, function_id):
@@ -84,29 +103,6 @@ class Executor:
             self.functions[function_id] = fn
         return fn
 
-    def on_cancel(self, task_id):
-        """Called on a runtime thread: interrupt the main thread if it still
-        runs that task. A real signal also wakes a blocking sleep or read."""
-        current = self.current
-        if current is not None and current.task_id == task_id:
-            self.cancel_requested = task_id
-            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-    def _sigint(self, signum, frame):
-        current = self.current
-        if current is not None and self.cancel_requested == current.task_id:
-            self.cancel_requested = None
-            raise exceptions.TaskCancelledError(current.task_id)
-
-    def run(self):
-        signal.signal(signal.SIGINT, self._sigint)
-        _native.set_cancel_hook(self.on_cancel)
-        while True:
-            task = _native.next_task()
-            if task is None:
-                return
-            self.execute(task)
-
     def _set_gpus(self, gpu_ids):
         self.session.gpu_ids = list(gpu_ids)
         if gpu_ids:
@@ -116,31 +112,116 @@ class Executor:
         else:
             os.environ["CUDA_VISIBLE_DEVICES"] = self.base_cuda
 
-    def execute(self, task):
-        self.current = task
-        self._set_gpus(task.gpu_ids)
-        num_returns = task.num_returns
-        retryable = False
-        try:
-            try:
-                fn = self.function(task.function_id)
-                args, kwargs = self._arguments(task)
-                result = fn(*args, **kwargs)
-                returns = self._split_returns(result, num_returns, task.function_name)
-                out = [serialization.serialize(v, f"the return value of {task.function_name}") for v in returns]
-            except exceptions.TaskCancelledError:
-                out = [(task.function_name.encode(), serialization.CANCELLED, [])] * max(num_returns, 0)
-            except _ArgumentError as e:
-                out = [e.parts] * num_returns
-            except BaseException as e:  # the user's error, reported to the caller
-                retryable = self._retryable(task, e)
-                out = [self._error_parts(task, e)] * num_returns
-            self.current = None
+    # --- cancellation --------------------------------------------------------
+    def on_cancel(self, task_id):
+        """Called on a runtime thread: interrupt the main thread if it still
+        runs that task. A real signal also wakes a blocking sleep or read."""
+        current = self.current
+        if current is not None and current.task_id == task_id and self.actor is None:
+            self.cancel_requested = task_id
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    def _sigint(self, signum, frame):
+        current = self.current
+        if current is not None and self.cancel_requested == current.task_id:
             self.cancel_requested = None
-            _native.complete_task(task, out, retryable)
+            raise exceptions.TaskCancelledError(current.task_id)
+
+    # --- the loop ------------------------------------------------------------
+    def run(self):
+        signal.signal(signal.SIGINT, self._sigint)
+        _native.set_cancel_hook(self.on_cancel)
+        self._loop_tasks()
+
+    def _loop_tasks(self):
+        while True:
+            task = _native.next_task()
+            if task is None:
+                return
+            if self.loop is not None:
+                asyncio.run_coroutine_threadsafe(self.execute_async(task), self.loop)
+            else:
+                self.execute(task)
+
+    def execute(self, task):
+        if not self.actor_name:
+            self.current = task
+        self._set_gpus(task.gpu_ids)
+        try:
+            fn, args, kwargs = self._prepare(task)
+            result = fn(*args, **kwargs)
+            out, retryable = self._success(task, result), False
+        except BaseException as e:  # reported to the caller
+            out, retryable = self._failure(task, e)
         finally:
             self.current = None
-            self.session.gpu_ids = []
+            self.cancel_requested = None
+        _native.complete_task(task, out, retryable)
+        if task.actor_creation and self.actor is not None:
+            self._start_concurrency(task)
+
+    async def execute_async(self, task):
+        async with self.semaphore:
+            try:
+                fn, args, kwargs = self._prepare(task)
+                result = fn(*args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+                out, retryable = self._success(task, result), False
+            except BaseException as e:  # reported to the caller
+                out, retryable = self._failure(task, e)
+            _native.complete_task(task, out, retryable)
+
+    # --- one task --------------------------------------------------------------
+    def _prepare(self, task):
+        """The callable and arguments of a task."""
+        if task.namespace:
+            self.session.namespace = task.namespace
+        args, kwargs = self._arguments(task)
+        if task.actor_creation:
+            cls = self.function(task.function_id)
+            self.actor_id = task.actor_id
+            self.actor_name = cls.__name__
+            return self._create_actor, (cls, args, kwargs), {}
+        if task.method_name:
+            if task.method_name == "__oxray_terminate__":
+                return self._exit_actor, (), {}
+            if self.actor is None:
+                raise exceptions.RaySystemError("this worker hosts no actor")
+            return getattr(self.actor, task.method_name), args, kwargs
+        return self.function(task.function_id), args, kwargs
+
+    def _create_actor(self, cls, args, kwargs):
+        instance = cls(*args, **kwargs)
+        self.actor = instance
+        return None
+
+    def _start_concurrency(self, task):
+        methods = [m for _, m in inspect.getmembers(type(self.actor)) if inspect.isfunction(m)]
+        is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m) for m in methods)
+        if is_async:
+            self.loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run_loop():
+                asyncio.set_event_loop(self.loop)
+                self.semaphore = asyncio.Semaphore(max(1, task.max_concurrency))
+                ready.set()
+                self.loop.run_forever()
+
+            threading.Thread(target=run_loop, name="oxray-actor-loop", daemon=True).start()
+            ready.wait()
+        elif task.max_concurrency > 1:
+            for i in range(task.max_concurrency - 1):
+                threading.Thread(target=self._loop_tasks, name=f"oxray-actor-{i}", daemon=True).start()
+
+    def _exit_actor(self):
+        try:
+            _native.actor_exiting(self.actor_id)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     def _arguments(self, task):
         blob = task.args
@@ -156,24 +237,38 @@ class Executor:
         fill = lambda v: values[v.index] if isinstance(v, ArgSlot) else v
         return [fill(a) for a in args], {k: fill(v) for k, v in kwargs.items()}
 
-    @staticmethod
-    def _split_returns(result, num_returns, name):
+    def _success(self, task, result):
+        num_returns = task.num_returns
         if num_returns == 1:
-            return [result]
-        if num_returns == 0:
-            return []
-        try:
-            values = list(result)
-        except TypeError:
-            raise ValueError(
-                f"Task {name} has num_returns={num_returns} but returned a {type(result).__name__}, "
-                "not a sequence"
-            ) from None
-        if len(values) != num_returns:
-            raise ValueError(
-                f"Task {name} returned {len(values)} objects, but num_returns={num_returns}."
-            )
-        return values
+            values = [result]
+        elif num_returns == 0:
+            values = []
+        else:
+            try:
+                values = list(result)
+            except TypeError:
+                raise ValueError(
+                    f"Task {task.function_name} has num_returns={num_returns} but returned a "
+                    f"{type(result).__name__}, not a sequence"
+                ) from None
+            if len(values) != num_returns:
+                raise ValueError(
+                    f"Task {task.function_name} returned {len(values)} objects, but num_returns={num_returns}."
+                )
+        return [serialization.serialize(v, f"the return value of {task.function_name}") for v in values]
+
+    def _failure(self, task, error):
+        """The error objects for a failed task, and whether to retry it."""
+        from oxray.actor import ActorExit
+
+        if isinstance(error, ActorExit):
+            self._exit_actor()
+        n = task.num_returns
+        if isinstance(error, exceptions.TaskCancelledError):
+            return [(task.function_name.encode(), serialization.CANCELLED, [])] * n, False
+        if isinstance(error, _ArgumentError):
+            return [error.parts] * n, False
+        return [self._error_parts(task, error)] * n, self._retryable(task, error)
 
     @staticmethod
     def _retryable(task, error):
@@ -190,8 +285,10 @@ class Executor:
             # A failure of something this task waited on: pass it through.
             err = error
         else:
-            # Skip this executor's own frame: users see their code only.
-            frames = error.__traceback__.tb_next if error.__traceback__ else None
+            # Skip this executor's own frames: users see their code only.
+            frames = error.__traceback__
+            while frames is not None and frames.tb_frame.f_code.co_filename == __file__:
+                frames = frames.tb_next
             tb = "".join(traceback.format_exception(type(error), error, frames))
             err = exceptions.RayTaskError(task.function_name, tb, error, pid=self.pid)
         try:
@@ -206,17 +303,10 @@ class Executor:
         return data, serialization.TASK_ERROR, []
 
 
-class _ArgumentError(Exception):
-    """An argument's value is itself an error: the task fails with it."""
-
-    def __init__(self, parts):
-        self.parts = parts
-
-
 def main():
     worker_id = os.environ["OXRAY_WORKER_ID"]
     session = _worker.connect_worker(os.environ["OXRAY_DAEMON_SOCKET"], worker_id, os.environ["OXRAY_SESSION_DIR"])
-    executor = Executor(session)
+    executor = session.executor = Executor(session)
     sys.stdout = PrefixedStream(sys.stdout, executor)
     sys.stderr = PrefixedStream(sys.stderr, executor)
     try:

@@ -1,0 +1,396 @@
+//! Calls on actors: each caller keeps one ordered queue per actor and pushes
+//! calls straight to the actor's worker, in submission order, pipelined.
+//! Where the actor lives comes from the control service, asked again when
+//! the connection breaks (the actor may have been restarted elsewhere).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use oxray_common::{ActorId, Error, ObjectId, ResourceSet, Result, TaskId};
+use oxray_proto::rpc::RpcPeer;
+use oxray_proto::*;
+
+use crate::core::Inner;
+use crate::objects::{error_object, ObjectKind};
+
+/// A method call on an actor, as the binding hands it over.
+#[derive(Clone, Debug)]
+pub struct ActorCallRequest {
+    pub actor_id: ActorId,
+    pub method_name: String,
+    /// `Class.method`, for logs and errors.
+    pub function_name: String,
+    pub args: Bytes,
+    pub ref_args: Vec<ObjectId>,
+    pub num_returns: u32,
+    /// Times a call interrupted by the actor's death is run again on the
+    /// restarted actor; -1 forever.
+    pub max_task_retries: i32,
+}
+
+/// A new actor, as the binding hands it over.
+#[derive(Clone, Debug)]
+pub struct ActorCreateRequest {
+    pub actor_id: ActorId,
+    pub class_id: Vec<u8>,
+    pub class_name: String,
+    pub args: Bytes,
+    pub ref_args: Vec<ObjectId>,
+    pub resources: ResourceSet,
+    pub name: String,
+    pub namespace: String,
+    pub detached: bool,
+    pub max_restarts: i32,
+    pub max_concurrency: u32,
+    pub get_if_exists: bool,
+    /// Pickled handle metadata, for `get_actor`.
+    pub handle: Vec<u8>,
+}
+
+/// The callers' side of every actor this process calls.
+#[derive(Default)]
+pub(crate) struct ActorSubmitState {
+    actors: HashMap<ActorId, ActorQueue>,
+}
+
+#[derive(Default)]
+struct ActorQueue {
+    peer: Option<Arc<RpcPeer>>,
+    /// The incarnation `peer` talks to.
+    incarnation: u32,
+    resolving: bool,
+    dead: Option<Object>,
+    /// Calls not yet sent, in submission order.
+    queue: VecDeque<TaskId>,
+    calls: HashMap<TaskId, Call>,
+    next_seq: u64,
+}
+
+struct Call {
+    spec: TaskSpec,
+    seq: u64,
+    resolved: bool,
+    retries_left: i32,
+    /// Sent to an incarnation that died before answering.
+    interrupted: bool,
+}
+
+impl Inner {
+    /// Registers the actor with the control service, which starts it.
+    /// Returns the actor's info (for `get_if_exists`, the existing one's).
+    pub(crate) fn create_actor(self: &Arc<Self>, req: ActorCreateRequest) -> Result<ActorInfo> {
+        let task_id = self.next_task_id();
+        let mut resolved = Vec::with_capacity(req.ref_args.len());
+        for id in &req.ref_args {
+            let value = self.handle.block_on(self.resolve(*id));
+            resolved.push((*value).clone());
+        }
+        let spec = TaskSpec {
+            task_id: task_id.0.to_vec(),
+            job_id: self.job_id,
+            function_id: req.class_id,
+            function_name: req.class_name.clone(),
+            args: req.args,
+            resolved_args: resolved,
+            num_returns: 1,
+            owner: self.address.to_string(),
+            actor_id: req.actor_id.0.to_vec(),
+            actor_creation: true,
+            max_concurrency: req.max_concurrency,
+            namespace: req.namespace.clone(),
+            ..Default::default()
+        };
+        let body = Body::CreateActor(CreateActor {
+            spec: Some(spec),
+            resources: req.resources.to_units(),
+            name: req.name,
+            namespace: req.namespace,
+            detached: req.detached,
+            max_restarts: req.max_restarts,
+            get_if_exists: req.get_if_exists,
+            handle: req.handle,
+            class_name: req.class_name,
+        });
+        match self.handle.block_on(self.daemon.call(body)) {
+            Ok(Body::ActorInfo(info)) => Ok(info),
+            Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Submits a method call; returns its return ids, each holding one
+    /// reference for the caller.
+    pub(crate) fn submit_actor_task(self: &Arc<Self>, req: ActorCallRequest) -> Vec<ObjectId> {
+        let task_id = self.next_task_id();
+        let returns: Vec<ObjectId> = (1..=req.num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
+        for id in &returns {
+            self.refs.add(*id, &self.address, true);
+            self.store.expect(*id);
+        }
+        for id in &req.ref_args {
+            let owner = self.refs.owner_of(id).unwrap_or_else(|| self.address.clone());
+            let owned = self.is_me(&owner);
+            self.refs.add(*id, &owner, owned);
+        }
+        let spec = TaskSpec {
+            task_id: task_id.0.to_vec(),
+            job_id: self.job_id,
+            function_name: req.function_name,
+            args: req.args,
+            num_returns: req.num_returns,
+            owner: self.address.to_string(),
+            actor_id: req.actor_id.0.to_vec(),
+            method_name: req.method_name,
+            ..Default::default()
+        };
+        let resolved = req.ref_args.is_empty();
+        {
+            let mut st = self.actor_submit.lock();
+            let q = st.actors.entry(req.actor_id).or_default();
+            let seq = q.next_seq;
+            q.next_seq += 1;
+            q.calls.insert(task_id, Call { spec, seq, resolved, retries_left: req.max_task_retries, interrupted: false });
+            q.queue.push_back(task_id);
+            if resolved {
+                self.pump_actor(q, req.actor_id);
+            }
+        }
+        if !resolved {
+            let me = self.clone();
+            let actor = req.actor_id;
+            self.handle.spawn(async move { me.resolve_actor_call(actor, task_id, req.ref_args).await });
+        }
+        returns
+    }
+
+    async fn resolve_actor_call(self: Arc<Self>, actor: ActorId, task_id: TaskId, args: Vec<ObjectId>) {
+        let mut values = Vec::with_capacity(args.len());
+        for id in &args {
+            values.push(self.resolve(*id).await);
+        }
+        for id in &args {
+            if self.refs.release(id) == crate::refs::Released::Free {
+                self.store.remove(id);
+            }
+        }
+        let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
+        let mut st = self.actor_submit.lock();
+        let Some(q) = st.actors.get_mut(&actor) else { return };
+        if let Some(err) = failed {
+            if let Some(call) = q.calls.remove(&task_id) {
+                q.queue.retain(|t| *t != task_id);
+                drop(st);
+                self.finish_call(&call.spec, |_| (*err).clone());
+            }
+            return;
+        }
+        if let Some(call) = q.calls.get_mut(&task_id) {
+            call.spec.resolved_args = values.iter().map(|v| (**v).clone()).collect();
+            call.resolved = true;
+        }
+        self.pump_actor(q, actor);
+    }
+
+    /// Sends what can be sent, or finds out where the actor is first.
+    fn pump_actor(self: &Arc<Self>, q: &mut ActorQueue, actor: ActorId) {
+        if let Some(death) = &q.dead {
+            let calls: Vec<Call> = q.queue.drain(..).filter_map(|t| q.calls.remove(&t)).collect();
+            for call in calls {
+                self.finish_call(&call.spec, |_| death.clone());
+            }
+            return;
+        }
+        let Some(peer) = q.peer.clone() else {
+            if !q.resolving {
+                q.resolving = true;
+                self.locate_actor(actor, q.incarnation);
+            }
+            return;
+        };
+        while let Some(&task_id) = q.queue.front() {
+            let Some(call) = q.calls.get(&task_id) else {
+                q.queue.pop_front();
+                continue;
+            };
+            if !call.resolved {
+                break;
+            }
+            q.queue.pop_front();
+            let rx = peer.start_call(Body::PushTask(call.spec.clone()));
+            let me = self.clone();
+            let incarnation = q.incarnation;
+            self.handle.spawn(async move {
+                let reply = match rx {
+                    Ok(rx) => rx.await.ok(),
+                    Err(_) => None,
+                };
+                me.on_actor_reply(actor, task_id, incarnation, reply);
+            });
+        }
+    }
+
+    fn on_actor_reply(self: &Arc<Self>, actor: ActorId, task_id: TaskId, incarnation: u32, reply: Option<Body>) {
+        let mut st = self.actor_submit.lock();
+        let Some(q) = st.actors.get_mut(&actor) else { return };
+        match reply {
+            Some(Body::TaskReply(r)) => {
+                let Some(call) = q.calls.remove(&task_id) else { return };
+                drop(st);
+                let mut returns = r.returns.into_iter();
+                self.finish_call(&call.spec, |_| {
+                    returns.next().unwrap_or_else(|| error_object(ObjectKind::SystemError, "missing return value"))
+                });
+            }
+            _ => {
+                // The actor's process is gone: the call waits, in order, for
+                // the control service to say whether the actor comes back.
+                if q.incarnation == incarnation && q.peer.is_some() {
+                    q.peer = None;
+                    q.incarnation = incarnation + 1;
+                }
+                if let Some(call) = q.calls.get_mut(&task_id) {
+                    call.interrupted = true;
+                    let seq = call.seq;
+                    let pos = q.queue.iter().position(|t| q.calls.get(t).is_some_and(|c| c.seq > seq));
+                    match pos {
+                        Some(p) => q.queue.insert(p, task_id),
+                        None => q.queue.push_back(task_id),
+                    }
+                }
+                self.pump_actor(q, actor);
+            }
+        }
+    }
+
+    fn locate_actor(self: &Arc<Self>, actor: ActorId, min_incarnation: u32) {
+        let call = self.daemon.start_call(Body::GetActorInfo(GetActorInfo {
+            actor_id: actor.0.to_vec(),
+            wait: true,
+            min_incarnation,
+            ..Default::default()
+        }));
+        let me = self.clone();
+        self.handle.spawn(async move {
+            let reply = match call {
+                Ok(rx) => rx.await.ok(),
+                Err(_) => None,
+            };
+            let (peer, death) = match reply {
+                Some(Body::ActorInfo(info)) if info.state == ActorState::Alive as i32 => {
+                    match me.peers.get(&info.address).await {
+                        Ok(peer) => (Some((peer, info.incarnation)), None),
+                        // Gone again already: ask once more.
+                        Err(_) => (None, None),
+                    }
+                }
+                Some(Body::ActorInfo(info)) => (None, Some(death_object(&info))),
+                Some(Body::ErrorReply(e)) => (None, Some(error_object(ObjectKind::ActorDied, e.message))),
+                _ => (None, Some(error_object(ObjectKind::ActorDied, "the oxray daemon is gone"))),
+            };
+            let mut st = me.actor_submit.lock();
+            let Some(q) = st.actors.get_mut(&actor) else { return };
+            q.resolving = false;
+            match (peer, death) {
+                (Some((peer, incarnation)), _) => {
+                    q.peer = Some(peer);
+                    q.incarnation = incarnation;
+                    me.settle_interrupted(q);
+                }
+                (None, Some(death)) => q.dead = Some(death),
+                (None, None) => {}
+            }
+            me.pump_actor(q, actor);
+        });
+    }
+
+    /// Calls cut short by a restart run again if their retries allow.
+    fn settle_interrupted(&self, q: &mut ActorQueue) {
+        let mut failed = Vec::new();
+        for task_id in &q.queue {
+            let Some(call) = q.calls.get_mut(task_id) else { continue };
+            if !call.interrupted {
+                continue;
+            }
+            call.interrupted = false;
+            if call.retries_left != 0 {
+                if call.retries_left > 0 {
+                    call.retries_left -= 1;
+                }
+                call.spec.attempt += 1;
+            } else {
+                failed.push(*task_id);
+            }
+        }
+        for task_id in failed {
+            q.queue.retain(|t| *t != task_id);
+            if let Some(call) = q.calls.remove(&task_id) {
+                self.finish_call(&call.spec, |_| {
+                    error_object(
+                        ObjectKind::ActorDied,
+                        format!(
+                            "The actor died unexpectedly before finishing this task ({}). It was restarted, but \
+                             max_task_retries does not allow running this call again.",
+                            call.spec.function_name
+                        ),
+                    )
+                });
+            }
+        }
+    }
+
+    fn finish_call(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
+        self.store_returns(spec, value);
+    }
+
+    /// Kills an actor (through the control service).
+    pub(crate) fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<()> {
+        let body = Body::KillActor(KillActor { actor_id: actor.0.to_vec(), no_restart });
+        self.handle.block_on(self.daemon.call(body)).map(|_| ())
+    }
+
+    /// Looks an actor up (by name when `actor` is `None`).
+    pub(crate) fn actor_info(&self, actor: Option<ActorId>, name: &str, namespace: &str) -> Result<ActorInfo> {
+        let body = Body::GetActorInfo(GetActorInfo {
+            actor_id: actor.map(|a| a.0.to_vec()).unwrap_or_default(),
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            wait: false,
+            min_incarnation: 0,
+        });
+        match self.handle.block_on(self.daemon.call(body)) {
+            Ok(Body::ActorInfo(info)) => Ok(info),
+            Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every actor of the cluster.
+    pub(crate) fn list_actors(&self) -> Result<Vec<ActorInfo>> {
+        match self.handle.block_on(self.daemon.call(Body::ListActors(ListActors::default())))? {
+            Body::ListActors(l) => Ok(l.actors),
+            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+        }
+    }
+
+    /// Tells the control service this actor is ending itself, and waits for
+    /// it to be recorded.
+    pub(crate) fn actor_exiting(&self, actor: ActorId) -> Result<()> {
+        let body = Body::ActorExiting(ActorExiting { actor_id: actor.0.to_vec() });
+        self.handle.block_on(self.daemon.call(body)).map(|_| ())
+    }
+}
+
+/// The error every call on a dead actor gets.
+fn death_object(info: &ActorInfo) -> Object {
+    match &info.death_error {
+        Some(error) => Object {
+            data: error.data.clone(),
+            metadata: Bytes::from_static(b"D"),
+            nested: Vec::new(),
+        },
+        None => error_object(ObjectKind::ActorDied, info.death_message.clone()),
+    }
+}

@@ -1,0 +1,247 @@
+//! Actor life cycles, run by the control service on the head: starting an
+//! actor on a leased worker, restarting it after a crash, killing it, and
+//! telling callers where it lives.
+
+use oxray_common::{ActorId, ResourceSet};
+use oxray_control::ActorRecord;
+use oxray_proto::frame::FrameWriter;
+use oxray_proto::rpc::RpcPeer;
+use oxray_proto::*;
+
+use crate::daemon::{ActorWaiter, Node, PendingLease, Requester, State};
+use crate::pool::kill_pid;
+
+/// The metadata byte of an object holding a pickled `RayTaskError`.
+const TASK_ERROR_KIND: u8 = b'T';
+
+impl Node {
+    /// Registers an actor and queues the lease that will start it.
+    pub(crate) fn create_actor(&self, client: u64, req: u64, c: CreateActor, writer: &FrameWriter) {
+        let reject = |message: String| {
+            writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+        };
+        let Some(spec) = c.spec else { return reject("CreateActor without a creation task".into()) };
+        let Some(id) = ActorId::from_bytes(&spec.actor_id) else { return reject("CreateActor with a bad actor id".into()) };
+        let mut st = self.state.lock();
+        if !c.name.is_empty() {
+            if let Some(existing) = st.actors.by_name(&c.namespace, &c.name) {
+                if c.get_if_exists {
+                    let info = st.actors.get(&existing).map(|a| a.info.clone()).unwrap_or_default();
+                    writer.reply(req, Body::ActorInfo(info));
+                } else {
+                    reject(format!(
+                        "The name {} (namespace={}) is already taken. Please use a different name or get the \
+                         existing actor using oxray.get_actor('{}', namespace='{}')",
+                        c.name, c.namespace, c.name, c.namespace
+                    ));
+                }
+                return;
+            }
+        }
+        let resources = ResourceSet::from_units(c.resources.iter());
+        let info = ActorInfo {
+            actor_id: id.0.to_vec(),
+            state: ActorState::Pending as i32,
+            handle: c.handle,
+            name: c.name,
+            namespace: c.namespace,
+            class_name: c.class_name.clone(),
+            ..Default::default()
+        };
+        let record = ActorRecord {
+            info: info.clone(),
+            spec,
+            resources: resources.clone(),
+            detached: c.detached,
+            max_restarts: c.max_restarts,
+            owner: client,
+        };
+        if st.actors.register(id, record).is_err() {
+            return reject("actor name raced with another registration; retry".into());
+        }
+        st.pending.push_back(PendingLease {
+            requester: Requester::Actor(id),
+            shape: resources,
+            description: c.class_name,
+            warned: false,
+        });
+        writer.reply(req, Body::ActorInfo(info));
+        self.dispatch(&mut st);
+    }
+
+    /// A worker was leased for actor `id`: push its creation task.
+    pub(crate) fn start_actor(&self, st: &mut State, id: ActorId, address: String, pid: u32, gpu_ids: Vec<u32>) {
+        let Some(record) = st.actors.get_mut(&id) else { return };
+        record.info.pid = pid;
+        let incarnation = record.info.incarnation;
+        let mut spec = record.spec.clone();
+        spec.gpu_ids = gpu_ids;
+        spec.attempt = incarnation;
+        let me = self.me();
+        tokio::spawn(async move {
+            let path = address.strip_prefix("unix:").unwrap_or(&address).to_string();
+            let result = async {
+                let (peer, _inbox) = RpcPeer::connect_unix(&path).await?;
+                peer.call(Body::PushTask(spec)).await
+            }
+            .await;
+            me.actor_created(id, incarnation, address, result.ok());
+        });
+    }
+
+    fn actor_created(&self, id: ActorId, incarnation: u32, address: String, reply: Option<Body>) {
+        let mut st = self.state.lock();
+        let Some(record) = st.actors.get_mut(&id) else { return };
+        if record.info.incarnation != incarnation || record.state() == ActorState::Dead {
+            return;
+        }
+        let Some(Body::TaskReply(reply)) = reply else {
+            return; // The worker died; its exit restarts or buries the actor.
+        };
+        let init_error = reply.returns.into_iter().find(|o| o.metadata.first() == Some(&TASK_ERROR_KIND));
+        match init_error {
+            Some(error) => {
+                record.info.death_error = Some(error);
+                st.actors.mark_dead(&id, "The actor died because of an error raised in its creation task".into());
+                self.kill_actor_worker(&st, &id);
+            }
+            None => {
+                record.info.state = ActorState::Alive as i32;
+                record.info.address = address;
+            }
+        }
+        self.notify_actor_waiters(&mut st);
+    }
+
+    /// Answers a lookup by id or by name, at once or (with `wait`) once the
+    /// actor is alive or dead.
+    pub(crate) fn get_actor_info(&self, req: u64, g: GetActorInfo, writer: &FrameWriter) {
+        let mut st = self.state.lock();
+        let id = match ActorId::from_bytes(&g.actor_id) {
+            Some(id) => Some(id),
+            None => st.actors.by_name(&g.namespace, &g.name),
+        };
+        let Some(record) = id.and_then(|id| st.actors.get(&id)) else {
+            let message = if g.name.is_empty() {
+                "no such actor".to_string()
+            } else {
+                format!(
+                    "Failed to look up actor with name '{}'. This could because 1. You are trying to look up a \
+                     named actor you didn't create. 2. The named actor died. 3. You did not use a namespace \
+                     matching the namespace of the actor.",
+                    g.name
+                )
+            };
+            writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+            return;
+        };
+        if !g.wait || is_settled(&record.info, g.min_incarnation) {
+            writer.reply(req, Body::ActorInfo(record.info.clone()));
+            return;
+        }
+        let actor = id.expect("found");
+        st.actor_waiters.push(ActorWaiter { writer: writer.clone(), request: req, actor, min_incarnation: g.min_incarnation });
+    }
+
+    /// Kills an actor's worker; with `no_restart` the actor stays dead.
+    pub(crate) fn kill_actor(&self, k: KillActor) {
+        let Some(id) = ActorId::from_bytes(&k.actor_id) else { return };
+        let mut st = self.state.lock();
+        if k.no_restart {
+            st.actors.mark_dead(&id, "The actor was killed by oxray.kill().".into());
+        }
+        self.kill_actor_worker(&st, &id);
+        self.notify_actor_waiters(&mut st);
+    }
+
+    /// The actor ends itself (`exit_actor`): it must not be restarted.
+    pub(crate) fn actor_exiting(&self, e: ActorExiting) {
+        let Some(id) = ActorId::from_bytes(&e.actor_id) else { return };
+        let mut st = self.state.lock();
+        st.actors.mark_dead(&id, "The actor exited intentionally by calling exit_actor().".into());
+        self.notify_actor_waiters(&mut st);
+    }
+
+    /// Every actor, for state listings.
+    pub(crate) fn list_actors(&self) -> ListActors {
+        let st = self.state.lock();
+        ListActors { actors: st.actors.iter().map(|(_, r)| r.info.clone()).collect() }
+    }
+
+    /// The worker hosting actor `id` exited: restart the actor if its
+    /// budget allows, else bury it.
+    pub(crate) fn actor_worker_died(&self, st: &mut State, id: ActorId, pid: u32) {
+        let Some(record) = st.actors.get_mut(&id) else { return };
+        if record.state() != ActorState::Dead {
+            if record.may_restart() {
+                record.info.num_restarts += 1;
+                record.info.incarnation += 1;
+                record.info.state = ActorState::Restarting as i32;
+                record.info.address.clear();
+                let pending = PendingLease {
+                    requester: Requester::Actor(id),
+                    shape: record.resources.clone(),
+                    description: record.info.class_name.clone(),
+                    warned: false,
+                };
+                st.pending.push_back(pending);
+            } else {
+                let message = format!(
+                    "The actor died unexpectedly: its worker process (pid {pid}) exited. It was restarted {} \
+                     time(s) (max_restarts={}).",
+                    record.info.num_restarts, record.max_restarts
+                );
+                st.actors.mark_dead(&id, message);
+            }
+        }
+        self.notify_actor_waiters(st);
+    }
+
+    /// Actor `id` cannot be started at all.
+    pub(crate) fn actor_failed(&self, st: &mut State, id: ActorId, message: String) {
+        st.actors.mark_dead(&id, message);
+        self.notify_actor_waiters(st);
+    }
+
+    /// A client disconnected: the non-detached actors it created die with it.
+    pub(crate) fn owner_gone(&self, st: &mut State, client: u64) {
+        let owned: Vec<ActorId> = st
+            .actors
+            .iter()
+            .filter(|(_, r)| r.owner == client && !r.detached && r.state() != ActorState::Dead)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in owned {
+            st.actors.mark_dead(&id, "The actor's owner (the process that created it) has exited.".into());
+            self.kill_actor_worker(st, &id);
+        }
+        self.notify_actor_waiters(st);
+    }
+
+    fn kill_actor_worker(&self, st: &State, id: &ActorId) {
+        if let Some(w) = st.workers.values().find(|w| w.actor == Some(*id)) {
+            kill_pid(w.pid);
+        }
+    }
+
+    fn notify_actor_waiters(&self, st: &mut State) {
+        let State { actor_waiters, actors, .. } = st;
+        actor_waiters.retain(|w| {
+            let Some(record) = actors.get(&w.actor) else { return false };
+            if is_settled(&record.info, w.min_incarnation) {
+                w.writer.reply(w.request, Body::ActorInfo(record.info.clone()));
+                false
+            } else {
+                !w.writer.is_closed()
+            }
+        });
+    }
+}
+
+fn is_settled(info: &ActorInfo, min_incarnation: u32) -> bool {
+    match ActorState::try_from(info.state) {
+        Ok(ActorState::Dead) => true,
+        Ok(ActorState::Alive) => info.incarnation >= min_incarnation,
+        _ => false,
+    }
+}

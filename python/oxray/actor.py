@@ -1,0 +1,282 @@
+"""`@remote` on a class: ActorClass, ActorHandle, ActorMethod, and
+`exit_actor`."""
+
+import hashlib
+import inspect
+import os
+import pickle
+import threading
+
+from oxray import _native
+from oxray import exceptions
+from oxray._private import options as _options
+from oxray._private import serialization
+from oxray._private import worker as _worker
+from oxray.remote_function import FUNCTION_NAMESPACE, pack_arguments
+
+# Method name of the call that ends an actor once every earlier call is done
+# (sent when the last handle in its creator goes away).
+TERMINATE_METHOD = "__oxray_terminate__"
+
+
+def _method_table(cls):
+    """{name: options} of the methods callable through a handle, and whether
+    any is `async def` (then the actor runs calls on an event loop)."""
+    methods, is_async = {}, False
+    for name, member in inspect.getmembers(cls):
+        if not (inspect.isfunction(member) or inspect.ismethod(member)):
+            continue
+        if name.startswith("__") and name.endswith("__") and name not in ("__call__",):
+            continue
+        opts = dict(getattr(member, "__oxray_method_options__", {}))
+        methods[name] = opts
+        if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
+            is_async = True
+    return methods, is_async
+
+
+class _HandleCounts:
+    """Handles alive in this process per actor, for actors this process
+    created: the actor ends when the last goes (unless it escaped to another
+    process, or is detached)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.counts = {}
+        self.escaped = set()
+        self.owned = set()
+
+    def add(self, actor_id):
+        with self.lock:
+            self.counts[actor_id] = self.counts.get(actor_id, 0) + 1
+
+    def remove(self, actor_id):
+        with self.lock:
+            n = self.counts.get(actor_id, 0) - 1
+            if n > 0:
+                self.counts[actor_id] = n
+                return False
+            self.counts.pop(actor_id, None)
+            last = actor_id in self.owned and actor_id not in self.escaped
+            self.owned.discard(actor_id)
+            return last
+
+
+_handles = _HandleCounts()
+
+
+class ActorMethod:
+    """A method of an actor handle: call `.remote()` on it."""
+
+    def __init__(self, handle, name, options):
+        self._handle = handle
+        self._name = name
+        self._options = options
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actor methods cannot be called directly. Instead of running 'object.{self._name}()', try "
+            f"'object.{self._name}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        return self._handle._call(self._name, args, kwargs, self._options)
+
+    def options(self, **options):
+        unknown = set(options) - {"num_returns", "name", "concurrency_group", "max_task_retries",
+                                  "retry_exceptions", "enable_task_events", "_generator_backpressure_num_objects"}
+        if unknown:
+            raise ValueError(f"Invalid option keyword {sorted(unknown)[0]} for actor methods.")
+        _options.validate({k: v for k, v in options.items() if k == "num_returns"}, {"num_returns"}, "actor methods")
+        return ActorMethod(self._handle, self._name, {**self._options, **options})
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+
+
+class ActorHandle:
+    """A handle on an actor: `handle.method.remote(...)` calls it. Handles can
+    be passed to tasks and other actors."""
+
+    def __init__(self, actor_id, class_name, methods, max_task_retries=0, owned=False):
+        self._actor_id = actor_id
+        self._class_name = class_name
+        self._methods = methods
+        self._max_task_retries = max_task_retries
+        if owned:
+            _handles.owned.add(actor_id)
+        _handles.add(actor_id)
+
+    def __getattr__(self, name):
+        methods = self.__dict__.get("_methods")
+        if methods is not None and name in methods:
+            return ActorMethod(self, name, methods[name])
+        raise AttributeError(f"'ActorHandle' object has no attribute '{name}'")
+
+    def _call(self, method, args, kwargs, options):
+        _worker.session()
+        num_returns = options.get("num_returns", 1)
+        retries = options.get("max_task_retries", self._max_task_retries)
+        function_name = f"{self._class_name}.{method}"
+        blob, refs = pack_arguments(args, kwargs, function_name)
+        returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
+                                            -1 if retries is None else retries)
+        if num_returns == 1:
+            return returns[0]
+        if num_returns == 0:
+            return None
+        return returns
+
+    def _metadata(self):
+        return (self._actor_id, self._class_name, self._methods, self._max_task_retries)
+
+    def __reduce__(self):
+        # Another process may hold it now: the actor lives until its owner
+        # exits (or it is killed).
+        _handles.escaped.add(self._actor_id)
+        return (_rebuild_handle, self._metadata())
+
+    def __del__(self):
+        try:
+            last = _handles.remove(self._actor_id)
+            if last and _worker.is_initialized():
+                _native.submit_actor_task(self._actor_id, TERMINATE_METHOD, TERMINATE_METHOD, b"", [], 0, 0)
+        except Exception:
+            pass  # interpreter shutdown: the cluster goes anyway
+
+    def __repr__(self):
+        return f"Actor({self._class_name}, {self._actor_id.hex()})"
+
+    def __eq__(self, other):
+        return isinstance(other, ActorHandle) and other._actor_id == self._actor_id
+
+    def __hash__(self):
+        return hash(self._actor_id)
+
+    def _actor_id_hex(self):
+        return self._actor_id.hex()
+
+
+def _rebuild_handle(actor_id, class_name, methods, max_task_retries):
+    return ActorHandle(actor_id, class_name, methods, max_task_retries)
+
+
+class ActorClass:
+    """A class turned remote by `@oxray.remote`: `Cls.remote(...)` starts an
+    actor and returns its handle."""
+
+    def __init__(self, cls, options=None):
+        options = dict(options or {})
+        _options.validate(options, _options.ACTOR_OPTIONS, "actors")
+        self._cls = cls
+        self._default_options = options
+        self._methods, self._is_async = _method_table(cls)
+        self._class_id = None
+        self._pickled = None
+        self.__name__ = cls.__name__
+        self.__qualname__ = cls.__qualname__
+        self.__doc__ = cls.__doc__
+        self.__module__ = cls.__module__
+
+    def __call__(self, *args, **kwargs):
+        raise TypeError(
+            f"Actors cannot be instantiated directly. Instead of '{self.__name__}()', use "
+            f"'{self.__name__}.remote()'."
+        )
+
+    def remote(self, *args, **kwargs):
+        """Starts the actor; returns its handle at once."""
+        return self._remote(args, kwargs, self._default_options)
+
+    def options(self, **options):
+        """A copy of this actor class with some options overridden."""
+        _options.validate(options, _options.ACTOR_OPTIONS, "actors")
+        merged = {**self._default_options, **options}
+        parent = self
+
+        class ActorOptionWrapper:
+            def remote(self, *args, **kwargs):
+                return parent._remote(args, kwargs, merged)
+
+            def options(self, **more):
+                return parent.options(**{**options, **more})
+
+        return ActorOptionWrapper()
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+
+    def _ensure_registered(self, session):
+        if self._class_id is None:
+            try:
+                self._pickled = serialization.dumps(self._cls)
+            except Exception as e:
+                raise TypeError(f"Could not serialize the actor class {self.__name__}: {type(e).__name__}: {e}") from e
+            self._class_id = hashlib.sha1(self._pickled).digest()
+        if self._class_id not in session.registered_functions:
+            _native.kv_put(FUNCTION_NAMESPACE, self._class_id, self._pickled)
+            session.registered_functions.add(self._class_id)
+        return self._class_id
+
+    def _remote(self, args, kwargs, options):
+        session = _worker.session()
+        class_id = self._ensure_registered(session)
+        get = options.get
+        lifetime = get("lifetime")
+        if lifetime not in (None, "detached", "non_detached"):
+            raise ValueError("actor `lifetime` argument must be one of 'detached', 'non_detached' and 'None'.")
+        name = get("name") or ""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        namespace = get("namespace") or session.namespace
+        max_concurrency = get("max_concurrency") or (1000 if self._is_async else 1)
+        max_task_retries = get("max_task_retries") or 0
+        blob, refs = pack_arguments(args, kwargs, self.__name__)
+        actor_id = os.urandom(16)
+        handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries))
+        info = _native.create_actor(
+            actor_id, class_id, self.__name__, blob, refs,
+            _options.resource_shape(options, default_cpus=0),
+            name, namespace, lifetime == "detached",
+            -1 if get("max_restarts") == -1 else int(get("max_restarts") or 0),
+            int(max_concurrency), bool(get("get_if_exists")), handle_blob,
+        )
+        if info["actor_id"] != actor_id:  # get_if_exists found one
+            return ActorHandle(*pickle.loads(info["handle"]))
+        return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries,
+                           owned=lifetime != "detached")
+
+
+class ActorExit(BaseException):
+    """Raised by `exit_actor` to end the actor after the current call."""
+
+
+def exit_actor():
+    """Ends the current actor: the calling task's caller sees the actor's
+    death, and queued calls fail with ActorDiedError."""
+    executor = _worker.session().executor if _worker.is_initialized() else None
+    if executor is None or executor.actor is None:
+        raise TypeError("exit_actor API is called on a non-actor worker.")
+    raise ActorExit()
+
+
+def get_actor(name, namespace=None):
+    """The handle of the live actor named `name` (in `namespace`, by default
+    the job's)."""
+    session = _worker.session()
+    if not isinstance(name, str) or not name:
+        raise ValueError("Please supply a non-empty value to get_actor")
+    info = _native.actor_info(name=name, namespace=namespace or session.namespace or "")
+    return ActorHandle(*pickle.loads(info["handle"]))
+
+
+def kill(actor, *, no_restart=True):
+    """Kills an actor at once: pending and later calls raise ActorDiedError.
+    With no_restart=False it is restarted if max_restarts allows."""
+    _worker.session()
+    if not isinstance(actor, ActorHandle):
+        raise ValueError(f"ray.kill() only supported for actors. For tasks, try ray.cancel(). Got: {actor}.")
+    _native.kill_actor(actor._actor_id, no_restart)
+
+
+__all__ = ["ActorClass", "ActorHandle", "ActorMethod", "exit_actor", "get_actor", "kill", "exceptions"]
