@@ -146,7 +146,10 @@ class Executor:
     def execute(self, task):
         if not self.actor_name:
             self.current = task
-        self._set_gpus(task.gpu_ids)
+        if not task.method_name:
+            # Plain tasks get their lease's GPUs; an actor keeps the GPUs
+            # its creation task was given.
+            self._set_gpus(task.gpu_ids)
         try:
             fn, args, kwargs = self._prepare(task)
             result = fn(*args, **kwargs)
