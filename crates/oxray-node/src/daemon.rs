@@ -65,8 +65,11 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         });
     }
     let stop = node.stopped.clone();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(NodeError::Runtime)?;
     loop {
         tokio::select! {
+            _ = terminate.recv() => node.shutdown(),
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
                     tokio::spawn(node.clone().handle_connection(stream));

@@ -74,16 +74,40 @@ def new_session_dir():
     return path
 
 
-class LocalDaemon:
-    """A daemon process started by this driver for an embedded cluster."""
+HEAD_ADDRESS_FILE = os.path.join(tempfile.gettempdir(), "oxray", "head_address")
 
-    def __init__(self, session_dir, resources, prestart_workers):
+
+def resolve_address(address):
+    """The daemon socket of an existing cluster: `auto` (the head started by
+    `oxray start --head`), a session directory, or a socket path."""
+    if address == "auto":
+        try:
+            with open(HEAD_ADDRESS_FILE) as f:
+                address = f.read().strip()
+        except OSError:
+            raise ConnectionError(
+                "Could not find any running oxray instance. Start one with `oxray start --head`, or "
+                "call oxray.init() without an address to start a local cluster."
+            ) from None
+    path = os.path.join(address, "daemon.sock") if os.path.isdir(address) else address
+    if not os.path.exists(path):
+        raise ConnectionError(f"no oxray cluster at {address!r} (no daemon socket at {path})")
+    return path
+
+
+class LocalDaemon:
+    """A daemon process started by this process: the embedded cluster of a
+    driver (`owned`: it stops when the driver exits), or a head started by
+    `oxray start --head`."""
+
+    def __init__(self, session_dir, resources, prestart_workers, owned=True):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         args = [daemon_binary(), "daemon", "--session-dir", session_dir,
                 "--python", sys.executable,
-                "--prestart-workers", str(prestart_workers),
-                "--owner-pid", str(os.getpid())]
+                "--prestart-workers", str(prestart_workers)]
+        if owned:
+            args += ["--owner-pid", str(os.getpid())]
         for name, amount in resources.items():
             args += ["--resource", f"{name}={amount!r}"]
         env = dict(os.environ)
@@ -94,8 +118,10 @@ class LocalDaemon:
         env["PYTHONPATH"] = os.pathsep.join([os.getcwd()] + paths)
         self.log_path = os.path.join(session_dir, "daemon.err")
         self._err = open(self.log_path, "wb")
+        # A head outlives this process: its output goes to a file.
+        out = None if owned else open(os.path.join(session_dir, "daemon.out"), "wb")
         self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=None, stderr=self._err, start_new_session=True)
+                                        stdout=out, stderr=self._err, start_new_session=True)
         self._wait_ready()
 
     def _wait_ready(self, timeout=30.0):

@@ -76,12 +76,24 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
                 "Maybe you called oxray.init twice by accident? This error can be suppressed by passing in "
                 "'ignore_reinit_error=True' or by calling 'oxray.shutdown()' prior to 'oxray.init()'."
             )
+        if namespace is not None and not isinstance(namespace, str):
+            raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
+        address = address or os.environ.get("OXRAY_ADDRESS") or None
+        worker_id = secrets.token_hex(16)
         if address not in (None, "local"):
-            raise ValueError(
-                f"cannot connect to address {address!r}: joining an existing cluster is not supported yet; "
-                "call oxray.init() without an address to start a local cluster"
-            )
-        totals = _node_resources(num_cpus, num_gpus, resources, object_store_memory)
+            if num_cpus is not None or num_gpus is not None or resources or object_store_memory is not None:
+                raise ValueError(
+                    "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
+                    "object_store_memory must not be provided."
+                )
+            socket_path = _node.resolve_address(address)
+            session_dir = os.path.dirname(socket_path)
+            listen = os.path.join(session_dir, f"driver-{os.getpid()}-{worker_id[:6]}.sock")
+            context = _native.connect(socket_path, "driver", worker_id, False, listen)
+            namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
+            _session = _Session("driver", context, None, namespace)
+            return RayContext(_session)
+        totals = node_resources(num_cpus, num_gpus, resources, object_store_memory)
         session_dir = _node.new_session_dir()
         try:
             daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]))
@@ -89,7 +101,6 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             import shutil
             shutil.rmtree(session_dir, ignore_errors=True)
             raise
-        worker_id = secrets.token_hex(16)
         try:
             context = _native.connect(daemon.socket_path, "driver", worker_id, True,
                                       os.path.join(session_dir, f"driver-{os.getpid()}.sock"))
@@ -97,14 +108,12 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             daemon.process.kill()
             daemon.stop()
             raise
-        if namespace is not None and not isinstance(namespace, str):
-            raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
         namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
         return RayContext(_session)
 
 
-def _node_resources(num_cpus, num_gpus, resources, object_store_memory):
+def node_resources(num_cpus, num_gpus, resources, object_store_memory):
     for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("object_store_memory", object_store_memory)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{key} must be a non-negative number, got {value!r}")
@@ -122,7 +131,8 @@ def _node_resources(num_cpus, num_gpus, resources, object_store_memory):
         "object_store_memory": int(total_mem * 0.3) if object_store_memory is None else int(object_store_memory),
     }
     totals.update(resources)
-    return {k: v for k, v in totals.items() if v}
+    totals["CPU"] = totals.get("CPU") or 0
+    return {k: v for k, v in totals.items() if v or k == "CPU"}
 
 
 def connect_worker(daemon_socket, worker_id, session_dir):

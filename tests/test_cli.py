@@ -1,0 +1,93 @@
+"""The `oxray` command: a standing head, drivers that connect to it, and
+detached actors that outlive their driver."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import oxray
+from conftest import REPO, run_driver
+
+
+def oxray_cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "oxray.scripts", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture
+def head():
+    oxray.shutdown()
+    oxray_cli("stop")
+    out = oxray_cli("start", "--head", "--num-cpus", "2")
+    assert out.returncode == 0, out.stderr
+    try:
+        yield out.stdout
+    finally:
+        oxray.shutdown()
+        stopped = oxray_cli("stop")
+        assert stopped.returncode == 0, stopped.stderr
+
+
+def test_start_status_stop(head):
+    assert "oxray.init(address='auto')" in head
+    status = oxray_cli("status")
+    assert status.returncode == 0, status.stderr
+    assert "CPU: 0 / 2" in status.stdout
+
+
+def test_driver_connects_to_head(head):
+    oxray.init(address="auto")
+
+    @oxray.remote
+    def f(x):
+        return x * 2
+
+    assert oxray.get(f.remote(21)) == 42
+    assert oxray.cluster_resources()["CPU"] == 2
+    oxray.shutdown()
+    with pytest.raises(ValueError, match="must not be provided"):
+        oxray.init(address="auto", num_cpus=3)
+
+
+def test_detached_actor_outlives_its_driver(head):
+    first = run_driver(
+        "import oxray\n"
+        "oxray.init(address='auto', namespace='cli-test')\n"
+        "@oxray.remote\n"
+        "class Counter:\n"
+        "    def __init__(self):\n"
+        "        self.n = 0\n"
+        "    def inc(self):\n"
+        "        self.n += 1\n"
+        "        return self.n\n"
+        "d = Counter.options(name='keeper', lifetime='detached').remote()\n"
+        "t = Counter.options(name='temporary').remote()\n"
+        "print(oxray.get(d.inc.remote()), oxray.get(t.inc.remote()))\n"
+    )
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split() == ["1", "1"]
+    second = run_driver(
+        "import oxray\n"
+        "oxray.init(address='auto', namespace='cli-test')\n"
+        "d = oxray.get_actor('keeper')\n"
+        "print(oxray.get(d.inc.remote()))\n"
+        "try:\n"
+        "    oxray.get_actor('temporary')\n"
+        "    print('temporary alive')\n"
+        "except ValueError:\n"
+        "    print('temporary gone')\n"
+        "oxray.kill(d)\n"
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.split("\n")[:2] == ["2", "temporary gone"]
+    listed = oxray_cli("list", "actors")
+    assert '"keeper"' in listed.stdout and '"DEAD"' in listed.stdout
+
+
+def test_auto_without_head_is_a_clear_error():
+    oxray.shutdown()
+    oxray_cli("stop")
+    with pytest.raises(ConnectionError, match="oxray start --head"):
+        oxray.init(address="auto")
