@@ -38,6 +38,11 @@ def pack_arguments(args, kwargs, what):
         if isinstance(value, ObjectRef):
             refs.append(value)
             return ArgSlot(len(refs) - 1)
+        if _is_large(value):
+            # Large arguments go to the shared store once; the worker maps
+            # them instead of receiving a copy in the task.
+            refs.append(_worker.put(value))
+            return ArgSlot(len(refs) - 1)
         return value
 
     packed = ([slot(a) for a in args], {k: slot(v) for k, v in kwargs.items()})
@@ -55,6 +60,17 @@ def pack_arguments(args, kwargs, what):
                 ) from e
         raise
     return data, refs
+
+
+_AUTO_PUT_BYTES = 100 * 1024
+
+
+def _is_large(value):
+    """Whether an argument is big enough to pass through the shared store."""
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) > _AUTO_PUT_BYTES
+    nbytes = getattr(type(value), "nbytes", None) is not None and getattr(value, "nbytes", None)
+    return isinstance(nbytes, int) and nbytes > _AUTO_PUT_BYTES
 
 
 class RemoteFunction:

@@ -47,6 +47,13 @@ struct DaemonArgs {
     /// Stop the cluster when this process exits.
     #[arg(long)]
     owner_pid: Option<u32>,
+    /// Size of the shared-memory object store in bytes.
+    #[arg(long, default_value_t = 1 << 30)]
+    object_store_memory: u64,
+    /// Where objects are spilled when the store is full (default: in the
+    /// session directory).
+    #[arg(long)]
+    spill_dir: Option<PathBuf>,
 }
 
 fn parse_resources(specs: &[String]) -> Result<ResourceSet> {
@@ -74,7 +81,14 @@ fn main() -> Result<()> {
         Command::Daemon(args) => {
             std::fs::create_dir_all(&args.session_dir)
                 .with_context(|| format!("cannot create {}", args.session_dir.display()))?;
+            let shm = PathBuf::from("/dev/shm");
+            let store_dir = if shm.is_dir() { shm } else { args.session_dir.clone() };
+            let session_name = args.session_dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let store_path = store_dir.join(format!("oxray-{}", session_name.unwrap_or_default()));
             let config = NodeConfig {
+                spill_dir: args.spill_dir.unwrap_or_else(|| args.session_dir.join("spill")),
+                store_path,
+                object_store_memory: args.object_store_memory,
                 socket_path: args.session_dir.join("daemon.sock"),
                 session_dir: args.session_dir,
                 resources: parse_resources(&args.resources)?,

@@ -29,6 +29,9 @@ pub enum Error {
     /// An object whose owner is gone, so its value can never be fetched.
     #[error("object {object} is lost: its owner at {owner} is unreachable ({reason})")]
     ObjectLost { object: String, owner: String, reason: String },
+    /// The shared-memory store cannot hold the object.
+    #[error("{0}")]
+    ObjectStoreFull(String),
     /// Invalid arguments given by the caller.
     #[error("{0}")]
     InvalidArgument(String),

@@ -85,6 +85,9 @@ impl Inner {
         for id in &req.ref_args {
             let value = self.handle.block_on(self.resolve(*id));
             resolved.push((*value).clone());
+            // A restart runs the constructor again: its arguments must
+            // outlive the caller's refs.
+            self.refs.mark_escaped(id);
         }
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
@@ -129,11 +132,7 @@ impl Inner {
             self.refs.add(*id, &self.address, true);
             self.store.expect(*id);
         }
-        for id in &req.ref_args {
-            let owner = self.refs.owner_of(id).unwrap_or_else(|| self.address.clone());
-            let owned = self.is_me(&owner);
-            self.refs.add(*id, &owner, owned);
-        }
+        self.hold_args(task_id, &req.ref_args);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -169,11 +168,6 @@ impl Inner {
         let mut values = Vec::with_capacity(args.len());
         for id in &args {
             values.push(self.resolve(*id).await);
-        }
-        for id in &args {
-            if self.refs.release(id) == crate::refs::Released::Free {
-                self.store.remove(id);
-            }
         }
         let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
         let mut st = self.actor_submit.lock();

@@ -18,6 +18,7 @@ use crate::execute::{ExecState, IncomingTask};
 use crate::objects::{error_object, ObjectKind};
 use crate::peers::PeerPool;
 use crate::refs::{RefTable, Released};
+use crate::shared::MappedObjects;
 use crate::store::MemoryStore;
 use crate::actor_submit::{ActorCallRequest, ActorCreateRequest, ActorSubmitState};
 use crate::submit::SubmitState;
@@ -90,6 +91,11 @@ pub(crate) struct Inner {
     pub exec: ExecState,
     pub dead: Mutex<Option<String>>,
     pub handle: tokio::runtime::Handle,
+    /// This process's mapping of the node's shared-memory store.
+    pub region: Option<Arc<oxray_store::Region>>,
+    pub mapped: MappedObjects,
+    /// Ref arguments of unfinished tasks, released when each finishes.
+    pub held_args: Mutex<HashMap<oxray_common::TaskId, Vec<ObjectId>>>,
     counter: AtomicU64,
 }
 
@@ -103,6 +109,18 @@ impl Inner {
     /// Whether `owner` is this process.
     pub fn is_me(&self, owner: &str) -> bool {
         *self.address == *owner
+    }
+
+    /// Drops one reference; the value goes when the last one does (and,
+    /// for an owned value in the shared store, its copy there too).
+    pub fn release_ref(&self, id: &ObjectId) {
+        if let Released::Free { owned } = self.refs.release(id) {
+            if let Some(value) = self.store.remove(id) {
+                if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
+                    self.store_delete(*id);
+                }
+            }
+        }
     }
 
     /// Fails with the daemon's death reason, if it died.
@@ -195,7 +213,19 @@ impl CoreWorker {
             let Body::Registered(reg) = reply else {
                 return Err(Error::Protocol { peer: opts.daemon_socket.clone(), reason: "expected Registered".into() });
             };
+            let region = if reg.store_path.is_empty() {
+                None
+            } else {
+                let path = std::path::Path::new(&reg.store_path);
+                Some(Arc::new(oxray_store::Region::open(path).map_err(|source| Error::Connection {
+                    peer: reg.store_path.clone(),
+                    source,
+                })?))
+            };
             let inner = Arc::new(Inner {
+                region,
+                mapped: MappedObjects::default(),
+                held_args: Mutex::new(HashMap::new()),
                 mode: opts.mode,
                 worker_id: opts.worker_id,
                 node_id: NodeId::from_bytes(&reg.node_id).unwrap_or_default(),
@@ -282,14 +312,60 @@ impl CoreWorker {
         self.inner.actor_exiting(actor)
     }
 
-    /// Stores a value; returns its id holding one reference for the caller.
-    pub fn put(&self, object: Object) -> Result<ObjectId> {
+    /// A fresh id for a `put`.
+    pub fn new_put_id(&self) -> ObjectId {
+        ObjectId::for_task(&self.inner.next_task_id(), oxray_common::ids::PUT_INDEX_BIT | 1)
+    }
+
+    /// Stores a value under `id` (from [`CoreWorker::new_put_id`]); the
+    /// caller holds one reference.
+    pub fn put_with_id(&self, id: ObjectId, object: Object) -> Result<()> {
         self.inner.check_alive()?;
-        let id = ObjectId::for_task(&self.inner.next_task_id(), oxray_common::ids::PUT_INDEX_BIT | 1);
         self.mark_nested_escaped(&object);
         self.inner.refs.add(id, &self.inner.address, true);
         self.inner.store.put(id, Arc::new(object));
+        Ok(())
+    }
+
+    /// Stores a value; returns its id holding one reference for the caller.
+    pub fn put(&self, object: Object) -> Result<ObjectId> {
+        let id = self.new_put_id();
+        self.put_with_id(id, object)?;
         Ok(id)
+    }
+
+    /// This process's mapping of the node's shared-memory store.
+    pub fn region(&self) -> Option<&Arc<oxray_store::Region>> {
+        self.inner.region.as_ref()
+    }
+
+    /// Reserves `size` bytes in the shared store for `id`; `None` when the
+    /// object exists already.
+    pub fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<u64>> {
+        self.inner.check_alive()?;
+        self.inner.store_create(id, size)
+    }
+
+    /// Marks a written shared object complete.
+    pub fn store_seal(&self, id: ObjectId) {
+        self.inner.store_seal(id);
+    }
+
+    /// Maps a shared object, pinned until [`CoreWorker::store_release`].
+    pub fn store_get(&self, id: ObjectId) -> Result<(u64, u64)> {
+        self.inner.check_alive()?;
+        self.inner.store_get(id)
+    }
+
+    /// Unpins a shared object mapped by [`CoreWorker::store_get`].
+    pub fn store_release(&self, id: ObjectId) {
+        self.inner.store_release(id);
+    }
+
+    /// The shared store's usage and objects.
+    pub fn store_stats(&self) -> Result<oxray_proto::StoreStats> {
+        self.inner.check_alive()?;
+        self.inner.store_stats()
     }
 
     /// Waits for every object in `ids` and returns their values in order.
@@ -317,9 +393,7 @@ impl CoreWorker {
 
     /// Drops one reference; the value goes when the last one does.
     pub fn release_ref(&self, id: &ObjectId) {
-        if self.inner.refs.release(id) == Released::Free {
-            self.inner.store.remove(id);
-        }
+        self.inner.release_ref(id);
     }
 
     /// Records that `id` was serialized into something another process may

@@ -24,6 +24,9 @@ pub enum ObjectKind {
     ActorDied = b'A',
     /// The actor died because `__init__` raised (a pickled `RayTaskError`).
     ActorInitFailed = b'D',
+    /// The value lives in the node's shared-memory store; the metadata's
+    /// second byte says how to read it there.
+    Shared = b'X',
 }
 
 impl ObjectKind {
@@ -37,13 +40,14 @@ impl ObjectKind {
             Some(b'S') => Self::SystemError,
             Some(b'A') => Self::ActorDied,
             Some(b'D') => Self::ActorInitFailed,
+            Some(b'X') => Self::Shared,
             _ => Self::Pickled,
         }
     }
 
     /// Whether objects of this kind make `get` raise.
     pub fn is_error(self) -> bool {
-        self != Self::Pickled
+        !matches!(self, Self::Pickled | Self::Shared)
     }
 }
 
@@ -60,9 +64,17 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
             ObjectKind::SystemError => b"S",
             ObjectKind::ActorDied => b"A",
             ObjectKind::ActorInitFailed => b"D",
+            ObjectKind::Shared => b"X",
         }),
         nested: Vec::new(),
     }
+}
+
+/// A marker for the value `id` stored in the node's shared store, read as
+/// `kind` there. The marker carries the id, so whoever receives it (a task
+/// argument, a fetched copy) can map the value.
+pub fn shared_marker(id: &oxray_common::ObjectId, kind: u8, nested: Vec<oxray_proto::ObjectRefMsg>) -> Object {
+    Object { data: Bytes::copy_from_slice(id.as_bytes()), metadata: Bytes::from(vec![b'X', kind]), nested }
 }
 
 #[cfg(test)]

@@ -26,8 +26,9 @@ struct RefEntry {
 pub enum Released {
     /// Other references remain, or the object escaped.
     Kept,
-    /// The last reference went: drop the value.
-    Free,
+    /// The last reference went: drop the value (`owned`: this process
+    /// owned it, so copies elsewhere go too).
+    Free { owned: bool },
 }
 
 /// Reference counts of the objects this process knows.
@@ -58,8 +59,9 @@ impl RefTable {
         if e.count > 0 || (e.owned && e.escaped) {
             return Released::Kept;
         }
+        let owned = e.owned;
         map.remove(id);
-        Released::Free
+        Released::Free { owned }
     }
 
     /// Records that `id` was serialized into a value or message that may reach
@@ -104,7 +106,7 @@ mod tests {
         t.add(a, &me, true);
         t.add(a, &me, true);
         assert_eq!(t.release(&a), Released::Kept);
-        assert_eq!(t.release(&a), Released::Free);
+        assert_eq!(t.release(&a), Released::Free { owned: true });
         assert!(!t.contains(&a));
         t.add(b, &me, true);
         t.mark_escaped(&b);
@@ -120,6 +122,6 @@ mod tests {
         t.add(a, &other, false);
         t.mark_escaped(&a);
         assert_eq!(t.owner_of(&a).as_deref(), Some("unix:/other"));
-        assert_eq!(t.release(&a), Released::Free);
+        assert_eq!(t.release(&a), Released::Free { owned: false });
     }
 }

@@ -105,9 +105,12 @@ impl MemoryStore {
         cb(&ready);
     }
 
-    /// Forgets `id` (its last reference is gone).
-    pub fn remove(&self, id: &ObjectId) {
-        self.map.lock().remove(id);
+    /// Forgets `id` (its last reference is gone); returns its value.
+    pub fn remove(&self, id: &ObjectId) -> Option<Arc<Object>> {
+        match self.map.lock().remove(id) {
+            Some(Entry::Ready(o)) => Some(o),
+            _ => None,
+        }
     }
 
     /// Resolves every pending id with `make_error()`; used when the runtime

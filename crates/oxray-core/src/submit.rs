@@ -61,9 +61,7 @@ impl Inner {
             self.refs.add(*id, &self.address, true);
             self.store.expect(*id);
         }
-        for id in &req.ref_args {
-            self.refs.add(*id, &self.owner_or_me(id), self.refs.owner_of(id).is_none());
-        }
+        self.hold_args(task_id, &req.ref_args);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -101,8 +99,18 @@ impl Inner {
         returns
     }
 
-    fn owner_or_me(&self, id: &ObjectId) -> Arc<str> {
-        self.refs.owner_of(id).unwrap_or_else(|| self.address.clone())
+    /// Keeps a task's ref arguments alive until it finishes: a large value
+    /// is mapped by the worker only when the task runs.
+    pub(crate) fn hold_args(&self, task_id: TaskId, args: &[ObjectId]) {
+        if args.is_empty() {
+            return;
+        }
+        for id in args {
+            let owner = self.refs.owner_of(id).unwrap_or_else(|| self.address.clone());
+            let owned = self.is_me(&owner);
+            self.refs.add(*id, &owner, owned);
+        }
+        self.held_args.lock().insert(task_id, args.to_vec());
     }
 
     /// Waits for the ref arguments, inlines their values, then queues the
@@ -116,11 +124,6 @@ impl Inner {
                 failed = Some(value.clone());
             }
             values.push(value);
-        }
-        for id in &args {
-            if self.refs.release(id) == crate::refs::Released::Free {
-                self.store.remove(id);
-            }
         }
         if let Some(err) = failed {
             let done = self.submit.lock().tasks.remove(&task_id);
@@ -253,6 +256,10 @@ impl Inner {
     /// nested in them as borrowed.
     pub(crate) fn store_returns(&self, spec: &TaskSpec, mut value: impl FnMut(u32) -> Object) {
         let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
+        let held = self.held_args.lock().remove(&task_id);
+        for id in held.iter().flatten() {
+            self.release_ref(id);
+        }
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
@@ -261,7 +268,11 @@ impl Inner {
                     self.refs.add(n, &Arc::from(r.owner.as_str()), self.is_me(&r.owner));
                 }
             }
-            self.store.fulfil(id, Arc::new(object));
+            let shared = ObjectKind::of(&object) == ObjectKind::Shared;
+            if !self.store.fulfil(id, Arc::new(object)) && shared {
+                // Nobody wants the value any more: free its shared copy.
+                self.store_delete(id);
+            }
         }
     }
 

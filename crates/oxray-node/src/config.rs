@@ -23,4 +23,10 @@ pub struct NodeConfig {
     pub max_starting_workers: usize,
     /// Stop the cluster when this process exits (the driver that ran `init`).
     pub owner_pid: Option<u32>,
+    /// Size of the shared-memory object store, in bytes.
+    pub object_store_memory: u64,
+    /// The shared-memory file of the store (in /dev/shm).
+    pub store_path: PathBuf,
+    /// Where objects are spilled when the store is full.
+    pub spill_dir: PathBuf,
 }

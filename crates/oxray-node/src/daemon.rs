@@ -40,7 +40,11 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let bind_error = |source| NodeError::Bind { path: config.socket_path.display().to_string(), source };
     let listener = UnixListener::bind(&staging).map_err(bind_error)?;
     std::fs::rename(&staging, &config.socket_path).map_err(bind_error)?;
-    let node = Node::new(config);
+    let region = oxray_store::Region::create(&config.store_path, config.object_store_memory).map_err(|source| {
+        NodeError::Store { path: config.store_path.display().to_string(), source }
+    })?;
+    let store = oxray_store::ObjectTable::new(Arc::new(region), oxray_store::SpillDir::new(&config.spill_dir));
+    let node = Node::new(config, store);
     node.control.register_node(NodeEntry {
         node_id: node.node_id,
         address: format!("unix:{}", node.config.socket_path.display()),
@@ -79,6 +83,8 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         }
     }
     let _ = std::fs::remove_file(&node.config.socket_path);
+    let _ = std::fs::remove_file(&node.config.store_path);
+    let _ = std::fs::remove_dir_all(&node.config.spill_dir);
     // Let queued replies (the shutdown Ack) reach their sockets.
     tokio::time::sleep(Duration::from_millis(20)).await;
     Ok(())
@@ -165,6 +171,8 @@ pub(crate) struct Node {
     node_id: NodeId,
     control: ControlService,
     pub state: Mutex<State>,
+    /// The node's shared-memory object store.
+    pub store: Mutex<oxray_store::ObjectTable>,
     stopped: Arc<Notify>,
     me: std::sync::Weak<Node>,
 }
@@ -177,7 +185,7 @@ impl Node {
 }
 
 impl Node {
-    fn new(config: NodeConfig) -> Arc<Self> {
+    fn new(config: NodeConfig, store: oxray_store::ObjectTable) -> Arc<Self> {
         let ledger = ResourceLedger::new(config.resources.clone());
         Arc::new_cyclic(|me| Node {
             node_id: NodeId::random(),
@@ -198,6 +206,7 @@ impl Node {
                 actors: ActorDirectory::default(),
                 actor_waiters: Vec::new(),
             }),
+            store: Mutex::new(store),
             stopped: Arc::new(Notify::new()),
             me: me.clone(),
             config,
@@ -307,6 +316,12 @@ impl Node {
             Body::ListActors(_) => {
                 writer.reply(req, Body::ListActors(self.list_actors()));
             }
+            Body::StoreCreate(_)
+            | Body::StoreGet(_)
+            | Body::StoreSeal(_)
+            | Body::StoreRelease(_)
+            | Body::StoreDelete(_)
+            | Body::StoreStatsRequest(_) => self.handle_store(client, req, body, writer),
             Body::ClusterInfoRequest(_) => {
                 writer.reply(req, Body::ClusterInfo(self.cluster_info()));
             }
@@ -350,6 +365,7 @@ impl Node {
                 node_id: self.node_id.0.to_vec(),
                 job_id,
                 session_dir: self.config.session_dir.display().to_string(),
+                store_path: self.config.store_path.display().to_string(),
             }),
         );
         self.dispatch(&mut st);
@@ -545,6 +561,7 @@ impl Node {
     }
 
     fn client_gone(&self, client: u64) {
+        self.store.lock().client_gone(client);
         let mut st = self.state.lock();
         let Some(c) = st.clients.remove(&client) else { return };
         self.owner_gone(&mut st, client);

@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod ledger;
 pub mod pool;
+mod store_service;
 
 pub use config::NodeConfig;
 pub use daemon::run;
@@ -21,6 +22,13 @@ pub enum NodeError {
     /// The daemon's socket could not be bound.
     #[error("cannot listen on {path}: {source}; is another daemon using this session directory?")]
     Bind {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The shared-memory store could not be created.
+    #[error("cannot create the object store at {path}: {source}; check the free space of /dev/shm")]
+    Store {
         path: String,
         #[source]
         source: std::io::Error,

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39"
     )]
     pub body: Option<Body>,
 }
@@ -84,6 +84,23 @@ pub enum Body {
     ActorExiting(ActorExiting),
     #[prost(message, tag = "31")]
     ListActors(ListActors),
+    // --- shared-memory object store: client <-> node daemon ----------------
+    #[prost(message, tag = "32")]
+    StoreCreate(StoreCreate),
+    #[prost(message, tag = "33")]
+    StoreReply(StoreReply),
+    #[prost(message, tag = "34")]
+    StoreSeal(StoreObject),
+    #[prost(message, tag = "35")]
+    StoreGet(StoreObject),
+    #[prost(message, tag = "36")]
+    StoreRelease(StoreObject),
+    #[prost(message, tag = "37")]
+    StoreDelete(StoreObject),
+    #[prost(message, tag = "38")]
+    StoreStatsRequest(StoreStatsRequest),
+    #[prost(message, tag = "39")]
+    StoreStats(StoreStats),
 }
 
 /// What kind of process registers with a node daemon.
@@ -124,6 +141,9 @@ pub struct Registered {
     pub job_id: u32,
     #[prost(string, tag = "3")]
     pub session_dir: String,
+    /// The node's shared-memory store file, to map.
+    #[prost(string, tag = "4")]
+    pub store_path: String,
 }
 
 /// Ask for a worker that fits `resources`, to push tasks to directly.
@@ -491,4 +511,87 @@ pub struct ActorExiting {
 pub struct ListActors {
     #[prost(message, repeated, tag = "1")]
     pub actors: Vec<ActorInfo>,
+}
+
+/// Reserve room in the node's store for a new object.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreCreate {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+}
+
+/// Names one object of the store.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreObject {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+}
+
+/// How a store request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum StoreFailure {
+    None = 0,
+    /// Nothing more could be freed or spilled.
+    Full = 1,
+    /// Larger than the whole store.
+    TooLarge = 2,
+    /// Not in the store.
+    NotFound = 3,
+    /// A spill file could not be written or read.
+    Spill = 4,
+}
+
+/// Reply to [`StoreCreate`] and `StoreGet`: where the object's bytes are.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreReply {
+    #[prost(uint64, tag = "1")]
+    pub offset: u64,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+    /// For a create: the object exists already (objects are immutable).
+    #[prost(bool, tag = "3")]
+    pub exists: bool,
+    #[prost(enumeration = "StoreFailure", tag = "4")]
+    pub failure: i32,
+    #[prost(string, tag = "5")]
+    pub error: String,
+}
+
+/// Ask for the store's usage and objects.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreStatsRequest {}
+
+/// One object in the store.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+    #[prost(uint32, tag = "3")]
+    pub pins: u32,
+    #[prost(bool, tag = "4")]
+    pub spilled: bool,
+}
+
+/// The store's usage and objects.
+#[derive(Clone, PartialEq, Message)]
+pub struct StoreStats {
+    #[prost(uint64, tag = "1")]
+    pub capacity: u64,
+    #[prost(uint64, tag = "2")]
+    pub used: u64,
+    #[prost(uint64, tag = "3")]
+    pub pinned_bytes: u64,
+    #[prost(uint64, tag = "4")]
+    pub spilled_bytes: u64,
+    #[prost(uint32, tag = "5")]
+    pub spilled_objects: u32,
+    #[prost(message, repeated, tag = "6")]
+    pub objects: Vec<StoreEntry>,
+    #[prost(string, tag = "7")]
+    pub spill_dir: String,
 }

@@ -32,6 +32,7 @@ impl From<PyCoreError> for PyErr {
             Error::InvalidResource { .. } | Error::InvalidArgument(_) => PyValueError::new_err(message),
             Error::NotInitialized => oxray_exception(py, "RaySystemError", message),
             Error::ObjectLost { .. } => oxray_exception(py, "ObjectLostError", message),
+            Error::ObjectStoreFull(_) => oxray_exception(py, "ObjectStoreFullError", message),
             Error::DaemonDied(_) | Error::Connection { .. } | Error::Protocol { .. } | Error::Rejected(_) => {
                 oxray_exception(py, "RaySystemError", message)
             }

@@ -5,6 +5,7 @@
 mod error;
 mod object_ref;
 mod runtime;
+mod shared;
 
 use pyo3::prelude::*;
 
@@ -12,6 +13,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<object_ref::ObjectRef>()?;
     m.add_class::<runtime::Task>()?;
+    m.add_class::<shared::SharedBuffer>()?;
     object_ref::register(m)?;
     runtime::register(m)?;
     Ok(())

@@ -16,6 +16,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{PyCoreError, PyResult as CoreResult};
 use crate::object_ref::ObjectRef;
+use crate::shared::{encode_value, map_shared};
 
 static CORE: RwLock<Option<Arc<CoreWorker>>> = RwLock::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -35,23 +36,51 @@ fn connected() -> CoreResult<Arc<CoreWorker>> {
     core().ok_or(PyCoreError(Error::NotInitialized))
 }
 
-/// A value as Python sees it: (data, metadata, nested refs).
-type PyObjectParts = (Py<PyBytes>, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
+/// A value as Python sees it: (data, metadata, nested refs). `data` is
+/// bytes, or a SharedBuffer for a value in the shared store.
+type PyObjectParts = (PyObject, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
 
-fn to_object(data: &[u8], metadata: &[u8], nested: Vec<(Vec<u8>, String)>) -> Object {
-    Object {
-        data: Bytes::copy_from_slice(data),
-        metadata: Bytes::copy_from_slice(metadata),
-        nested: nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner }).collect(),
-    }
+/// A serialized value from Python: (pickle stream, out-of-band buffers,
+/// metadata, nested refs).
+type PySerialized<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyAny>>, Bound<'py, PyBytes>, Vec<(Vec<u8>, String)>);
+
+fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
+    nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner }).collect()
 }
 
-fn from_object(py: Python<'_>, o: &Object) -> PyObjectParts {
-    (
-        PyBytes::new(py, &o.data).unbind(),
-        PyBytes::new(py, &o.metadata).unbind(),
-        o.nested.iter().map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone())).collect(),
-    )
+/// Turns a serialized value into an object stored under `id`: errors and
+/// small values inline, large ones in the shared store.
+fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PySerialized<'_>) -> PyResult<Object> {
+    let (main, buffers, metadata, nested) = value;
+    if metadata.as_bytes() != b"P" {
+        return Ok(Object {
+            data: Bytes::copy_from_slice(main.as_bytes()),
+            metadata: Bytes::copy_from_slice(metadata.as_bytes()),
+            nested: nested_refs(nested),
+        });
+    }
+    encode_value(py, core, id, main.as_bytes(), &buffers, nested_refs(nested))
+}
+
+fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
+    let nested = o.nested.iter().map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone())).collect();
+    if o.metadata.first() == Some(&b'X') {
+        let mapped = ObjectId::from_bytes(&o.data)
+            .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
+            .and_then(|id| map_shared(py, core, id));
+        return match mapped {
+            Ok(buffer) => match Py::new(py, buffer) {
+                Ok(b) => (b.into_any(), PyBytes::new(py, &o.metadata[1..]).unbind(), nested),
+                Err(e) => (PyBytes::new(py, e.to_string().as_bytes()).into_any().unbind(), PyBytes::new(py, b"S").unbind(), nested),
+            },
+            Err(e) => (
+                PyBytes::new(py, e.0.to_string().as_bytes()).into_any().unbind(),
+                PyBytes::new(py, b"L").unbind(),
+                nested,
+            ),
+        };
+    }
+    (PyBytes::new(py, &o.data).into_any().unbind(), PyBytes::new(py, &o.metadata).unbind(), nested)
 }
 
 fn ids_of(refs: &[Py<ObjectRef>], py: Python<'_>) -> Vec<ObjectId> {
@@ -291,11 +320,14 @@ fn actor_exiting(py: Python<'_>, actor_id: &[u8]) -> PyResult<()> {
     Ok(py.allow_threads(|| core.actor_exiting(id)).map_err(PyCoreError)?)
 }
 
-/// Stores a serialized value; returns its ref.
+/// Stores a serialized value `(main, buffers, metadata, nested)`; returns
+/// its ref.
 #[pyfunction]
-fn put(data: &[u8], metadata: &[u8], nested: Vec<(Vec<u8>, String)>) -> PyResult<ObjectRef> {
+fn put(py: Python<'_>, value: PySerialized<'_>) -> PyResult<ObjectRef> {
     let core = connected()?;
-    let id = core.put(to_object(data, metadata, nested)).map_err(PyCoreError)?;
+    let id = core.new_put_id();
+    let object = encode(py, &core, id, value)?;
+    core.put_with_id(id, object).map_err(PyCoreError)?;
     Ok(ObjectRef::adopt(id, core.address().to_string()))
 }
 
@@ -307,7 +339,7 @@ fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResu
     let ids = ids_of(&refs, py);
     let timeout = timeout_of(timeout)?;
     let values = py.allow_threads(|| core.get(&ids, timeout)).map_err(PyCoreError)?;
-    Ok(values.iter().map(|o| from_object(py, o)).collect())
+    Ok(values.iter().map(|o| from_object(py, &core, o)).collect())
 }
 
 /// Waits until `num_returns` of `refs` are ready; returns a ready flag each.
@@ -431,8 +463,9 @@ impl Task {
         PyBytes::new(py, &self.task.spec.args)
     }
     #[getter]
-    fn resolved_args(&self, py: Python<'_>) -> Vec<PyObjectParts> {
-        self.task.spec.resolved_args.iter().map(|o| from_object(py, o)).collect()
+    fn resolved_args(&self, py: Python<'_>) -> PyResult<Vec<PyObjectParts>> {
+        let core = connected()?;
+        Ok(self.task.spec.resolved_args.iter().map(|o| from_object(py, &core, o)).collect())
     }
     #[getter]
     fn num_returns(&self) -> u32 {
@@ -479,13 +512,46 @@ fn next_task(py: Python<'_>) -> PyResult<Option<Task>> {
     Ok(py.allow_threads(|| core.next_task()).map(|task| Task { task }))
 }
 
-/// Sends a task's results `[(data, metadata, nested)]` back to its caller.
+/// Sends a task's results back to its caller, one serialized value
+/// `(main, buffers, metadata, nested)` per return; large ones are written
+/// to the shared store here, on the node that ran the task.
 #[pyfunction]
-fn complete_task(task: Py<Task>, returns: Vec<(Vec<u8>, Vec<u8>, Vec<(Vec<u8>, String)>)>, retryable: bool, py: Python<'_>) -> PyResult<()> {
+fn complete_task(task: Py<Task>, returns: Vec<PySerialized<'_>>, retryable: bool, py: Python<'_>) -> PyResult<()> {
     let core = connected()?;
-    let objects = returns.into_iter().map(|(d, m, n)| to_object(&d, &m, n)).collect();
-    core.complete_task(&task.bind(py).get().task, objects, retryable);
+    let task = &task.bind(py).get().task;
+    let task_id = task.task_id();
+    let objects = returns
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| encode(py, &core, ObjectId::for_task(&task_id, i as u32 + 1), value))
+        .collect::<PyResult<Vec<Object>>>()?;
+    core.complete_task(task, objects, retryable);
     Ok(())
+}
+
+/// The shared store's usage: a dict, with one entry per object.
+#[pyfunction]
+fn store_stats(py: Python<'_>) -> PyResult<PyObject> {
+    let core = connected()?;
+    let s = py.allow_threads(|| core.store_stats()).map_err(PyCoreError)?;
+    let d = PyDict::new(py);
+    d.set_item("capacity", s.capacity)?;
+    d.set_item("used", s.used)?;
+    d.set_item("pinned_bytes", s.pinned_bytes)?;
+    d.set_item("spilled_bytes", s.spilled_bytes)?;
+    d.set_item("spilled_objects", s.spilled_objects)?;
+    d.set_item("spill_dir", s.spill_dir)?;
+    let objects = PyList::empty(py);
+    for o in s.objects {
+        let e = PyDict::new(py);
+        e.set_item("object_id", hex_of(&o.id))?;
+        e.set_item("size", o.size)?;
+        e.set_item("pins", o.pins)?;
+        e.set_item("spilled", o.spilled)?;
+        objects.append(e)?;
+    }
+    d.set_item("objects", objects)?;
+    Ok(d.into_any().unbind())
 }
 
 /// Registers `hook(task_id_hex)`, called to interrupt a running task.
@@ -521,6 +587,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(next_task, m)?)?;
     m.add_function(wrap_pyfunction!(complete_task, m)?)?;
     m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(store_stats, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;
     m.add_function(wrap_pyfunction!(submit_actor_task, m)?)?;
     m.add_function(wrap_pyfunction!(kill_actor, m)?)?;

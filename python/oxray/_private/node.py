@@ -105,7 +105,11 @@ class LocalDaemon:
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         args = [daemon_binary(), "daemon", "--session-dir", session_dir,
                 "--python", sys.executable,
-                "--prestart-workers", str(prestart_workers)]
+                "--prestart-workers", str(prestart_workers),
+                "--object-store-memory", str(int(resources.get("object_store_memory", 1 << 30)))]
+        spill_dir = os.environ.get("OXRAY_SPILL_DIR")
+        if spill_dir:
+            args += ["--spill-dir", spill_dir]
         if owned:
             args += ["--owner-pid", str(os.getpid())]
         for name, amount in resources.items():

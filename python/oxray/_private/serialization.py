@@ -7,6 +7,7 @@ value are captured so that the runtime knows the value contains them.
 
 import io
 import pickle
+import struct
 import types
 from collections import ChainMap
 
@@ -16,6 +17,9 @@ from oxray import _native
 from oxray import exceptions
 
 PICKLED = b"P"
+# A pickle stream plus out-of-band buffers, laid out as crates/oxray-core's
+# layout.rs writes it.
+BUFFERED = b"B"
 TASK_ERROR = b"T"
 WORKER_CRASHED = b"W"
 CANCELLED = b"C"
@@ -50,17 +54,29 @@ def dumps(value):
 
 
 def serialize(value, what="value"):
-    """Returns (data, metadata, nested refs) for `value`.
+    """Returns (pickle stream, out-of-band buffers, metadata, nested refs)
+    for `value`. Large contiguous buffers (numpy arrays) stay out of the
+    stream, so the runtime copies them once, straight into shared memory.
 
     `what` names the value in the error raised when it cannot be pickled."""
+    if type(value) in _PLAIN_TYPES:
+        return pickle.dumps(value, protocol=5), [], PICKLED, []
     _native.begin_ref_capture()
+    buffers = []
     try:
-        data = dumps(value)
+        buf = io.BytesIO()
+        _Pickler(buf, protocol=5, buffer_callback=buffers.append).dump(value)
+        main = buf.getvalue()
     except Exception as e:
         raise TypeError(f"Could not serialize {what} {_describe(value)}: {type(e).__name__}: {e}") from e
     finally:
         nested = _native.end_ref_capture()
-    return data, PICKLED, nested
+    return main, [b.raw() for b in buffers], PICKLED, nested
+
+
+def error_parts(data, kind):
+    """A serialized error object of `kind`."""
+    return data, [], kind, []
 
 
 def _describe(value):
@@ -85,6 +101,8 @@ def deserialize(data, metadata, nested=None):
     kind = metadata[:1]
     if kind == PICKLED or not kind:
         return pickle.loads(data)
+    if kind == BUFFERED:
+        return _loads_buffered(data)
     if kind == TASK_ERROR:
         try:
             err = pickle.loads(data)
@@ -112,3 +130,17 @@ def deserialize(data, metadata, nested=None):
     if kind == LOST:
         return ErrorValue(exceptions.ObjectLostError(message))
     return ErrorValue(exceptions.RaySystemError(message))
+
+
+def _loads_buffered(data):
+    """Unpickles a value laid out with its buffers; the buffers are views of
+    `data` (the shared store's memory for large values), never copies."""
+    view = memoryview(data)
+    magic, count, main_len = struct.unpack_from("<4sIQ", view, 0)
+    if magic != b"OXR1":
+        raise exceptions.RaySystemError("corrupt object: bad layout header")
+    entries = struct.unpack_from(f"<{2 * count}Q", view, 16)
+    start = 16 + 16 * count
+    main = view[start:start + main_len]
+    buffers = [view[entries[2 * i]:entries[2 * i] + entries[2 * i + 1]] for i in range(count)]
+    return pickle.loads(main, buffers=buffers)

@@ -228,8 +228,7 @@ def put(value, *, _owner=None):
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you can wrap the "
             "ObjectRef in a list and call 'put' on it."
         )
-    data, metadata, nested = serialization.serialize(value, "the value passed to put")
-    return _native.put(data, metadata, nested)
+    return _native.put(serialization.serialize(value, "the value passed to put"))
 
 
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):

@@ -268,9 +268,10 @@ class Executor:
             self._exit_actor()
         n = task.num_returns
         if isinstance(error, exceptions.TaskCancelledError):
-            return [(task.function_name.encode(), serialization.CANCELLED, [])] * n, False
+            return [serialization.error_parts(task.function_name.encode(), serialization.CANCELLED)] * n, False
         if isinstance(error, _ArgumentError):
-            return [error.parts] * n, False
+            data, metadata, _ = error.parts
+            return [serialization.error_parts(data, metadata)] * n, False
         return [self._error_parts(task, error)] * n, self._retryable(task, error)
 
     @staticmethod
@@ -303,7 +304,7 @@ class Executor:
                 exceptions.RayError(f"{type(error).__name__}: {error}"), pid=self.pid,
             )
             data = serialization.dumps(plain)
-        return data, serialization.TASK_ERROR, []
+        return serialization.error_parts(data, serialization.TASK_ERROR)
 
 
 def main():

@@ -1,0 +1,84 @@
+//! The node daemon's side of the shared-memory store: allocation, sealing,
+//! pins and statistics, on behalf of the processes of the node.
+
+use oxray_common::ObjectId;
+use oxray_proto::frame::FrameWriter;
+use oxray_proto::*;
+use oxray_store::StoreError;
+
+use crate::daemon::Node;
+
+fn failure(e: &StoreError) -> StoreFailure {
+    match e {
+        StoreError::Full { .. } => StoreFailure::Full,
+        StoreError::TooLarge { .. } => StoreFailure::TooLarge,
+        StoreError::NotFound(_) => StoreFailure::NotFound,
+        StoreError::Spill { .. } => StoreFailure::Spill,
+    }
+}
+
+fn error_reply(e: StoreError) -> Body {
+    Body::StoreReply(StoreReply { failure: failure(&e) as i32, error: e.to_string(), ..Default::default() })
+}
+
+impl Node {
+    pub(crate) fn handle_store(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
+        let id_of = |b: &[u8]| ObjectId::from_bytes(b);
+        match body {
+            Body::StoreCreate(c) => {
+                let Some(id) = id_of(&c.id) else { return };
+                let reply = match self.store.lock().create(id, c.size, client) {
+                    Ok(Some(offset)) => Body::StoreReply(StoreReply { offset, size: c.size, ..Default::default() }),
+                    Ok(None) => Body::StoreReply(StoreReply { exists: true, ..Default::default() }),
+                    Err(e) => error_reply(e),
+                };
+                writer.reply(req, reply);
+            }
+            Body::StoreGet(g) => {
+                let Some(id) = id_of(&g.id) else { return };
+                let reply = match self.store.lock().get(&id, client) {
+                    Ok((offset, size)) => Body::StoreReply(StoreReply { offset, size, ..Default::default() }),
+                    Err(e) => error_reply(e),
+                };
+                writer.reply(req, reply);
+            }
+            Body::StoreSeal(o) => {
+                if let Some(id) = id_of(&o.id) {
+                    self.store.lock().seal(&id);
+                }
+            }
+            Body::StoreRelease(o) => {
+                if let Some(id) = id_of(&o.id) {
+                    self.store.lock().release(&id, client);
+                }
+            }
+            Body::StoreDelete(o) => {
+                if let Some(id) = id_of(&o.id) {
+                    self.store.lock().delete(&id);
+                }
+            }
+            Body::StoreStatsRequest(_) => {
+                let store = self.store.lock();
+                let s = store.stats();
+                let objects = store
+                    .list()
+                    .into_iter()
+                    .map(|o| StoreEntry { id: o.id.0.to_vec(), size: o.size, pins: o.pins, spilled: o.spilled })
+                    .collect();
+                writer.reply(
+                    req,
+                    Body::StoreStats(StoreStats {
+                        capacity: s.capacity,
+                        used: s.used,
+                        pinned_bytes: s.pinned_bytes,
+                        spilled_bytes: s.spilled_bytes,
+                        spilled_objects: s.spilled_objects as u32,
+                        objects,
+                        spill_dir: self.config.spill_dir.display().to_string(),
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The node daemon's bookkeeping of the store: where each object lives,
+//! who pins it, and what to spill when memory runs short.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use oxray_common::ObjectId;
+
+use crate::allocator::Allocator;
+use crate::region::Region;
+use crate::spill::SpillDir;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object can never fit.
+    #[error(
+        "cannot store an object of {size} bytes: it is larger than the whole object store ({capacity} bytes); \
+         raise object_store_memory in init()"
+    )]
+    TooLarge { size: u64, capacity: u64 },
+    /// Nothing more can be freed or spilled.
+    #[error(
+        "the object store is full: {requested} bytes were asked for, {used} of {capacity} bytes are used by \
+         {objects} objects, {pinned} bytes of them pinned by processes that hold them; free references \
+         (del the ObjectRefs or arrays) or raise object_store_memory"
+    )]
+    Full { requested: u64, used: u64, capacity: u64, pinned: u64, objects: usize },
+    /// No such object in the store.
+    #[error("object {0} is not in this node's object store")]
+    NotFound(String),
+    /// Spilling to or restoring from disk failed.
+    #[error("object {object}: spill file error: {source}")]
+    Spill {
+        object: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+enum Location {
+    Memory { offset: u64 },
+    Spilled,
+}
+
+struct Entry {
+    size: u64,
+    location: Location,
+    sealed: bool,
+    creator: u64,
+    /// Pins per client connection.
+    pins: HashMap<u64, u32>,
+    /// The owner dropped its last reference: free once unpinned.
+    released: bool,
+    last_use: u64,
+}
+
+impl Entry {
+    fn pinned(&self) -> bool {
+        !self.pins.is_empty() || !self.sealed
+    }
+}
+
+/// Store usage figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub capacity: u64,
+    pub used: u64,
+    pub objects: usize,
+    pub pinned_bytes: u64,
+    pub spilled_objects: usize,
+    pub spilled_bytes: u64,
+}
+
+/// One object as listed by [`ObjectTable::list`].
+#[derive(Clone, Debug)]
+pub struct ObjectListing {
+    pub id: ObjectId,
+    pub size: u64,
+    pub pins: u32,
+    pub spilled: bool,
+    pub sealed: bool,
+}
+
+/// Every object of the node's store.
+pub struct ObjectTable {
+    region: Arc<Region>,
+    alloc: Allocator,
+    spill: SpillDir,
+    entries: HashMap<ObjectId, Entry>,
+    clock: u64,
+}
+
+impl ObjectTable {
+    /// A table over `region`, spilling into `spill`.
+    pub fn new(region: Arc<Region>, spill: SpillDir) -> Self {
+        let alloc = Allocator::new(region.capacity());
+        Self { region, alloc, spill, entries: HashMap::new(), clock: 0 }
+    }
+
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// Reserves `size` bytes for a new object written by `client`; returns
+    /// the offset to write at. The object stays pinned until sealed. An
+    /// object that already exists sealed is reported as `Ok(None)`:
+    /// objects are immutable, the first copy stands.
+    pub fn create(&mut self, id: ObjectId, size: u64, client: u64) -> Result<Option<u64>, StoreError> {
+        if let Some(e) = self.entries.get(&id) {
+            if e.sealed {
+                return Ok(None);
+            }
+            self.remove(&id);
+        }
+        let offset = self.allocate(size)?;
+        let last_use = self.tick();
+        self.entries.insert(
+            id,
+            Entry {
+                size,
+                location: Location::Memory { offset },
+                sealed: false,
+                creator: client,
+                pins: HashMap::new(),
+                released: false,
+                last_use,
+            },
+        );
+        Ok(Some(offset))
+    }
+
+    /// Finds room for `size` bytes, spilling unpinned objects (least
+    /// recently used first) until it fits.
+    fn allocate(&mut self, size: u64) -> Result<u64, StoreError> {
+        if Allocator::footprint(size) > self.alloc.capacity() {
+            return Err(StoreError::TooLarge { size, capacity: self.alloc.capacity() });
+        }
+        loop {
+            if let Some(offset) = self.alloc.allocate(size) {
+                return Ok(offset);
+            }
+            let victim = self
+                .entries
+                .iter()
+                .filter(|(_, e)| !e.pinned() && matches!(e.location, Location::Memory { .. }))
+                .min_by_key(|(_, e)| e.last_use)
+                .map(|(id, _)| *id);
+            match victim {
+                Some(id) => self.spill_out(&id)?,
+                None => {
+                    let stats = self.stats();
+                    return Err(StoreError::Full {
+                        requested: size,
+                        used: stats.used,
+                        capacity: stats.capacity,
+                        pinned: stats.pinned_bytes,
+                        objects: stats.objects,
+                    });
+                }
+            }
+        }
+    }
+
+    fn spill_out(&mut self, id: &ObjectId) -> Result<(), StoreError> {
+        let e = self.entries.get_mut(id).expect("victim exists");
+        let Location::Memory { offset } = e.location else { return Ok(()) };
+        // SAFETY: the object is sealed and unpinned: nobody writes it.
+        let bytes = unsafe { self.region.slice(offset, e.size) };
+        self.spill.write(id, bytes).map_err(|source| StoreError::Spill { object: id.hex(), source })?;
+        e.location = Location::Spilled;
+        let size = e.size;
+        self.alloc.free(offset, size);
+        Ok(())
+    }
+
+    /// Marks an object complete; its creator's write pin goes.
+    pub fn seal(&mut self, id: &ObjectId) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.sealed = true;
+        }
+        self.maybe_free(id);
+    }
+
+    /// Pins an object for `client` and returns `(offset, size)`, restoring
+    /// it from disk first if it was spilled.
+    pub fn get(&mut self, id: &ObjectId, client: u64) -> Result<(u64, u64), StoreError> {
+        let e = self.entries.get(id).ok_or_else(|| StoreError::NotFound(id.hex()))?;
+        if !e.sealed {
+            return Err(StoreError::NotFound(id.hex()));
+        }
+        if let Location::Spilled = e.location {
+            let size = e.size;
+            // Pin while restoring so the allocation cannot pick it.
+            self.entries.get_mut(id).expect("present").pins.insert(u64::MAX, 1);
+            let restored = self.allocate(size);
+            self.entries.get_mut(id).expect("present").pins.remove(&u64::MAX);
+            let offset = restored?;
+            // SAFETY: freshly allocated to this object; nobody else uses it.
+            let out = unsafe { self.region.slice_mut(offset, size) };
+            if let Err(source) = self.spill.read(id, out) {
+                self.alloc.free(offset, size);
+                return Err(StoreError::Spill { object: id.hex(), source });
+            }
+            self.spill.remove(id);
+            self.entries.get_mut(id).expect("present").location = Location::Memory { offset };
+        }
+        let t = self.tick();
+        let e = self.entries.get_mut(id).expect("present");
+        e.last_use = t;
+        *e.pins.entry(client).or_default() += 1;
+        match e.location {
+            Location::Memory { offset } => Ok((offset, e.size)),
+            Location::Spilled => unreachable!("restored above"),
+        }
+    }
+
+    /// Drops one pin of `client`.
+    pub fn release(&mut self, id: &ObjectId, client: u64) {
+        if let Some(e) = self.entries.get_mut(id) {
+            if let Some(n) = e.pins.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    e.pins.remove(&client);
+                }
+            }
+        }
+        self.maybe_free(id);
+    }
+
+    /// The owner dropped the object: it goes once nobody pins it.
+    pub fn delete(&mut self, id: &ObjectId) {
+        if let Some(e) = self.entries.get_mut(id) {
+            e.released = true;
+        }
+        self.maybe_free(id);
+    }
+
+    /// A process went away: its pins go, and so do objects it was still
+    /// writing.
+    pub fn client_gone(&mut self, client: u64) {
+        let ids: Vec<ObjectId> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.pins.contains_key(&client) || (!e.sealed && e.creator == client))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let e = self.entries.get_mut(&id).expect("listed");
+            e.pins.remove(&client);
+            if !e.sealed && e.creator == client {
+                self.remove(&id);
+            } else {
+                self.maybe_free(&id);
+            }
+        }
+    }
+
+    fn maybe_free(&mut self, id: &ObjectId) {
+        if self.entries.get(id).is_some_and(|e| e.released && !e.pinned()) {
+            self.remove(id);
+        }
+    }
+
+    fn remove(&mut self, id: &ObjectId) {
+        if let Some(e) = self.entries.remove(id) {
+            match e.location {
+                Location::Memory { offset } => self.alloc.free(offset, e.size),
+                Location::Spilled => self.spill.remove(id),
+            }
+        }
+    }
+
+    /// Whether the store holds `id` (sealed or not).
+    pub fn contains(&self, id: &ObjectId) -> bool {
+        self.entries.contains_key(id)
+    }
+
+    /// Usage figures.
+    pub fn stats(&self) -> StoreStats {
+        let mut s = StoreStats { capacity: self.alloc.capacity(), used: self.alloc.used(), ..Default::default() };
+        for e in self.entries.values() {
+            s.objects += 1;
+            match e.location {
+                Location::Spilled => {
+                    s.spilled_objects += 1;
+                    s.spilled_bytes += e.size;
+                }
+                Location::Memory { .. } if e.pinned() => s.pinned_bytes += e.size,
+                Location::Memory { .. } => {}
+            }
+        }
+        s
+    }
+
+    /// Every object, for `oxray memory`.
+    pub fn list(&self) -> Vec<ObjectListing> {
+        self.entries
+            .iter()
+            .map(|(id, e)| ObjectListing {
+                id: *id,
+                size: e.size,
+                pins: e.pins.values().sum(),
+                spilled: matches!(e.location, Location::Spilled),
+                sealed: e.sealed,
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        table: ObjectTable,
+        region: Arc<Region>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            self.region.unlink();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(capacity: u64, name: &str) -> Fixture {
+        let dir = std::env::temp_dir().join(format!("oxray-table-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let region = Arc::new(Region::create(&dir.join("region"), capacity).unwrap());
+        let table = ObjectTable::new(region.clone(), SpillDir::new(dir.join("spill")));
+        Fixture { table, region, dir }
+    }
+
+    fn id(n: u8) -> ObjectId {
+        ObjectId([n; 20])
+    }
+
+    fn put(f: &mut Fixture, n: u8, size: u64) -> Result<(), StoreError> {
+        let offset = f.table.create(id(n), size, 1)?.expect("new");
+        unsafe { f.region.slice_mut(offset, size).fill(n) };
+        f.table.seal(&id(n));
+        Ok(())
+    }
+
+    #[test]
+    fn deleted_objects_free_space_for_more() {
+        let mut f = fixture(1 << 16, "free");
+        for round in 0..10u8 {
+            put(&mut f, round, 40_000).unwrap();
+            f.table.delete(&id(round));
+        }
+        assert_eq!(f.table.stats().objects, 0);
+        assert_eq!(f.table.stats().used, 0);
+    }
+
+    #[test]
+    fn pinned_objects_survive_delete_until_released() {
+        let mut f = fixture(1 << 16, "pin");
+        put(&mut f, 1, 1000).unwrap();
+        f.table.get(&id(1), 7).unwrap();
+        f.table.delete(&id(1));
+        assert!(f.table.contains(&id(1)));
+        f.table.release(&id(1), 7);
+        assert!(!f.table.contains(&id(1)));
+    }
+
+    #[test]
+    fn full_store_spills_lru_and_restores_on_get() {
+        let mut f = fixture(64 * 1024, "spill");
+        for n in 1..=4u8 {
+            put(&mut f, n, 30_000).unwrap();
+        }
+        let stats = f.table.stats();
+        assert!(stats.spilled_objects >= 2, "{stats:?}");
+        // The oldest went to disk first; reading it brings it back intact.
+        let (offset, size) = f.table.get(&id(1), 9).unwrap();
+        assert!(unsafe { f.region.slice(offset, size) }.iter().all(|b| *b == 1));
+        f.table.release(&id(1), 9);
+        for n in 1..=4u8 {
+            let (offset, size) = f.table.get(&id(n), 9).unwrap();
+            assert!(unsafe { f.region.slice(offset, size) }.iter().all(|b| *b == n));
+            f.table.release(&id(n), 9);
+        }
+    }
+
+    #[test]
+    fn pinned_objects_are_never_spilled_and_full_is_reported() {
+        let mut f = fixture(64 * 1024, "full");
+        put(&mut f, 1, 40_000).unwrap();
+        f.table.get(&id(1), 3).unwrap();
+        match put(&mut f, 2, 40_000) {
+            Err(StoreError::Full { requested, pinned, .. }) => {
+                assert_eq!(requested, 40_000);
+                assert_eq!(pinned, 40_000);
+            }
+            other => panic!("expected Full, got {other:?}"),
+        }
+        f.table.client_gone(3);
+        put(&mut f, 2, 40_000).unwrap();
+    }
+
+    #[test]
+    fn too_large_and_missing() {
+        let mut f = fixture(4096, "large");
+        assert!(matches!(f.table.create(id(1), 10_000, 1), Err(StoreError::TooLarge { .. })));
+        assert!(matches!(f.table.get(&id(2), 1), Err(StoreError::NotFound(_))));
+    }
+
+    #[test]
+    fn corrupt_spill_file_is_an_error_not_a_crash() {
+        let mut f = fixture(64 * 1024, "corrupt");
+        put(&mut f, 1, 40_000).unwrap();
+        put(&mut f, 2, 40_000).unwrap();
+        assert_eq!(f.table.stats().spilled_objects, 1);
+        std::fs::write(f.dir.join("spill").join(id(1).hex()), b"short").unwrap();
+        assert!(matches!(f.table.get(&id(1), 1), Err(StoreError::Spill { .. })));
+        std::fs::remove_file(f.dir.join("spill").join(id(1).hex())).unwrap();
+        assert!(matches!(f.table.get(&id(1), 1), Err(StoreError::Spill { .. })));
+    }
+
+    #[test]
+    fn dead_writer_leaves_nothing() {
+        let mut f = fixture(64 * 1024, "writer");
+        f.table.create(id(1), 1000, 5).unwrap();
+        f.table.client_gone(5);
+        assert!(!f.table.contains(&id(1)));
+        assert_eq!(f.table.stats().used, 0);
+    }
+
+    #[test]
+    fn second_create_of_sealed_object_keeps_first() {
+        let mut f = fixture(64 * 1024, "twice");
+        put(&mut f, 1, 100).unwrap();
+        assert_eq!(f.table.create(id(1), 100, 2).unwrap(), None);
+    }
+}
