@@ -37,6 +37,12 @@ def test_start_status_stop(head):
     assert "CPU: 0 / 2" in status.stdout
 
 
+def test_memory_command(head):
+    out = oxray_cli("memory")
+    assert out.returncode == 0, out.stderr
+    assert "object store:" in out.stdout
+
+
 def test_driver_connects_to_head(head):
     oxray.init(address="auto")
 

@@ -3,6 +3,7 @@
     oxray start --head [--num-cpus N] [--num-gpus N] [--resources JSON]
     oxray status
     oxray list actors
+    oxray memory
     oxray stop
 
 `oxray daemon ...` runs the node daemon binary itself (what `start` and
@@ -110,6 +111,21 @@ def _list(args):
     return 0
 
 
+def _memory(args):
+    oxray = _connect()
+    try:
+        from oxray.util import state
+        summary = state.memory_summary()
+        print(f"object store: {summary['used_bytes']} of {summary['capacity_bytes']} bytes used, "
+              f"{summary['pinned_bytes']} pinned, {summary['spilled_bytes']} bytes spilled "
+              f"({summary['spilled_objects']} objects) to {summary['spill_dir']}")
+        for o in sorted(state.list_objects(), key=lambda o: -o["object_size"]):
+            print(f"  {o['object_id']}  {o['object_size']:>12}  creator pid {o['creator_pid']:>7}  {o['pin_reason']}")
+    finally:
+        oxray.shutdown()
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "daemon":
@@ -127,10 +143,11 @@ def main(argv=None):
     stop = sub.add_parser("stop", help="stop the head started by `oxray start`")
     stop.add_argument("--force", action="store_true")
     sub.add_parser("status", help="nodes and resource use")
+    sub.add_parser("memory", help="objects in the shared-memory store")
     lst = sub.add_parser("list", help="list cluster state")
     lst.add_argument("what", choices=["actors", "nodes"])
     args = ap.parse_args(argv)
-    handler = {"start": _start, "stop": _stop, "status": _status, "list": _list}[args.command]
+    handler = {"start": _start, "stop": _stop, "status": _status, "list": _list, "memory": _memory}[args.command]
     return handler(args)
 
 

@@ -95,6 +95,7 @@ fn hostname() -> String {
 }
 
 pub(crate) struct Client {
+    pub pid: u32,
     writer: FrameWriter,
     kind: ClientKind,
     worker_id: Option<WorkerId>,
@@ -145,7 +146,7 @@ pub(crate) struct State {
     pub workers: HashMap<WorkerId, Worker>,
     pub pending: VecDeque<PendingLease>,
     next_client: u64,
-    clients: HashMap<u64, Client>,
+    pub clients: HashMap<u64, Client>,
     idle: VecDeque<WorkerId>,
     starting: usize,
     failed_starts: u32,
@@ -223,7 +224,7 @@ impl Node {
             st.next_client += 1;
             st.clients.insert(
                 id,
-                Client { writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
+                Client { pid: 0, writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
             );
             id
         };
@@ -345,6 +346,7 @@ impl Node {
             c.kind = kind;
             c.worker_id = worker_id;
             c.owns_cluster = r.owns_cluster;
+            c.pid = r.pid;
         }
         if kind == ClientKind::Worker {
             if let Some(id) = worker_id {

@@ -58,12 +58,21 @@ impl Node {
                 }
             }
             Body::StoreStatsRequest(_) => {
-                let store = self.store.lock();
-                let s = store.stats();
-                let objects = store
-                    .list()
+                let listing = {
+                    let store = self.store.lock();
+                    (store.stats(), store.list())
+                };
+                let (s, list) = listing;
+                let st = self.state.lock();
+                let objects = list
                     .into_iter()
-                    .map(|o| StoreEntry { id: o.id.0.to_vec(), size: o.size, pins: o.pins, spilled: o.spilled })
+                    .map(|o| StoreEntry {
+                        id: o.id.0.to_vec(),
+                        size: o.size,
+                        pins: o.pins,
+                        spilled: o.spilled,
+                        creator_pid: st.clients.get(&o.creator).map_or(0, |c| c.pid),
+                    })
                     .collect();
                 writer.reply(
                     req,

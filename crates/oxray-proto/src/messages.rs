@@ -575,6 +575,9 @@ pub struct StoreEntry {
     pub pins: u32,
     #[prost(bool, tag = "4")]
     pub spilled: bool,
+    /// Pid of the process that created it.
+    #[prost(uint32, tag = "5")]
+    pub creator_pid: u32,
 }
 
 /// The store's usage and objects.

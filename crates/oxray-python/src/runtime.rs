@@ -548,6 +548,7 @@ fn store_stats(py: Python<'_>) -> PyResult<PyObject> {
         e.set_item("size", o.size)?;
         e.set_item("pins", o.pins)?;
         e.set_item("spilled", o.spilled)?;
+        e.set_item("creator_pid", o.creator_pid)?;
         objects.append(e)?;
     }
     d.set_item("objects", objects)?;

@@ -80,6 +80,8 @@ pub struct ObjectListing {
     pub pins: u32,
     pub spilled: bool,
     pub sealed: bool,
+    /// The client connection that created it.
+    pub creator: u64,
 }
 
 /// Every object of the node's store.
@@ -304,6 +306,7 @@ impl ObjectTable {
                 pins: e.pins.values().sum(),
                 spilled: matches!(e.location, Location::Spilled),
                 sealed: e.sealed,
+                creator: e.creator,
             })
             .collect()
     }

@@ -29,3 +29,42 @@ def list_nodes():
          "node_name": n["NodeManagerHostname"], "is_head_node": n["IsHead"], "resources_total": n["Resources"]}
         for n in _worker.nodes()
     ]
+
+
+def list_objects():
+    """Objects in this node's shared-memory store: size, who created them,
+    why they are kept, and whether they are spilled to disk. (Small values
+    live inline with their owner and are not listed.)"""
+    _worker.session()
+    stats = _native.store_stats()
+    out = []
+    for o in stats["objects"]:
+        if o["spilled"]:
+            reason = "spilled to disk (its owner still holds a reference)"
+        elif o["pins"]:
+            reason = f"pinned: mapped by {o['pins']} reader(s)"
+        else:
+            reason = "held by its owner's ObjectRef"
+        out.append({
+            "object_id": o["object_id"],
+            "object_size": o["size"],
+            "creator_pid": o["creator_pid"],
+            "pin_reason": reason,
+            "spilled": o["spilled"],
+        })
+    return out
+
+
+def memory_summary():
+    """Totals of the shared-memory store, as a dict."""
+    _worker.session()
+    s = _native.store_stats()
+    return {
+        "capacity_bytes": s["capacity"],
+        "used_bytes": s["used"],
+        "pinned_bytes": s["pinned_bytes"],
+        "spilled_bytes": s["spilled_bytes"],
+        "spilled_objects": s["spilled_objects"],
+        "spill_dir": s["spill_dir"],
+        "num_objects": len(s["objects"]),
+    }

@@ -1,0 +1,183 @@
+"""The shared-memory object store: zero-copy numpy, reference counting,
+eviction and spilling, through the public API."""
+
+import dataclasses
+import os
+
+import numpy as np
+import pytest
+
+import oxray
+from oxray import _native
+from oxray.exceptions import ObjectStoreFullError
+from conftest import wait_for
+
+MB = 1 << 20
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    oxray.shutdown()
+    os.environ["OXRAY_SPILL_DIR"] = str(tmp_path / "spill")
+    try:
+        oxray.init(num_cpus=2, object_store_memory=500 * MB)
+        yield tmp_path / "spill"
+    finally:
+        oxray.shutdown()
+        os.environ.pop("OXRAY_SPILL_DIR", None)
+
+
+def store_used():
+    return _native.store_stats()["used"]
+
+
+@dataclasses.dataclass
+class Holder:
+    name: str
+    arrays: list
+
+
+def test_numpy_get_is_zero_copy_and_read_only(cluster):
+    a = np.arange(2_000_000, dtype=np.float64)
+    ref = oxray.put(a)
+    b = oxray.get(ref)
+    c = oxray.get(ref)
+    assert np.array_equal(a, b)
+    assert not b.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        b[0] = 1
+    # Both gets view the same shared memory: no copy was made.
+    assert b.__array_interface__["data"][0] == c.__array_interface__["data"][0]
+
+
+def test_nested_arrays_in_lists_dicts_dataclasses(cluster):
+    value = {"x": [np.ones(300_000), np.zeros(10)], "h": Holder("h", [np.full(200_000, 7, dtype=np.int32)])}
+    got = oxray.get(oxray.put(value))
+    assert np.array_equal(got["x"][0], value["x"][0])
+    assert got["h"].name == "h" and got["h"].arrays[0][123] == 7
+    assert not got["h"].arrays[0].flags.writeable
+
+
+def test_small_values_stay_inline(cluster):
+    before = store_used()
+    refs = [oxray.put(np.ones(100)) for _ in range(50)]
+    assert store_used() == before
+    assert oxray.get(refs[0]).sum() == 100
+
+
+def test_large_arguments_and_returns_use_the_store(cluster):
+    @oxray.remote
+    def total(x):
+        return float(x.sum()), x.flags.writeable
+
+    @oxray.remote
+    def make(n):
+        return np.ones(n)
+
+    a = np.ones(1_000_000)
+    assert oxray.get(total.remote(a)) == (1_000_000.0, False)
+    assert oxray.get(total.remote(oxray.put(a))) == (1_000_000.0, False)
+    big = oxray.get(make.remote(2_000_000))
+    assert big.shape == (2_000_000,) and not big.flags.writeable
+
+
+def test_dropping_refs_frees_store_memory(cluster):
+    base = store_used()
+    ref = oxray.put(np.zeros(10 * MB // 8))
+    assert store_used() >= base + 10 * MB
+    del ref
+    assert wait_for(lambda: store_used() == base, timeout=5)
+
+
+def test_view_keeps_object_pinned_after_ref_is_dropped(cluster):
+    base = store_used()
+    ref = oxray.put(np.arange(3 * MB // 8, dtype=np.int64))
+    arr = oxray.get(ref)
+    del ref
+    # The array still reads the shared memory, which must not be freed.
+    assert store_used() >= base + 3 * MB
+    assert arr[-1] == 3 * MB // 8 - 1
+    del arr
+    assert wait_for(lambda: store_used() == base, timeout=5)
+
+
+def test_put_and_drop_100mb_in_a_loop_on_1gb_store(shutdown_only):
+    oxray.init(num_cpus=1, object_store_memory=1 << 30)
+    arr = np.zeros(100 * MB // 8)
+    for _ in range(100):
+        ref = oxray.put(arr)
+        del ref
+    assert store_used() <= 101 * MB
+
+
+def test_spilling_holds_more_than_memory(small_store):
+    refs = [oxray.put(np.full(100 * MB // 8, i, dtype=np.int64)) for i in range(20)]  # 2 GB live
+    stats = _native.store_stats()
+    assert stats["spilled_objects"] > 0 and stats["spilled_bytes"] > 0
+    assert any(small_store.iterdir())
+    for i in (0, 7, 19):
+        arr = oxray.get(refs[i])
+        assert arr[0] == i and arr[-1] == i
+        del arr
+    del refs
+    assert wait_for(lambda: _native.store_stats()["spilled_objects"] == 0, timeout=10)
+
+
+def test_full_store_error_names_sizes(small_store):
+    held = [oxray.get(oxray.put(np.ones(100 * MB // 8))) for _ in range(4)]  # pinned by the arrays
+    with pytest.raises(ObjectStoreFullError, match="bytes were asked for"):
+        oxray.put(np.ones(200 * MB // 8))
+    del held
+
+
+def test_object_larger_than_store_is_refused(small_store):
+    with pytest.raises(ObjectStoreFullError, match="larger than the whole object store"):
+        oxray.put(np.ones(600 * MB // 8))
+
+
+def test_missing_spill_file_is_a_clear_error(small_store):
+    refs = [oxray.put(np.full(100 * MB // 8, i)) for i in range(6)]
+    spilled = [p for p in small_store.iterdir()]
+    assert spilled
+    for p in spilled:
+        p.unlink()
+    with pytest.raises(oxray.exceptions.ObjectLostError, match="spill"):
+        oxray.get(refs[0])
+    del refs
+
+
+def test_dead_process_releases_its_pins(cluster):
+    @oxray.remote
+    def hold_and_die(arr):
+        assert arr.sum() > 0  # the worker maps (and pins) the argument
+        os._exit(1)
+
+    base = store_used()
+    ref = oxray.put(np.ones(5 * MB // 8))
+    with pytest.raises(oxray.exceptions.WorkerCrashedError):
+        oxray.get(hold_and_die.options(max_retries=0).remote(ref))
+    del ref
+    assert wait_for(lambda: store_used() == base, timeout=10)
+
+
+def test_memory_listing(cluster):
+    ref = oxray.put(np.ones(MB))
+    stats = _native.store_stats()
+    sizes = {o["object_id"]: o["size"] for o in stats["objects"]}
+    assert ref.hex() in sizes and sizes[ref.hex()] >= 8 * MB
+    assert stats["capacity"] > 0
+
+
+def test_list_objects_api(cluster):
+    from oxray.util import state
+
+    ref = oxray.put(np.ones(MB))
+    arr = oxray.get(ref)
+    rows = {r["object_id"]: r for r in state.list_objects()}
+    row = rows[ref.hex()]
+    assert row["object_size"] >= 8 * MB
+    assert row["creator_pid"] == os.getpid()
+    assert "pinned" in row["pin_reason"] and not row["spilled"]
+    del arr
+    summary = state.memory_summary()
+    assert summary["used_bytes"] >= 8 * MB and summary["num_objects"] >= 1
