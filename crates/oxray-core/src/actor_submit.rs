@@ -212,16 +212,10 @@ impl Inner {
                 break;
             }
             q.queue.pop_front();
-            let rx = peer.start_call(Body::PushTask(call.spec.clone()));
             let me = self.clone();
             let incarnation = q.incarnation;
-            self.handle.spawn(async move {
-                let reply = match rx {
-                    Ok(rx) => rx.await.ok(),
-                    Err(_) => None,
-                };
-                me.on_actor_reply(actor, task_id, incarnation, reply);
-            });
+            let spec = call.spec.clone();
+            peer.call_with(Body::PushTask(spec), move |reply| me.on_actor_reply(actor, task_id, incarnation, reply));
         }
     }
 

@@ -81,7 +81,7 @@ impl Inner {
             let me = self.clone();
             tokio::spawn(async move {
                 let (r, w) = stream.into_split();
-                let writer = FrameWriter::spawn(w);
+                let writer = FrameWriter::unix(w);
                 let mut reader = FrameReader::new(r);
                 while let Some(env) = reader.next().await {
                     if let Some(body) = env.body {

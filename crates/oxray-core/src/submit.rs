@@ -180,15 +180,10 @@ impl Inner {
     }
 
     fn push(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, peer: Arc<RpcPeer>, spec: TaskSpec) {
-        let call = peer.start_call(Body::PushTask(spec));
         let me = self.clone();
-        self.handle.spawn(async move {
-            let reply = match call {
-                Ok(rx) => rx.await.ok(),
-                Err(_) => None,
-            };
-            me.on_task_reply(task_id, lease_id, key, reply);
-        });
+        // The reply is handled on the connection's reader task: no hop
+        // through another task on the task path.
+        peer.call_with(Body::PushTask(spec), move |reply| me.on_task_reply(task_id, lease_id, key, reply));
     }
 
     fn on_task_reply(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, reply: Option<Body>) {

@@ -216,7 +216,7 @@ impl Node {
 
     async fn handle_connection(self: Arc<Self>, stream: UnixStream) {
         let (r, w) = stream.into_split();
-        let writer = FrameWriter::spawn(w);
+        let writer = FrameWriter::unix(w);
         let mut reader = FrameReader::new(r);
         let client_id = {
             let mut st = self.state.lock();

@@ -1,15 +1,22 @@
 //! Length-prefixed frames: a 4-byte big-endian length, then one encoded
 //! [`Envelope`].
 //!
-//! Writes go through a [`FrameWriter`]: a channel drained by one task that
-//! packs every queued message into one buffer and writes it with one syscall,
-//! so a burst of small messages costs one write, not one each.
+//! Writes go through a [`FrameWriter`]. On a Unix socket
+//! ([`FrameWriter::unix`]) the sending thread writes the frame itself when
+//! nothing is queued (no hop to another thread on the task path), and a
+//! background task drains whatever the socket could not take at once. Over
+//! any other stream ([`FrameWriter::spawn`]) a task packs every queued
+//! message into one buffer and writes it with one syscall.
 
-use bytes::{BufMut, BytesMut};
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, BytesMut};
 use futures::StreamExt;
+use parking_lot::Mutex;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::messages::{Body, Envelope};
@@ -32,7 +39,34 @@ pub fn encode_frame(env: &Envelope, buf: &mut BytesMut) {
 /// The sending side of a connection. Cheap to clone; sends never block.
 #[derive(Clone, Debug)]
 pub struct FrameWriter {
-    tx: mpsc::UnboundedSender<Envelope>,
+    inner: Arc<Sink>,
+}
+
+#[derive(Debug)]
+enum Sink {
+    Queued(mpsc::UnboundedSender<Envelope>),
+    Direct(DirectSink),
+}
+
+/// A Unix socket written by the sending thread, with a task for leftovers.
+#[derive(Debug)]
+struct DirectSink {
+    half: OwnedWriteHalf,
+    pending: Mutex<Pending>,
+    wake: Arc<Notify>,
+}
+
+impl Drop for DirectSink {
+    fn drop(&mut self) {
+        // Let the drain task see that the writer is gone and end.
+        self.wake.notify_one();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: BytesMut,
+    closed: bool,
 }
 
 impl FrameWriter {
@@ -59,12 +93,39 @@ impl FrameWriter {
             }
             let _ = sink.shutdown().await;
         });
-        Self { tx }
+        Self { inner: Arc::new(Sink::Queued(tx)) }
+    }
+
+    /// A writer for a Unix socket that writes from the sending thread.
+    pub fn unix(half: OwnedWriteHalf) -> Self {
+        let wake = Arc::new(Notify::new());
+        let inner = Arc::new(Sink::Direct(DirectSink {
+            half,
+            pending: Mutex::new(Pending::default()),
+            wake: wake.clone(),
+        }));
+        let task = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                // Hold the writer only while draining, so that dropping every
+                // handle closes the socket.
+                let Some(sink) = task.upgrade() else { return };
+                let Sink::Direct(d) = &*sink else { return };
+                if !d.drain().await {
+                    return;
+                }
+            }
+        });
+        Self { inner }
     }
 
     /// Queues an envelope; returns false when the connection is gone.
     pub fn send(&self, env: Envelope) -> bool {
-        self.tx.send(env).is_ok()
+        match &*self.inner {
+            Sink::Queued(tx) => tx.send(env).is_ok(),
+            Sink::Direct(d) => d.send(&env),
+        }
     }
 
     /// Queues a reply to request `id`.
@@ -72,9 +133,67 @@ impl FrameWriter {
         self.send(Envelope { id, body: Some(body) })
     }
 
-    /// Whether the writer task has stopped (peer gone).
+    /// Whether the connection is gone.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        match &*self.inner {
+            Sink::Queued(tx) => tx.is_closed(),
+            Sink::Direct(d) => d.pending.lock().closed,
+        }
+    }
+}
+
+impl DirectSink {
+    fn send(&self, env: &Envelope) -> bool {
+        let mut p = self.pending.lock();
+        if p.closed {
+            return false;
+        }
+        let was_empty = p.bytes.is_empty();
+        encode_frame(env, &mut p.bytes);
+        if !was_empty {
+            return true; // the drain task owns the queue and was woken
+        }
+        match self.half.try_write(&p.bytes) {
+            Ok(n) => p.bytes.advance(n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                p.closed = true;
+                return false;
+            }
+        }
+        if !p.bytes.is_empty() {
+            self.wake.notify_one();
+        } else if p.bytes.capacity() > 4 * WRITE_BATCH {
+            p.bytes = BytesMut::new();
+        }
+        true
+    }
+
+    /// Writes out everything pending; false once the socket is broken.
+    async fn drain(&self) -> bool {
+        loop {
+            {
+                let mut p = self.pending.lock();
+                if p.bytes.is_empty() {
+                    return true;
+                }
+                match self.half.try_write(&p.bytes) {
+                    Ok(n) => {
+                        p.bytes.advance(n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        p.closed = true;
+                        return false;
+                    }
+                }
+            }
+            if self.half.writable().await.is_err() {
+                self.pending.lock().closed = true;
+                return false;
+            }
+        }
     }
 }
 
@@ -136,6 +255,33 @@ mod tests {
         }
         drop(writer);
         assert!(reader.next().await.is_none(), "stream ends when writer drops");
+    }
+
+    #[tokio::test]
+    async fn direct_unix_writer_keeps_order_under_backpressure() {
+        let (a, b) = tokio::net::UnixStream::pair().unwrap();
+        let (_ar, aw) = a.into_split();
+        let writer = FrameWriter::unix(aw);
+        let text = "y".repeat(300_000);
+        let sender = {
+            let writer = writer.clone();
+            let text = text.clone();
+            std::thread::spawn(move || {
+                for i in 1..=50u64 {
+                    assert!(writer.reply(i, Body::Warning(Warning { text: format!("{i}{text}") })));
+                }
+            })
+        };
+        let mut reader = FrameReader::new(b);
+        for i in 1..=50u64 {
+            let env = reader.next().await.expect("frame");
+            assert_eq!(env.id, i);
+            match env.body.unwrap() {
+                Body::Warning(w) => assert!(w.text.starts_with(&i.to_string()) && w.text.len() > 300_000),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        sender.join().unwrap();
     }
 
     #[tokio::test]

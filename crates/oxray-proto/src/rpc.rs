@@ -15,7 +15,14 @@ use tokio::sync::{mpsc, oneshot};
 use crate::frame::{FrameReader, FrameWriter};
 use crate::messages::{Body, Envelope};
 
-type Pending = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Body>>>>>;
+/// Who waits for a reply.
+enum Waiter {
+    Channel(oneshot::Sender<Body>),
+    /// Runs on the connection's reader task; `None` when the peer is gone.
+    Callback(Box<dyn FnOnce(Option<Body>) + Send>),
+}
+
+type Pending = Arc<Mutex<Option<HashMap<u64, Waiter>>>>;
 
 /// One side of a request/reply connection.
 #[derive(Debug)]
@@ -24,6 +31,18 @@ pub struct RpcPeer {
     next_id: AtomicU64,
     pending: Pending,
     peer: String,
+    /// Runs callbacks of calls that fail before they are sent, so that they
+    /// never run inside the caller (which may hold its own locks).
+    runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Waiter::Channel(_) => "Channel",
+            Waiter::Callback(_) => "Callback",
+        })
+    }
 }
 
 impl RpcPeer {
@@ -34,7 +53,7 @@ impl RpcPeer {
             source,
         })?;
         let (r, w) = stream.into_split();
-        Ok(Self::start(r, w, path.to_string()))
+        Ok(Self::start_with(r, FrameWriter::unix(w), path.to_string()))
     }
 
     /// Starts the reader task over an established stream. Messages that are
@@ -44,13 +63,22 @@ impl RpcPeer {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        Self::start_with(r, FrameWriter::spawn(w), peer)
+    }
+
+    /// Like [`RpcPeer::start`], over an existing writer.
+    pub fn start_with<R>(r: R, writer: FrameWriter, peer: String) -> (Arc<Self>, mpsc::UnboundedReceiver<Envelope>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         let this = Arc::new(Self {
-            writer: FrameWriter::spawn(w),
+            writer,
             next_id: AtomicU64::new(1),
             pending: pending.clone(),
             peer,
+            runtime: tokio::runtime::Handle::current(),
         });
         tokio::spawn(async move {
             let mut reader = FrameReader::new(r);
@@ -61,17 +89,23 @@ impl RpcPeer {
                     None
                 };
                 match (waiter, env.body) {
-                    (Some(tx), Some(body)) => {
+                    (Some(Waiter::Channel(tx)), Some(body)) => {
                         let _ = tx.send(body);
                     }
+                    (Some(Waiter::Callback(cb)), body) => cb(body),
                     (None, body) => {
                         let _ = inbox_tx.send(Envelope { id: env.id, body });
                     }
-                    (Some(_), None) => {}
+                    (Some(Waiter::Channel(_)), None) => {}
                 }
             }
             // Dropping the senders fails every waiting call.
-            pending.lock().take();
+            let waiters = pending.lock().take();
+            for (_, waiter) in waiters.into_iter().flatten() {
+                if let Waiter::Callback(cb) = waiter {
+                    cb(None);
+                }
+            }
         });
         (this, inbox_rx)
     }
@@ -83,16 +117,47 @@ impl RpcPeer {
 
     /// Sends a request and returns a receiver for its reply, without waiting.
     pub fn start_call(&self, body: Body) -> Result<oneshot::Receiver<Body>> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        self.send_request(body, Waiter::Channel(tx))?;
+        Ok(rx)
+    }
+
+    /// Sends a request; `on_reply` runs on the connection's reader task with
+    /// the reply, or with `None` if the connection closes first (also when
+    /// it is closed already).
+    pub fn call_with(&self, body: Body, on_reply: impl FnOnce(Option<Body>) + Send + 'static) {
+        let mut cb: Option<Box<dyn FnOnce(Option<Body>) + Send>> = Some(Box::new(on_reply));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let registered = match self.pending.lock().as_mut() {
+            Some(p) => {
+                p.insert(id, Waiter::Callback(cb.take().expect("set")));
+                true
+            }
+            None => false,
+        };
+        if !registered {
+            let cb = cb.take().expect("set");
+            self.runtime.spawn(async move { cb(None) });
+            return;
+        }
+        if !self.writer.send(Envelope { id, body: Some(body) }) {
+            let waiter = self.pending.lock().as_mut().and_then(|p| p.remove(&id));
+            if let Some(Waiter::Callback(cb)) = waiter {
+                self.runtime.spawn(async move { cb(None) });
+            }
+        }
+    }
+
+    fn send_request(&self, body: Body, waiter: Waiter) -> Result<()> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match self.pending.lock().as_mut() {
-            Some(p) => p.insert(id, tx),
+            Some(p) => p.insert(id, waiter),
             None => return Err(self.closed()),
         };
         if !self.writer.send(Envelope { id, body: Some(body) }) {
             return Err(self.closed());
         }
-        Ok(rx)
+        Ok(())
     }
 
     /// Sends a request and waits for its reply. An [`Body::ErrorReply`] from
