@@ -4,6 +4,7 @@
     oxray status
     oxray list actors
     oxray memory
+    oxray microbenchmark [--seconds S] [--only NAME] [--smoke]
     oxray stop
 
 `oxray daemon ...` runs the node daemon binary itself (what `start` and
@@ -128,6 +129,9 @@ def _memory(args):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "microbenchmark":
+        from oxray.util import microbenchmark
+        return microbenchmark.main(argv[1:])
     if argv and argv[0] == "daemon":
         binary = _node.daemon_binary()
         os.execv(binary, [binary, *argv])
