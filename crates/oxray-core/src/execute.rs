@@ -67,6 +67,15 @@ impl ExecState {
         self.cv.notify_all();
     }
 
+    /// Takes every queued plain task (not actor calls, whose order matters).
+    fn take_plain_tasks(&self) -> Vec<IncomingTask> {
+        let mut q = self.queue.lock();
+        let (plain, keep): (VecDeque<IncomingTask>, VecDeque<IncomingTask>) =
+            q.tasks.drain(..).partition(|t| t.spec.actor_id.is_empty());
+        q.tasks = keep;
+        plain.into()
+    }
+
     fn take_queued(&self, id: &TaskId) -> Option<IncomingTask> {
         let mut q = self.queue.lock();
         let pos = q.tasks.iter().position(|t| t.task_id() == *id)?;
@@ -159,6 +168,22 @@ impl Inner {
         }
     }
 
+    /// The running task blocks: hand back the tasks queued behind it, so
+    /// that they run on another worker instead of waiting (or deadlocking).
+    pub(crate) fn bounce_queued_tasks(&self) {
+        for task in self.exec.take_plain_tasks() {
+            task.writer.reply(
+                task.request,
+                Body::TaskReply(TaskReply {
+                    task_id: task.spec.task_id.clone(),
+                    returns: Vec::new(),
+                    retryable: false,
+                    bounced: true,
+                }),
+            );
+        }
+    }
+
     /// Replies to the task's caller and clears the running task.
     pub(crate) fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
         {
@@ -169,7 +194,7 @@ impl Inner {
         }
         task.writer.reply(
             task.request,
-            Body::TaskReply(TaskReply { task_id: task.spec.task_id.clone(), returns, retryable }),
+            Body::TaskReply(TaskReply { task_id: task.spec.task_id.clone(), returns, retryable, bounced: false }),
         );
     }
 }

@@ -141,6 +141,7 @@ impl Inner {
         }
         let lend = self.mode == Mode::Worker && self.exec.current_task().is_some();
         if lend {
+            self.bounce_queued_tasks();
             self.daemon.send(Body::WorkerBlocked(WorkerBlocked {}));
         }
         let mut ok = true;

@@ -19,12 +19,47 @@ use crate::objects::{error_object, ObjectKind};
 const LEASE_IDLE: Duration = Duration::from_millis(20);
 /// Most lease requests in flight per resource shape.
 const MAX_LEASE_REQUESTS: usize = 4;
+/// Tasks queued on one leased worker at once when tasks of this shape are
+/// known to be short: the worker finds the next task waiting when it
+/// finishes one. Long (or not yet measured) tasks go one at a time, so that
+/// they spread over every worker the node can lease.
+const PIPELINE_DEPTH: usize = 4;
+/// Tasks shorter than this (mean round trip) count as short.
+const SHORT_TASK_US: f64 = 1000.0;
 
 /// Everything the submitter tracks.
 #[derive(Default)]
 pub(crate) struct SubmitState {
     tasks: HashMap<TaskId, Task>,
     keys: ByKey<KeyState>,
+    /// Round-trip statistics per function, deciding pipelining.
+    functions: HashMap<Vec<u8>, Timing>,
+    /// Whether the task that returns idle leases is scheduled.
+    reaper_armed: bool,
+}
+
+/// How long a function's tasks take, as seen by the caller.
+#[derive(Default)]
+struct Timing {
+    mean_us: f64,
+    samples: u32,
+}
+
+impl Timing {
+    /// Tasks that may wait on one worker behind another of this function.
+    fn depth(&self) -> usize {
+        if self.samples >= 3 && self.mean_us < SHORT_TASK_US {
+            PIPELINE_DEPTH
+        } else {
+            1
+        }
+    }
+
+    fn record(&mut self, elapsed: std::time::Duration) {
+        let us = elapsed.as_secs_f64() * 1e6;
+        self.mean_us = if self.samples == 0 { us } else { 0.8 * self.mean_us + 0.2 * us };
+        self.samples = self.samples.saturating_add(1);
+    }
 }
 
 struct Task {
@@ -34,6 +69,7 @@ struct Task {
     cancelled: bool,
     lease: Option<u64>,
     parent: Option<TaskId>,
+    pushed_at: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -48,8 +84,9 @@ struct Lease {
     worker_id: WorkerId,
     peer: Arc<RpcPeer>,
     gpu_ids: Vec<u32>,
-    running: Option<TaskId>,
-    idle_generation: u64,
+    in_flight: usize,
+    /// When the lease last ran out of work (None while busy).
+    idle_since: Option<std::time::Instant>,
 }
 
 impl Inner {
@@ -84,6 +121,7 @@ impl Inner {
             cancelled: false,
             lease: None,
             parent: self.exec.current_task(),
+            pushed_at: None,
         };
         {
             let mut st = self.submit.lock();
@@ -152,30 +190,45 @@ impl Inner {
     /// Pushes queued tasks to idle leases and asks for more leases while the
     /// queue is longer than what is in flight.
     fn pump(self: &Arc<Self>, st: &mut SubmitState, key: &ResourceSet) {
-        let SubmitState { tasks, keys } = st;
+        let SubmitState { tasks, keys, functions, .. } = st;
         let Some(ks) = keys.get_mut(key) else { return };
         for (lease_id, lease) in ks.leases.iter_mut() {
-            if lease.running.is_some() {
-                continue;
+            loop {
+                let Some(&task_id) = ks.queue.front() else { break };
+                let Some(task) = tasks.get_mut(&task_id) else {
+                    ks.queue.pop_front();
+                    continue;
+                };
+                let depth = functions.get(&task.spec.function_id).map_or(1, Timing::depth);
+                if lease.in_flight >= depth {
+                    break;
+                }
+                ks.queue.pop_front();
+                task.lease = Some(*lease_id);
+                task.pushed_at = Some(std::time::Instant::now());
+                lease.in_flight += 1;
+                let mut spec = task.spec.clone();
+                spec.gpu_ids = lease.gpu_ids.clone();
+                self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
             }
-            let Some(task_id) = ks.queue.pop_front() else { break };
-            let Some(task) = tasks.get_mut(&task_id) else { continue };
-            task.lease = Some(*lease_id);
-            lease.running = Some(task_id);
-            let mut spec = task.spec.clone();
-            spec.gpu_ids = lease.gpu_ids.clone();
-            self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
         }
         let wanted = ks.queue.len().min(MAX_LEASE_REQUESTS);
         while ks.requests < wanted {
             ks.requests += 1;
             self.request_lease(key.clone(), ks.description.clone());
         }
-        for (lease_id, lease) in ks.leases.iter_mut() {
-            if lease.running.is_none() {
-                lease.idle_generation += 1;
-                self.return_when_idle(key.clone(), *lease_id, lease.idle_generation);
+        let mut any_idle = false;
+        for lease in ks.leases.values_mut() {
+            if lease.in_flight == 0 {
+                lease.idle_since.get_or_insert_with(std::time::Instant::now);
+                any_idle = true;
+            } else {
+                lease.idle_since = None;
             }
+        }
+        if any_idle && !st.reaper_armed {
+            st.reaper_armed = true;
+            self.reap_idle_leases_later(LEASE_IDLE);
         }
     }
 
@@ -193,7 +246,25 @@ impl Inner {
             if worker_died {
                 ks.leases.remove(&lease_id);
             } else if let Some(l) = ks.leases.get_mut(&lease_id) {
-                l.running = None;
+                l.in_flight = l.in_flight.saturating_sub(1);
+            }
+        }
+        if let Some(Body::TaskReply(r)) = &reply {
+            let SubmitState { tasks, keys, functions, .. } = &mut *st;
+            if let Some(task) = tasks.get_mut(&task_id) {
+                let timing = functions.entry(task.spec.function_id.clone()).or_default();
+                if r.bounced {
+                    // It waited behind a task that blocked: run it elsewhere,
+                    // and stop queueing this function's tasks behind others.
+                    *timing = Timing::default();
+                    task.lease = None;
+                    keys.entry(task.key.clone()).or_default().queue.push_front(task_id);
+                    self.pump(&mut st, &key);
+                    return;
+                }
+                if let Some(t) = task.pushed_at {
+                    timing.record(t.elapsed());
+                }
             }
         }
         let outcome = match reply {
@@ -301,8 +372,8 @@ impl Inner {
                                 worker_id: WorkerId::from_bytes(&g.worker_id).unwrap_or_default(),
                                 peer,
                                 gpu_ids: g.gpu_ids,
-                                running: None,
-                                idle_generation: 0,
+                                in_flight: 0,
+                                idle_since: None,
                             },
                         );
                     }
@@ -331,19 +402,36 @@ impl Inner {
         }
     }
 
-    fn return_when_idle(self: &Arc<Self>, key: ResourceSet, lease_id: u64, generation: u64) {
+    /// One timer for all leases: returns those idle for [`LEASE_IDLE`], and
+    /// sleeps until the next one would be (rather than a timer per task).
+    fn reap_idle_leases_later(self: &Arc<Self>, after: std::time::Duration) {
         let me = self.clone();
         self.handle.spawn(async move {
-            tokio::time::sleep(LEASE_IDLE).await;
+            tokio::time::sleep(after).await;
             let mut st = me.submit.lock();
-            let Some(ks) = st.keys.get_mut(&key) else { return };
-            let still_idle = ks
-                .leases
-                .get(&lease_id)
-                .is_some_and(|l| l.running.is_none() && l.idle_generation == generation);
-            if still_idle && ks.queue.is_empty() {
-                ks.leases.remove(&lease_id);
-                me.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+            let now = std::time::Instant::now();
+            let mut next: Option<std::time::Duration> = None;
+            for ks in st.keys.values_mut() {
+                let queue_empty = ks.queue.is_empty();
+                let mut expired = Vec::new();
+                for (lease_id, lease) in &ks.leases {
+                    let Some(since) = lease.idle_since.filter(|_| lease.in_flight == 0) else { continue };
+                    let idle = now.duration_since(since);
+                    if idle >= LEASE_IDLE && queue_empty {
+                        expired.push(*lease_id);
+                    } else {
+                        let left = LEASE_IDLE.saturating_sub(idle).max(std::time::Duration::from_millis(1));
+                        next = Some(next.map_or(left, |n| n.min(left)));
+                    }
+                }
+                for lease_id in expired {
+                    ks.leases.remove(&lease_id);
+                    me.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                }
+            }
+            match next {
+                Some(after) => me.reap_idle_leases_later(after),
+                None => st.reaper_armed = false,
             }
         });
     }
@@ -355,7 +443,7 @@ impl Inner {
             if !ks.queue.is_empty() {
                 continue;
             }
-            let idle: Vec<u64> = ks.leases.iter().filter(|(_, l)| l.running.is_none()).map(|(id, _)| *id).collect();
+            let idle: Vec<u64> = ks.leases.iter().filter(|(_, l)| l.in_flight == 0).map(|(id, _)| *id).collect();
             for lease_id in idle {
                 ks.leases.remove(&lease_id);
                 self.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));

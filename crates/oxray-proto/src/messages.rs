@@ -371,6 +371,10 @@ pub struct TaskReply {
     /// The task raised an exception that `retry_exceptions` allows retrying.
     #[prost(bool, tag = "3")]
     pub retryable: bool,
+    /// The task never started: the worker blocked on an earlier task and
+    /// handed it back to run elsewhere.
+    #[prost(bool, tag = "4")]
+    pub bounced: bool,
 }
 
 /// Cancel a task pushed earlier.
