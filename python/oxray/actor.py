@@ -72,6 +72,7 @@ class ActorMethod:
         self._handle = handle
         self._name = name
         self._options = options
+        self._function_name = f"{handle._class_name}.{name}"
 
     def __call__(self, *args, **kwargs):
         raise TypeError(
@@ -80,7 +81,7 @@ class ActorMethod:
         )
 
     def remote(self, *args, **kwargs):
-        return self._handle._call(self._name, args, kwargs, self._options)
+        return self._handle._call(self._name, args, kwargs, self._options, self._function_name)
 
     def options(self, **options):
         unknown = set(options) - {"num_returns", "name", "concurrency_group", "max_task_retries",
@@ -113,11 +114,11 @@ class ActorHandle:
             return ActorMethod(self, name, methods[name])
         raise AttributeError(f"'ActorHandle' object has no attribute '{name}'")
 
-    def _call(self, method, args, kwargs, options):
+    def _call(self, method, args, kwargs, options, function_name=None):
         _worker.session()
         num_returns = options.get("num_returns", 1)
         retries = options.get("max_task_retries", self._max_task_retries)
-        function_name = f"{self._class_name}.{method}"
+        function_name = function_name or f"{self._class_name}.{method}"
         blob, refs = pack_arguments(args, kwargs, function_name)
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
                                             -1 if retries is None else retries)

@@ -453,6 +453,20 @@ impl CoreWorker {
         self.inner.next_task()
     }
 
+    /// The next pushed task if one is queued, without waiting.
+    pub fn try_next_task(&self) -> Option<IncomingTask> {
+        self.inner.exec.try_pop()
+    }
+
+    /// A file descriptor that becomes readable when tasks arrive, for an
+    /// event loop to poll (`try_next_task` then drains the queue).
+    pub fn task_notify_fd(&self) -> Result<std::os::fd::OwnedFd> {
+        self.inner
+            .exec
+            .notify_fd()
+            .map_err(|source| Error::Connection { peer: "task notification pipe".into(), source })
+    }
+
     /// Sends a task's outcome back to its caller.
     pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
         for object in &returns {

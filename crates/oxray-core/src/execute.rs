@@ -38,6 +38,9 @@ pub(crate) struct ExecState {
     cv: Condvar,
     current: Mutex<Option<TaskId>>,
     hook: Mutex<Option<CancelHook>>,
+    /// Write end of a pipe that wakes an event loop when a task arrives
+    /// (async actors poll the queue from their loop, not a thread).
+    notify: Mutex<Option<std::os::fd::OwnedFd>>,
 }
 
 #[derive(Default)]
@@ -59,6 +62,24 @@ impl ExecState {
     fn push(&self, task: IncomingTask) {
         self.queue.lock().tasks.push_back(task);
         self.cv.notify_one();
+        if let Some(fd) = &*self.notify.lock() {
+            // A full pipe already has a wake-up pending: ignore EAGAIN.
+            let _ = rustix::io::write(fd, &[1u8]);
+        }
+    }
+
+    /// A file descriptor that becomes readable whenever a task arrives.
+    pub fn notify_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)?;
+        *self.notify.lock() = Some(write);
+        Ok(read)
+    }
+
+    /// The next queued task, without waiting; marks it running.
+    pub fn try_pop(&self) -> Option<IncomingTask> {
+        let task = self.queue.lock().tasks.pop_front()?;
+        *self.current.lock() = Some(task.task_id());
+        Some(task)
     }
 
     /// Stops handing out tasks; blocked `next_task` calls return `None`.

@@ -512,6 +512,21 @@ fn next_task(py: Python<'_>) -> PyResult<Option<Task>> {
     Ok(py.allow_threads(|| core.next_task()).map(|task| Task { task }))
 }
 
+/// The next pushed task if one is queued, without waiting.
+#[pyfunction]
+fn try_next_task() -> PyResult<Option<Task>> {
+    Ok(connected()?.try_next_task().map(|task| Task { task }))
+}
+
+/// A file descriptor (the caller owns it) that becomes readable when tasks
+/// arrive.
+#[pyfunction]
+fn task_notify_fd() -> PyResult<i32> {
+    use std::os::fd::IntoRawFd;
+    let fd = connected()?.task_notify_fd().map_err(PyCoreError)?;
+    Ok(fd.into_raw_fd())
+}
+
 /// Sends a task's results back to its caller, one serialized value
 /// `(main, buffers, metadata, nested)` per return; large ones are written
 /// to the shared store here, on the node that ran the task.
@@ -586,6 +601,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(num_refs, m)?)?;
     m.add_function(wrap_pyfunction!(num_stored, m)?)?;
     m.add_function(wrap_pyfunction!(next_task, m)?)?;
+    m.add_function(wrap_pyfunction!(try_next_task, m)?)?;
+    m.add_function(wrap_pyfunction!(task_notify_fd, m)?)?;
     m.add_function(wrap_pyfunction!(complete_task, m)?)?;
     m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
     m.add_function(wrap_pyfunction!(store_stats, m)?)?;

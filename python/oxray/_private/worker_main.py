@@ -134,14 +134,25 @@ class Executor:
         self._loop_tasks()
 
     def _loop_tasks(self):
-        while True:
+        while self.loop is None:
             task = _native.next_task()
             if task is None:
                 return
-            if self.loop is not None:
-                asyncio.run_coroutine_threadsafe(self.execute_async(task), self.loop)
-            else:
-                self.execute(task)
+            self.execute(task)
+        # An async actor: its event loop takes the tasks from now on.
+        threading.Event().wait()
+
+    def _drain_into_loop(self):
+        """Runs on the event loop when the task pipe is readable."""
+        try:
+            os.read(self._notify_fd, 65536)
+        except BlockingIOError:
+            pass
+        while True:
+            task = _native.try_next_task()
+            if task is None:
+                return
+            self.loop.create_task(self.execute_async(task))
 
     def execute(self, task):
         if not self.actor_name:
@@ -203,15 +214,19 @@ class Executor:
         methods = [m for _, m in inspect.getmembers(type(self.actor)) if inspect.isfunction(m)]
         is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m) for m in methods)
         if is_async:
-            self.loop = asyncio.new_event_loop()
+            loop = asyncio.new_event_loop()
             ready = threading.Event()
+            self._notify_fd = _native.task_notify_fd()
 
             def run_loop():
-                asyncio.set_event_loop(self.loop)
+                asyncio.set_event_loop(loop)
                 self.semaphore = asyncio.Semaphore(max(1, task.max_concurrency))
+                loop.add_reader(self._notify_fd, self._drain_into_loop)
+                loop.call_soon(self._drain_into_loop)  # tasks that came first
                 ready.set()
-                self.loop.run_forever()
+                loop.run_forever()
 
+            self.loop = loop
             threading.Thread(target=run_loop, name="oxray-actor-loop", daemon=True).start()
             ready.wait()
         elif task.max_concurrency > 1:
