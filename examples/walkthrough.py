@@ -127,5 +127,45 @@ try:
 except ValueError as e:
     print("task error re-raised in the driver:", type(e).__name__)
 
+
+
+# --- Remote classes (actors) -------------------------------------------------
+@ray.remote
+class Counter(object):
+    def __init__(self):
+        self.value = 0
+
+    def increment(self):
+        self.value += 1
+        return self.value
+
+
+a1 = Counter.remote()
+a2 = Counter.remote()
+
+
+@ray.remote(num_cpus=2, num_gpus=0.5)
+class Actor(object):
+    pass
+
+
+obj_id = a1.increment.remote()
+assert ray.get(obj_id) == 1
+
+# Create ten Counter actors.
+counters = [Counter.remote() for _ in range(10)]
+
+# Increment each Counter once and get the results. These tasks all happen in
+# parallel.
+results = ray.get([c.increment.remote() for c in counters])
+print(results)  # prints [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+assert results == [1] * 10
+
+# Increment the first Counter five times. These tasks are executed serially
+# and share state.
+results = ray.get([counters[0].increment.remote() for _ in range(5)])
+print(results)  # prints [2, 3, 4, 5, 6]
+assert results == [2, 3, 4, 5, 6]
+
 ray.shutdown()
 print("walkthrough finished")

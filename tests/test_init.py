@@ -141,3 +141,22 @@ def test_startup_is_fast(shutdown_only):
 
     assert oxray.get(f.remote()) == 1
     assert time.monotonic() - t < 10
+
+
+def test_daemon_death_fails_pending_gets(shutdown_only):
+    ctx = oxray.init(num_cpus=1)
+
+    @oxray.remote
+    def slow():
+        time.sleep(60)
+
+    ref = slow.remote()
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    daemon = [int(line.split()[0]) for line in out.splitlines()
+              if "oxray daemon" in line and ctx["session_dir"] in line]
+    assert len(daemon) == 1
+    os.kill(daemon[0], signal.SIGKILL)
+    with pytest.raises(oxray.exceptions.RaySystemError, match="daemon died"):
+        oxray.get(ref, timeout=30)
+    with pytest.raises(oxray.exceptions.RaySystemError, match="daemon"):
+        slow.remote()

@@ -96,6 +96,12 @@ impl Inner {
     /// Blocks until `num_returns` of `ids` are ready or `timeout` passes.
     pub(crate) fn wait(self: &Arc<Self>, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
         self.check_alive()?;
+        // Fast path: enough are ready already (the common case when a
+        // caller drains a list with repeated waits).
+        let ready = self.store.ready_flags(ids);
+        if ready.iter().filter(|r| **r).count() >= num_returns.min(ids.len()) {
+            return Ok(ready);
+        }
         let waiter = self.register_waiter(ids);
         self.block_until(&waiter, num_returns.min(ids.len()), timeout);
         let st = waiter.state.lock();

@@ -89,6 +89,12 @@ impl MemoryStore {
         }
     }
 
+    /// Whether the value of each id is here (one lock for all).
+    pub fn ready_flags(&self, ids: &[ObjectId]) -> Vec<bool> {
+        let map = self.map.lock();
+        ids.iter().map(|id| matches!(map.get(id), Some(Entry::Ready(_)))).collect()
+    }
+
     /// Runs `cb` when `id` is ready (at once if it is). When `id` is unknown,
     /// it becomes pending first.
     pub fn on_ready(&self, id: ObjectId, cb: ReadyCallback) {

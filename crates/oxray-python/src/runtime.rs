@@ -342,14 +342,46 @@ fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResu
     Ok(values.iter().map(|o| from_object(py, &core, o)).collect())
 }
 
-/// Waits until `num_returns` of `refs` are ready; returns a ready flag each.
+/// Waits until `num_returns` of `refs` (a list of unique ObjectRefs) are
+/// ready; returns `(ready, not_ready)`, each in input order, with at most
+/// `num_returns` ready.
 #[pyfunction]
 #[pyo3(signature = (refs, num_returns, timeout=None))]
-fn wait(py: Python<'_>, refs: Vec<Py<ObjectRef>>, num_returns: usize, timeout: Option<f64>) -> PyResult<Vec<bool>> {
+fn wait<'py>(
+    py: Python<'py>,
+    refs: &Bound<'py, PyList>,
+    num_returns: usize,
+    timeout: Option<f64>,
+) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     let core = connected()?;
-    let ids = ids_of(&refs, py);
+    let mut ids = Vec::with_capacity(refs.len());
+    let mut seen = std::collections::HashSet::with_capacity(refs.len());
+    for item in refs.iter() {
+        let r = item.downcast::<ObjectRef>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err(format!(
+                "wait() expected a list of ObjectRef, got list containing {}",
+                item.get_type()
+            ))
+        })?;
+        let id = r.get().id;
+        if !seen.insert(id) {
+            return Err(pyo3::exceptions::PyValueError::new_err("Wait requires a list of unique object refs."));
+        }
+        ids.push(id);
+    }
     let timeout = timeout_of(timeout)?;
-    Ok(py.allow_threads(|| core.wait(&ids, num_returns, timeout)).map_err(PyCoreError)?)
+    let flags = py.allow_threads(|| core.wait(&ids, num_returns, timeout)).map_err(PyCoreError)?;
+    let (ready, not_ready) = (PyList::empty(py), PyList::empty(py));
+    let mut taken = 0;
+    for (item, ok) in refs.iter().zip(flags) {
+        if ok && taken < num_returns {
+            taken += 1;
+            ready.append(item)?;
+        } else {
+            not_ready.append(item)?;
+        }
+    }
+    Ok((ready, not_ready))
 }
 
 /// Calls `callback()` (on a runtime thread) once `r` is available here.

@@ -237,30 +237,19 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     session()
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs)}")
-    refs = list(object_refs)
-    for r in refs:
-        if not isinstance(r, ObjectRef):
-            raise TypeError(f"wait() expected a list of ObjectRef, got list containing {type(r)}")
+    refs = object_refs if type(object_refs) is list else list(object_refs)
     if not refs:
         return [], []
     if isinstance(num_returns, bool) or not isinstance(num_returns, int) or num_returns <= 0:
         raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to wait.")
-    if len(set(refs)) != len(refs):
-        raise ValueError("Wait requires a list of unique object refs.")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
         raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
-    flags = _native.wait(refs, num_returns, timeout)
-    ready, not_ready = [], []
-    for r, ok in zip(refs, flags):
-        if ok and len(ready) < num_returns:
-            ready.append(r)
-        else:
-            not_ready.append(r)
-    return ready, not_ready
+    # Element types and uniqueness are checked natively, in one pass.
+    return _native.wait(refs, num_returns, timeout)
 
 
 def cancel(object_ref, *, force=False, recursive=True):
