@@ -151,7 +151,7 @@ def test_daemon_death_fails_pending_gets(shutdown_only):
         time.sleep(60)
 
     ref = slow.remote()
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True).stdout
     daemon = [int(line.split()[0]) for line in out.splitlines()
               if "oxray daemon" in line and ctx["session_dir"] in line]
     assert len(daemon) == 1
