@@ -113,7 +113,8 @@ object_ids = [sleep_for.remote(s) for s in (0.1, 2, 0.2)]
 ready_ids, remaining_ids = ray.wait(object_ids, num_returns=1, timeout=None)
 assert ready_ids == [object_ids[0]] and len(remaining_ids) == 2
 ready_ids, remaining_ids = ray.wait(object_ids, num_returns=2, timeout=None)
-assert ready_ids == [object_ids[0], object_ids[2]]
+assert len(ready_ids) == 2 and len(remaining_ids) == 1
+assert ready_ids == [r for r in object_ids if r in ready_ids]  # input order is kept
 print("wait: ok")
 
 
