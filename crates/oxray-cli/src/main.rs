@@ -38,6 +38,12 @@ struct DaemonArgs {
     /// The Python module a worker runs.
     #[arg(long, default_value = "oxray._private.worker_main")]
     worker_module: String,
+    /// The Python module of the template process that forks workers.
+    #[arg(long, default_value = "oxray._private.zygote")]
+    zygote_module: String,
+    /// Start every worker as a new interpreter instead of forking it.
+    #[arg(long)]
+    no_zygote: bool,
     /// Workers to start before the first task.
     #[arg(long, default_value_t = 0)]
     prestart_workers: usize,
@@ -94,6 +100,7 @@ fn main() -> Result<()> {
                 resources: parse_resources(&args.resources)?,
                 python: args.python,
                 worker_module: args.worker_module,
+                zygote_module: (!args.no_zygote).then_some(args.zygote_module),
                 prestart_workers: args.prestart_workers,
                 max_starting_workers: args.max_starting_workers.max(1),
                 owner_pid: args.owner_pid,

@@ -17,6 +17,9 @@ pub struct NodeConfig {
     pub python: String,
     /// The module a worker runs (`python -m <module>`).
     pub worker_module: String,
+    /// The module of the template process that forks workers ready-made
+    /// (`None`: start each worker as a new interpreter).
+    pub zygote_module: Option<String>,
     /// Workers to start before anyone asks.
     pub prestart_workers: usize,
     /// Most workers starting at once.

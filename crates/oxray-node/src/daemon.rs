@@ -15,12 +15,14 @@ use tokio::sync::Notify;
 
 use crate::config::NodeConfig;
 use crate::ledger::{Allocation, ResourceLedger};
-use crate::pool::{kill_pid, pid_alive, spawn_worker, WorkerEvents};
+use crate::pool::{kill_pid, pid_alive, spawn_worker, WorkerEvents, Zygote};
 use crate::NodeError;
 
 /// Consecutive start-up failures after which pending leases fail instead of
 /// starting yet another worker.
 const MAX_FAILED_STARTS: u32 = 3;
+/// How long a forked worker may take to register.
+const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs a node daemon (with the control service) until the cluster is shut
 /// down. Blocks the calling thread.
@@ -53,6 +55,13 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         alive: true,
         total: node.config.resources.clone(),
     });
+    if let Some(module) = node.config.zygote_module.clone() {
+        let events: Arc<dyn WorkerEvents> = node.clone();
+        match Zygote::start(&node.config, &module, events) {
+            Ok(z) => *node.zygote.lock() = Some(z),
+            Err(e) => tracing::warn!("no worker template process ({e}); starting workers one by one"),
+        }
+    }
     {
         let mut st = node.state.lock();
         for _ in 0..node.config.prestart_workers {
@@ -174,6 +183,8 @@ pub(crate) struct Node {
     pub state: Mutex<State>,
     /// The node's shared-memory object store.
     pub store: Mutex<oxray_store::ObjectTable>,
+    /// The template process that forks workers, when there is one.
+    zygote: Mutex<Option<Arc<Zygote>>>,
     stopped: Arc<Notify>,
     me: std::sync::Weak<Node>,
 }
@@ -208,6 +219,7 @@ impl Node {
                 actor_waiters: Vec::new(),
             }),
             store: Mutex::new(store),
+            zygote: Mutex::new(None),
             stopped: Arc::new(Notify::new()),
             me: me.clone(),
             config,
@@ -353,6 +365,7 @@ impl Node {
                 if let Some(w) = st.workers.get_mut(&id) {
                     if !w.registered {
                         w.registered = true;
+                        w.pid = r.pid;
                         w.address = r.address;
                         st.starting = st.starting.saturating_sub(1);
                         st.failed_starts = 0;
@@ -521,6 +534,18 @@ impl Node {
 
     fn start_worker(&self, st: &mut State) {
         let id = WorkerId::random();
+        let zygote = self.zygote.lock().clone();
+        if zygote.is_some_and(|z| z.fork(id)) {
+            // Its pid arrives with its registration.
+            st.starting += 1;
+            st.workers.insert(id, Worker { pid: 0, address: String::new(), registered: false, lease: None, actor: None });
+            let me = self.me();
+            tokio::spawn(async move {
+                tokio::time::sleep(WORKER_START_TIMEOUT).await;
+                me.start_timed_out(id);
+            });
+            return;
+        }
         let events: Arc<dyn WorkerEvents> = self.me.upgrade().expect("node alive");
         match spawn_worker(&self.config, id, events) {
             Ok(pid) => {
@@ -531,6 +556,17 @@ impl Node {
                 st.failed_starts += 1;
                 st.last_start_error = format!("cannot run {}: {e}", self.config.python);
             }
+        }
+    }
+
+    /// A forked worker that never registered counts as a failed start.
+    fn start_timed_out(&self, id: WorkerId) {
+        let mut st = self.state.lock();
+        if st.workers.get(&id).is_some_and(|w| !w.registered) {
+            st.failed_starts += 1;
+            st.last_start_error = format!("a worker forked by the template did not register within {WORKER_START_TIMEOUT:?}");
+            self.remove_worker(&mut st, id);
+            self.dispatch(&mut st);
         }
     }
 
@@ -595,6 +631,9 @@ impl Node {
         st.shutting_down = true;
         for w in st.workers.values() {
             kill_pid(w.pid);
+        }
+        if let Some(z) = self.zygote.lock().take() {
+            z.stop();
         }
         self.stopped.notify_one();
     }

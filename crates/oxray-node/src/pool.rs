@@ -22,6 +22,68 @@ pub trait WorkerEvents: Send + Sync + 'static {
     fn on_exit(&self, worker: WorkerId, pid: u32, stderr_tail: String);
 }
 
+/// A template Python process that has imported oxray and forks a worker on
+/// request: a worker is ready in milliseconds instead of an interpreter
+/// start-up, and workers share the template's memory pages.
+pub struct Zygote {
+    stdin: Mutex<Option<std::os::fd::OwnedFd>>,
+    pid: u32,
+}
+
+impl Zygote {
+    /// Starts the template process running `module`.
+    pub fn start(config: &NodeConfig, module: &str, events: Arc<dyn WorkerEvents>) -> std::io::Result<Arc<Self>> {
+        let mut cmd = Command::new(&config.python);
+        cmd.arg("-m")
+            .arg(module)
+            .env("OXRAY_DAEMON_SOCKET", &config.socket_path)
+            .env("OXRAY_SESSION_DIR", &config.session_dir)
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn()?;
+        let pid = child.id().unwrap_or(0);
+        let stdin = child.stdin.take().map(|s| s.into_owned_fd()).transpose()?;
+        if let Some(fd) = &stdin {
+            // Requests are tiny; write them blocking.
+            let flags = rustix::fs::fcntl_getfl(fd)?;
+            rustix::fs::fcntl_setfl(fd, flags - rustix::fs::OFlags::NONBLOCK)?;
+        }
+        let zygote = Arc::new(Self { stdin: Mutex::new(stdin), pid });
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(relay_lines(out, pid, false, events.clone(), None));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(relay_lines(err, pid, true, events, None));
+        }
+        let z = zygote.clone();
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+            z.stdin.lock().take();
+        });
+        Ok(zygote)
+    }
+
+    /// Asks for a worker; false when the template is gone.
+    pub fn fork(&self, worker: WorkerId) -> bool {
+        let mut stdin = self.stdin.lock();
+        let Some(fd) = stdin.as_ref() else { return false };
+        let line = format!("{}\n", worker.hex());
+        if rustix::io::write(fd, line.as_bytes()).map(|n| n == line.len()).unwrap_or(false) {
+            return true;
+        }
+        stdin.take();
+        false
+    }
+
+    /// Stops the template process.
+    pub fn stop(&self) {
+        self.stdin.lock().take();
+        kill_pid(self.pid);
+    }
+}
+
 /// Starts one worker process. Returns its pid.
 pub fn spawn_worker(
     config: &NodeConfig,
@@ -80,6 +142,9 @@ async fn relay_lines<R: AsyncRead + Unpin>(
 
 /// Sends SIGKILL to a process, ignoring one that is already gone.
 pub fn kill_pid(pid: u32) {
+    if pid == 0 {
+        return; // not known yet (a forked worker before it registered)
+    }
     if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::Kill);
     }
