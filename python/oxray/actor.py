@@ -1,7 +1,6 @@
 """`@remote` on a class: ActorClass, ActorHandle, ActorMethod, and
 `exit_actor`."""
 
-import hashlib
 import inspect
 import os
 import pickle
@@ -10,9 +9,8 @@ import threading
 from oxray import _native
 from oxray import exceptions
 from oxray._private import options as _options
-from oxray._private import serialization
 from oxray._private import worker as _worker
-from oxray.remote_function import FUNCTION_NAMESPACE, pack_arguments
+from oxray.remote_function import Registration, pack_arguments
 
 # Method name of the call that ends an actor once every earlier call is done
 # (sent when the last handle in its creator goes away).
@@ -172,8 +170,7 @@ class ActorClass:
         self._cls = cls
         self._default_options = options
         self._methods, self._is_async = _method_table(cls)
-        self._class_id = None
-        self._pickled = None
+        self._registration = Registration(cls, f"the actor class {cls.__name__}")
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
         self.__doc__ = cls.__doc__
@@ -192,36 +189,14 @@ class ActorClass:
     def options(self, **options):
         """A copy of this actor class with some options overridden."""
         _options.validate(options, _options.ACTOR_OPTIONS, "actors")
-        merged = {**self._default_options, **options}
-        parent = self
-
-        class ActorOptionWrapper:
-            def remote(self, *args, **kwargs):
-                return parent._remote(args, kwargs, merged)
-
-            def options(self, **more):
-                return parent.options(**{**options, **more})
-
-        return ActorOptionWrapper()
+        return _options.OptionsWrapper(self, options, {**self._default_options, **options})
 
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
-    def _ensure_registered(self, session):
-        if self._class_id is None:
-            try:
-                self._pickled = serialization.dumps(self._cls)
-            except Exception as e:
-                raise TypeError(f"Could not serialize the actor class {self.__name__}: {type(e).__name__}: {e}") from e
-            self._class_id = hashlib.sha1(self._pickled).digest()
-        if self._class_id not in session.registered_functions:
-            _native.kv_put(FUNCTION_NAMESPACE, self._class_id, self._pickled)
-            session.registered_functions.add(self._class_id)
-        return self._class_id
-
     def _remote(self, args, kwargs, options):
         session = _worker.session()
-        class_id = self._ensure_registered(session)
+        class_id = self._registration.id_for(session)
         get = options.get
         lifetime = get("lifetime")
         if lifetime not in (None, "detached", "non_detached"):

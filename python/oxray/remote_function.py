@@ -73,6 +73,33 @@ def _is_large(value):
     return isinstance(nbytes, int) and nbytes > _AUTO_PUT_BYTES
 
 
+class Registration:
+    """A function or actor class, pickled once and registered in the
+    control service's function table under the hash of its pickle."""
+
+    def __init__(self, target, what):
+        self._target = target
+        self._what = what
+        self._id = None
+        self._pickled = None
+
+    def id_for(self, session):
+        """The registered id, registering in this session on first use."""
+        if self._id is None:
+            try:
+                self._pickled = serialization.dumps(self._target)
+            except Exception as e:
+                raise TypeError(
+                    f"Could not serialize {self._what}: {type(e).__name__}: {e}. It must be picklable with "
+                    "cloudpickle (check what it captures)."
+                ) from e
+            self._id = hashlib.sha1(self._pickled).digest()
+        if self._id not in session.registered_functions:
+            _native.kv_put(FUNCTION_NAMESPACE, self._id, self._pickled)
+            session.registered_functions.add(self._id)
+        return self._id
+
+
 class RemoteFunction:
     """A function turned remote by `@oxray.remote`: call `.remote()` to run
     it as a task."""
@@ -83,8 +110,7 @@ class RemoteFunction:
         self._function = function
         self._default_options = options
         self._function_name = f"{function.__module__}.{function.__qualname__}"
-        self._function_id = None
-        self._pickled = None
+        self._registration = Registration(function, f"the function {self._function_name}")
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
@@ -106,42 +132,14 @@ class RemoteFunction:
         """A copy of this remote function with some options overridden."""
         options = _options.normalize(options)
         _options.validate(options, _options.TASK_OPTIONS, "remote functions")
-        merged = {**self._default_options, **options}
-        parent = self
-
-        class FuncWrapper:
-            def remote(self, *args, **kwargs):
-                return parent._remote(args, kwargs, merged)
-
-            def options(self, **more):
-                return parent.options(**{**options, **more})
-
-            def bind(self, *args, **kwargs):
-                raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
-
-        return FuncWrapper()
+        return _options.OptionsWrapper(self, options, {**self._default_options, **options})
 
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
-    def _ensure_registered(self, session):
-        if self._function_id is None:
-            try:
-                self._pickled = serialization.dumps(self._function)
-            except Exception as e:
-                raise TypeError(
-                    f"Could not serialize the function {self._function_name}: {type(e).__name__}: {e}. "
-                    "Remote functions must be picklable with cloudpickle (check what they capture)."
-                ) from e
-            self._function_id = hashlib.sha1(self._pickled).digest()
-        if self._function_id not in session.registered_functions:
-            _native.kv_put(FUNCTION_NAMESPACE, self._function_id, self._pickled)
-            session.registered_functions.add(self._function_id)
-        return self._function_id
-
     def _remote(self, args, kwargs, options):
         session = _worker.session()
-        function_id = self._ensure_registered(session)
+        function_id = self._registration.id_for(session)
         get = options.get
         num_returns = get("num_returns", 1)
         max_retries = get("max_retries", 3)

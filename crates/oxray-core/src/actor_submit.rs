@@ -127,12 +127,7 @@ impl Inner {
     /// reference for the caller.
     pub(crate) fn submit_actor_task(self: &Arc<Self>, req: ActorCallRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns: Vec<ObjectId> = (1..=req.num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
-        for id in &returns {
-            self.refs.add(*id, &self.address, true);
-            self.store.expect(*id);
-        }
-        self.hold_args(task_id, &req.ref_args);
+        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -165,11 +160,7 @@ impl Inner {
     }
 
     async fn resolve_actor_call(self: Arc<Self>, actor: ActorId, task_id: TaskId, args: Vec<ObjectId>) {
-        let mut values = Vec::with_capacity(args.len());
-        for id in &args {
-            values.push(self.resolve(*id).await);
-        }
-        let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
+        let (values, failed) = self.resolve_args(&args).await;
         let mut st = self.actor_submit.lock();
         let Some(q) = st.actors.get_mut(&actor) else { return };
         if let Some(err) = failed {

@@ -93,12 +93,7 @@ impl Inner {
     /// Registers the task's returns and starts resolving its arguments.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns: Vec<ObjectId> = (1..=req.num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
-        for id in &returns {
-            self.refs.add(*id, &self.address, true);
-            self.store.expect(*id);
-        }
-        self.hold_args(task_id, &req.ref_args);
+        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -137,9 +132,32 @@ impl Inner {
         returns
     }
 
+    /// The return ids of a new task, pending and referenced once each for
+    /// the caller; its ref arguments are held until it finishes.
+    pub(crate) fn expect_returns(&self, task_id: TaskId, num_returns: u32, ref_args: &[ObjectId]) -> Vec<ObjectId> {
+        let returns: Vec<ObjectId> = (1..=num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
+        for id in &returns {
+            self.refs.add(*id, &self.address, true);
+            self.store.expect(*id);
+        }
+        self.hold_args(task_id, ref_args);
+        returns
+    }
+
+    /// The values of a task's ref arguments, and the first that is an error
+    /// (which fails the task without running it).
+    pub(crate) async fn resolve_args(self: &Arc<Self>, args: &[ObjectId]) -> (Vec<Arc<Object>>, Option<Arc<Object>>) {
+        let mut values = Vec::with_capacity(args.len());
+        for id in args {
+            values.push(self.resolve(*id).await);
+        }
+        let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
+        (values, failed)
+    }
+
     /// Keeps a task's ref arguments alive until it finishes: a large value
     /// is mapped by the worker only when the task runs.
-    pub(crate) fn hold_args(&self, task_id: TaskId, args: &[ObjectId]) {
+    fn hold_args(&self, task_id: TaskId, args: &[ObjectId]) {
         if args.is_empty() {
             return;
         }
@@ -154,15 +172,7 @@ impl Inner {
     /// Waits for the ref arguments, inlines their values, then queues the
     /// task. An argument that is an error fails the task without running it.
     async fn resolve_and_enqueue(self: Arc<Self>, task_id: TaskId, args: Vec<ObjectId>) {
-        let mut values = Vec::with_capacity(args.len());
-        let mut failed = None;
-        for id in &args {
-            let value = self.resolve(*id).await;
-            if ObjectKind::of(&value).is_error() && failed.is_none() {
-                failed = Some(value.clone());
-            }
-            values.push(value);
-        }
+        let (values, failed) = self.resolve_args(&args).await;
         if let Some(err) = failed {
             let done = self.submit.lock().tasks.remove(&task_id);
             if let Some(task) = done {

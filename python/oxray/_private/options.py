@@ -89,6 +89,25 @@ def normalize(options):
     return options
 
 
+class OptionsWrapper:
+    """What `.options(...)` returns: `remote()` with the merged options,
+    and `options()` again to override more."""
+
+    def __init__(self, parent, overrides, merged):
+        self._parent = parent
+        self._overrides = overrides
+        self._merged = merged
+
+    def remote(self, *args, **kwargs):
+        return self._parent._remote(args, kwargs, self._merged)
+
+    def options(self, **more):
+        return self._parent.options(**{**self._overrides, **more})
+
+    def bind(self, *args, **kwargs):
+        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+
+
 def resource_shape(options, default_cpus):
     """The resources one task (or actor) occupies, as (name, amount) pairs."""
     num_cpus = options.get("num_cpus")

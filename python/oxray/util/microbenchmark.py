@@ -180,9 +180,9 @@ def _workloads(ray, np, r, scale, small_value):
     r.rate("multi client put calls (Plasma Store)", lambda: ray.get([do_put_small.remote() for _ in range(10)]), 1000)
     arr = np.zeros(100 * MB // 8 // scale, dtype=np.int64)
     r.rate("single client put gigabytes", lambda: ray.put(arr), 0.8 / scale)
-    big = ray.put(arr)
-    r.rate("single client get gigabytes", lambda: check(ray.get(big).shape, arr.shape), 0.8 / scale)
-    del big
+    refs = {"big": ray.put(arr)}
+    r.rate("single client get gigabytes", lambda: check(ray.get(refs["big"]).shape, arr.shape), 0.8 / scale)
+    refs.clear()
     r.rate("multi client put gigabytes", lambda: ray.get([do_put.remote() for _ in range(10)]), 10 * 0.8 / scale)
     if r.wanted("single client get object containing 10k refs"):
         with_refs = create_object_containing_ref.remote()
