@@ -160,3 +160,18 @@ def test_daemon_death_fails_pending_gets(shutdown_only):
         oxray.get(ref, timeout=30)
     with pytest.raises(oxray.exceptions.RaySystemError, match="daemon"):
         slow.remote()
+
+
+def test_leftovers_of_a_killed_cluster_are_removed(shutdown_only, tmp_path):
+    import tempfile
+
+    base = os.path.join(tempfile.gettempdir(), "oxray")
+    os.makedirs(base, exist_ok=True)
+    # A pid that cannot be alive (beyond pid_max).
+    stale_dir = os.path.join(base, "s-999999999-abcdef")
+    stale_shm = "/dev/shm/oxray-s-999999999-abcdef"
+    os.makedirs(stale_dir, exist_ok=True)
+    open(stale_shm, "w").close()
+    oxray.init(num_cpus=1)
+    assert not os.path.exists(stale_dir)
+    assert not os.path.exists(stale_shm)

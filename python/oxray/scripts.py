@@ -36,7 +36,7 @@ def _start(args):
             return 1
     resources = json.loads(args.resources) if args.resources else None
     totals = node_resources(args.num_cpus, args.num_gpus, resources, args.object_store_memory)
-    session_dir = _node.new_session_dir()
+    session_dir = _node.new_session_dir("h")
     daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False)
     with open(os.path.join(session_dir, "daemon.pid"), "w") as f:
         f.write(str(daemon.process.pid))

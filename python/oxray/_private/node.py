@@ -66,10 +66,47 @@ def total_memory_bytes():
     return 8 << 30
 
 
-def new_session_dir():
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_sessions(base):
+    """Removes what a killed driver's cluster left behind: its session
+    directory and its shared-memory file."""
+    for directory, prefix in ((base, "s-"), ("/dev/shm", "oxray-s-")):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for name in names:
+            if not name.startswith(prefix):
+                continue
+            pid = name[len(prefix):].split("-", 1)[0]
+            if pid.isdigit() and not _pid_alive(int(pid)):
+                path = os.path.join(directory, name)
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    try:
+                        os.remove(path)
+                    except OSError:
+                        pass
+
+
+def new_session_dir(kind="s"):
+    """A fresh session directory. `kind` is "s" for a driver's embedded
+    cluster (removed once that driver is gone) or "h" for a standing head
+    (removed by `oxray stop`)."""
     base = os.path.join(tempfile.gettempdir(), "oxray")
     os.makedirs(base, exist_ok=True)
-    path = os.path.join(base, f"s-{os.getpid()}-{secrets.token_hex(3)}")
+    _remove_stale_sessions(base)
+    path = os.path.join(base, f"{kind}-{os.getpid()}-{secrets.token_hex(3)}")
     os.makedirs(path)
     return path
 
