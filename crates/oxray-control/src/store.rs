@@ -13,10 +13,13 @@ pub trait ControlStore: Send + Sync {
     fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>>;
 }
 
+/// A key of the table: (namespace, key).
+type TableKey = (String, Vec<u8>);
+
 /// A [`ControlStore`] in a hash map.
 #[derive(Default)]
 pub struct MemoryStore {
-    table: Mutex<HashMap<(String, Vec<u8>), Vec<u8>>>,
+    table: Mutex<HashMap<TableKey, Vec<u8>>>,
 }
 
 impl ControlStore for MemoryStore {

@@ -203,8 +203,7 @@ impl Inner {
         let SubmitState { tasks, keys, functions, .. } = st;
         let Some(ks) = keys.get_mut(key) else { return };
         for (lease_id, lease) in ks.leases.iter_mut() {
-            loop {
-                let Some(&task_id) = ks.queue.front() else { break };
+            while let Some(&task_id) = ks.queue.front() {
                 let Some(task) = tasks.get_mut(&task_id) else {
                     ks.queue.pop_front();
                     continue;

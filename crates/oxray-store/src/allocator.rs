@@ -165,7 +165,7 @@ mod tests {
         let mut seed = 12345u64;
         for _ in 0..10_000 {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            if seed % 3 != 0 || live.is_empty() {
+            if !seed.is_multiple_of(3) || live.is_empty() {
                 let size = (seed >> 33) % 8192 + 1;
                 if let Some(o) = a.allocate(size) {
                     live.push((o, size));
