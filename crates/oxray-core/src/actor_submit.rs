@@ -84,6 +84,7 @@ impl Inner {
         let mut resolved = Vec::with_capacity(req.ref_args.len());
         for id in &req.ref_args {
             let value = self.handle.block_on(self.resolve(*id));
+            self.ship(&value);
             resolved.push((*value).clone());
             // A restart runs the constructor again: its arguments must
             // outlive the caller's refs.

@@ -112,14 +112,38 @@ impl Inner {
     }
 
     /// Drops one reference; the value goes when the last one does (and,
-    /// for an owned value in the shared store, its copy there too).
+    /// for an owned value in the shared store, its copy there too), and so
+    /// do the references it held to the refs nested in it.
     pub fn release_ref(&self, id: &ObjectId) {
         if let Released::Free { owned } = self.refs.release(id) {
             if let Some(value) = self.store.remove(id) {
                 if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
                     self.store_delete(*id);
                 }
+                for nested in value.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+                    self.release_ref(&nested);
+                }
             }
+        }
+    }
+
+    /// Counts one reference per ref nested in a value stored here; they go
+    /// when the value does ([`Inner::release_ref`]).
+    pub fn hold_nested(&self, object: &Object) {
+        for r in &object.nested {
+            if let Some(id) = ObjectId::from_bytes(&r.id) {
+                let owned = self.is_me(&r.owner);
+                let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
+                self.refs.add(id, &owner, owned);
+            }
+        }
+    }
+
+    /// A value is leaving this process (fetched by a borrower, inlined in a
+    /// task): the refs nested in it may live on elsewhere, so they escape.
+    pub fn ship(&self, object: &Object) {
+        for id in object.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+            self.refs.mark_escaped(&id);
         }
     }
 
@@ -321,7 +345,9 @@ impl CoreWorker {
     /// caller holds one reference.
     pub fn put_with_id(&self, id: ObjectId, object: Object) -> Result<()> {
         self.inner.check_alive()?;
-        self.mark_nested_escaped(&object);
+        // The value holds its nested refs until it is freed (or shipped to
+        // another process, when they escape).
+        self.inner.hold_nested(&object);
         self.inner.refs.add(id, &self.inner.address, true);
         self.inner.store.put(id, Arc::new(object));
         Ok(())

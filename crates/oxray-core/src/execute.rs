@@ -155,9 +155,11 @@ impl Inner {
                     return;
                 }
                 let writer = writer.clone();
+                let me = self.clone();
                 self.store.on_ready(
                     id,
                     Box::new(move |o| {
+                        me.ship(o);
                         writer.reply(
                             request,
                             Body::ObjectReply(ObjectReply { object: Some((**o).clone()), error: String::new() }),

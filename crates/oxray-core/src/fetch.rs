@@ -63,11 +63,7 @@ impl Inner {
                     format!("Object {} is lost: its owner at {owner} is unreachable ({e}).", id.hex()),
                 ),
             };
-            for r in &object.nested {
-                if let Some(n) = ObjectId::from_bytes(&r.id) {
-                    me.refs.add(n, &Arc::from(r.owner.as_str()), me.is_me(&r.owner));
-                }
-            }
+            me.hold_nested(&object);
             me.store.fulfil(id, Arc::new(object));
         });
     }

@@ -151,6 +151,9 @@ impl Inner {
         for id in args {
             values.push(self.resolve(*id).await);
         }
+        for v in &values {
+            self.ship(v);
+        }
         let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
         (values, failed)
     }

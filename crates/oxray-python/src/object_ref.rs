@@ -99,14 +99,20 @@ impl ObjectRef {
     fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let me = slf.get();
-        if let Some(c) = core() {
-            c.mark_escaped(&me.id);
-        }
-        CAPTURED.with(|c| {
-            if let Some(list) = c.borrow_mut().as_mut() {
+        // Pickled into a value the runtime stores: the value holds it (see
+        // `begin_ref_capture`). Pickled anywhere else: it escapes.
+        let captured = CAPTURED.with(|c| match c.borrow_mut().as_mut() {
+            Some(list) => {
                 list.push((me.id, me.owner.clone()));
+                true
             }
+            None => false,
         });
+        if !captured {
+            if let Some(c) = core() {
+                c.mark_escaped(&me.id);
+            }
+        }
         let rebuild = slf.get_type().getattr("_rebuild")?;
         let args = (PyBytes::new(py, me.id.as_bytes()), me.owner.clone());
         PyTuple::new(py, [rebuild.into_any(), args.into_pyobject(py)?.into_any()])
