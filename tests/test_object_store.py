@@ -214,3 +214,50 @@ def test_nested_refs_shipped_to_tasks_stay_alive(cluster):
     del inner, box
     # The actor still holds the nested ref: its value must survive.
     assert oxray.get(k.read.remote()) == 2 * MB // 8
+
+
+def test_refs_nested_in_arguments_are_freed_after_use(cluster):
+    @oxray.remote
+    def total(box):
+        return float(oxray.get(box[0]).sum())
+
+    base = store_used()
+    inner = oxray.put(np.ones(3 * MB // 8))
+    assert oxray.get(total.remote([inner])) == 3 * MB // 8
+    del inner
+    assert wait_for(lambda: store_used() == base, timeout=10)
+
+
+def test_borrowed_ref_lives_until_the_borrower_drops_it(cluster):
+    @oxray.remote
+    class Holder:
+        def keep(self, box):
+            self.ref = box[0]
+
+        def read(self):
+            return float(oxray.get(self.ref).sum())
+
+        def drop(self):
+            self.ref = None
+
+    base = store_used()
+    inner = oxray.put(np.ones(3 * MB // 8))
+    h = Holder.remote()
+    oxray.get(h.keep.remote([inner]))
+    del inner
+    assert oxray.get(h.read.remote()) == 3 * MB // 8  # the borrower keeps it alive
+    oxray.get(h.drop.remote())
+    assert wait_for(lambda: store_used() == base, timeout=10)
+
+
+def test_ref_returned_by_a_task_is_freed_by_its_owner(cluster):
+    @oxray.remote
+    def make():
+        return [oxray.put(np.ones(3 * MB // 8))]
+
+    base = store_used()
+    box = oxray.get(make.remote())
+    assert oxray.get(box[0]).sum() == 3 * MB // 8
+    assert store_used() >= base + 3 * MB
+    del box
+    assert wait_for(lambda: store_used() == base, timeout=10)

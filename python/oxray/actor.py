@@ -117,9 +117,9 @@ class ActorHandle:
         num_returns = options.get("num_returns", 1)
         retries = options.get("max_task_retries", self._max_task_retries)
         function_name = function_name or f"{self._class_name}.{method}"
-        blob, refs = pack_arguments(args, kwargs, function_name)
+        blob, refs, nested = pack_arguments(args, kwargs, function_name)
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
-                                            -1 if retries is None else retries)
+                                            -1 if retries is None else retries, nested)
         if num_returns == 1:
             return returns[0]
         if num_returns == 0:
@@ -139,7 +139,7 @@ class ActorHandle:
         try:
             last = _handles.remove(self._actor_id)
             if last and _worker.is_initialized():
-                _native.submit_actor_task(self._actor_id, TERMINATE_METHOD, TERMINATE_METHOD, b"", [], 0, 0)
+                _native.submit_actor_task(self._actor_id, TERMINATE_METHOD, TERMINATE_METHOD, b"", [], 0, 0, [])
         except Exception:
             pass  # interpreter shutdown: the cluster goes anyway
 
@@ -207,7 +207,7 @@ class ActorClass:
         namespace = get("namespace") or session.namespace
         max_concurrency = get("max_concurrency") or (1000 if self._is_async else 1)
         max_task_retries = get("max_task_retries") or 0
-        blob, refs = pack_arguments(args, kwargs, self.__name__)
+        blob, refs, nested = pack_arguments(args, kwargs, self.__name__)
         actor_id = os.urandom(16)
         handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries))
         info = _native.create_actor(
@@ -215,7 +215,7 @@ class ActorClass:
             _options.resource_shape(options, default_cpus=0),
             name, namespace, lifetime == "detached",
             -1 if get("max_restarts") == -1 else int(get("max_restarts") or 0),
-            int(max_concurrency), bool(get("get_if_exists")), handle_blob,
+            int(max_concurrency), bool(get("get_if_exists")), handle_blob, nested,
         )
         if info["actor_id"] != actor_id:  # get_if_exists found one
             return ActorHandle(*pickle.loads(info["handle"]))

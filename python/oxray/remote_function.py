@@ -29,9 +29,9 @@ class ArgSlot:
 
 def pack_arguments(args, kwargs, what):
     """Pickles (args, kwargs) with top-level refs replaced by slots; returns
-    (blob, refs)."""
+    (blob, top-level refs, refs nested deeper)."""
     if not args and not kwargs:
-        return b"", []
+        return b"", [], []
     refs = []
 
     def slot(value):
@@ -46,9 +46,11 @@ def pack_arguments(args, kwargs, what):
         return value
 
     packed = ([slot(a) for a in args], {k: slot(v) for k, v in kwargs.items()})
+    _native.begin_ref_capture()
     try:
         data = serialization.dumps(packed)
     except Exception:
+        _native.end_ref_capture()
         # Name the argument that cannot be pickled.
         for value in list(packed[0]) + list(packed[1].values()):
             try:
@@ -59,7 +61,7 @@ def pack_arguments(args, kwargs, what):
                     f"{what}: {type(e).__name__}: {e}"
                 ) from e
         raise
-    return data, refs
+    return data, refs, _native.end_ref_capture()
 
 
 _AUTO_PUT_BYTES = 100 * 1024
@@ -145,12 +147,12 @@ class RemoteFunction:
         max_retries = get("max_retries", 3)
         retry_exceptions = get("retry_exceptions", False)
         retry_blob = b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions)
-        blob, refs = pack_arguments(args, kwargs, self._function_name)
+        blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         name = get("name") or self.__name__
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns,
             _options.resource_shape(options, default_cpus=1),
-            -1 if max_retries is None else max_retries, retry_blob, session.namespace or "",
+            -1 if max_retries is None else max_retries, retry_blob, session.namespace or "", nested,
         )
         if num_returns == 1:
             return returns[0]

@@ -27,6 +27,8 @@ pub struct ActorCallRequest {
     /// Times a call interrupted by the actor's death is run again on the
     /// restarted actor; -1 forever.
     pub max_task_retries: i32,
+    /// Refs nested inside `args`.
+    pub args_nested: Vec<ObjectRefMsg>,
 }
 
 /// A new actor, as the binding hands it over.
@@ -46,6 +48,8 @@ pub struct ActorCreateRequest {
     pub get_if_exists: bool,
     /// Pickled handle metadata, for `get_actor`.
     pub handle: Vec<u8>,
+    /// Refs nested inside `args`.
+    pub args_nested: Vec<ObjectRefMsg>,
 }
 
 /// The callers' side of every actor this process calls.
@@ -84,11 +88,14 @@ impl Inner {
         let mut resolved = Vec::with_capacity(req.ref_args.len());
         for id in &req.ref_args {
             let value = self.handle.block_on(self.resolve(*id));
-            self.ship(&value);
+            self.escape_nested(&value);
             resolved.push((*value).clone());
             // A restart runs the constructor again: its arguments must
             // outlive the caller's refs.
             self.refs.mark_escaped(id);
+        }
+        for id in req.args_nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+            self.refs.mark_escaped(&id);
         }
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
@@ -103,6 +110,7 @@ impl Inner {
             actor_creation: true,
             max_concurrency: req.max_concurrency,
             namespace: req.namespace.clone(),
+            args_nested: req.args_nested.clone(),
             ..Default::default()
         };
         let body = Body::CreateActor(CreateActor {
@@ -128,7 +136,7 @@ impl Inner {
     /// reference for the caller.
     pub(crate) fn submit_actor_task(self: &Arc<Self>, req: ActorCallRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args);
+        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -138,6 +146,7 @@ impl Inner {
             owner: self.address.to_string(),
             actor_id: req.actor_id.0.to_vec(),
             method_name: req.method_name,
+            args_nested: req.args_nested,
             ..Default::default()
         };
         let resolved = req.ref_args.is_empty();
@@ -206,7 +215,7 @@ impl Inner {
             q.queue.pop_front();
             let me = self.clone();
             let incarnation = q.incarnation;
-            let spec = call.spec.clone();
+            let spec = self.lend_spec(&call.spec);
             peer.call_with(Body::PushTask(spec), move |reply| me.on_actor_reply(actor, task_id, incarnation, reply));
         }
     }

@@ -60,6 +60,8 @@ pub struct TaskRequest {
     pub retry_exceptions: Bytes,
     /// The submitting job's namespace (named actors are looked up there).
     pub namespace: String,
+    /// Refs nested inside `args`.
+    pub args_nested: Vec<ObjectRefMsg>,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.
@@ -96,6 +98,8 @@ pub(crate) struct Inner {
     pub mapped: MappedObjects,
     /// Ref arguments of unfinished tasks, released when each finishes.
     pub held_args: Mutex<HashMap<oxray_common::TaskId, Vec<ObjectId>>>,
+    /// This state, for tasks spawned from `&self` methods.
+    pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
 }
 
@@ -111,18 +115,73 @@ impl Inner {
         *self.address == *owner
     }
 
-    /// Drops one reference; the value goes when the last one does (and,
-    /// for an owned value in the shared store, its copy there too), and so
-    /// do the references it held to the refs nested in it.
+    /// Drops one reference; see [`Inner::release_ref_n`].
     pub fn release_ref(&self, id: &ObjectId) {
-        if let Released::Free { owned } = self.refs.release(id) {
-            if let Some(value) = self.store.remove(id) {
-                if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
-                    self.store_delete(*id);
-                }
-                for nested in value.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
-                    self.release_ref(&nested);
-                }
+        self.release_ref_n(id, 1);
+    }
+
+    /// Drops `n` references. With the last one the value goes (and, for an
+    /// owned value in the shared store, its copy there too), so do the
+    /// references it held to refs nested in it, and the holds other
+    /// processes lent us are given back.
+    pub fn release_ref_n(&self, id: &ObjectId, n: u32) {
+        let Released::Free { owned, lenders } = self.refs.release_n(id, n) else { return };
+        if let Some(value) = self.store.remove(id) {
+            if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
+                self.store_delete(*id);
+            }
+            for nested in value.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+                self.release_ref(&nested);
+            }
+        }
+        for (lender, count) in lenders {
+            self.give_back(lender, *id, count);
+        }
+    }
+
+    fn give_back(&self, lender: Arc<str>, id: ObjectId, count: u32) {
+        if self.is_me(&lender) {
+            self.release_ref_n(&id, count);
+            return;
+        }
+        let Some(me) = self.me.upgrade() else { return };
+        self.handle.spawn(async move {
+            // A lender that is gone has nothing left to free.
+            if let Ok(peer) = me.peers.get(&lender).await {
+                peer.send(Body::ReleaseLent(ReleaseLent { id: id.0.to_vec(), count }));
+            }
+        });
+    }
+
+    /// Counts one reference per ref in `refs`, noting who lent it.
+    pub fn hold_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectId> {
+        let mut held = Vec::with_capacity(refs.len());
+        for r in refs {
+            let Some(id) = ObjectId::from_bytes(&r.id) else { continue };
+            let owned = self.is_me(&r.owner);
+            let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
+            if r.lender.is_empty() {
+                self.refs.add(id, &owner, owned);
+            } else {
+                self.refs.add_lent(id, &owner, owned, &Arc::from(r.lender.as_str()));
+            }
+            held.push(id);
+        }
+        held
+    }
+
+    /// Stores an expected value, holding the refs nested in it. When nobody
+    /// expects it any more (its refs went meanwhile), it is dropped at once:
+    /// its holds go, and for an `owned` value its shared-memory copy too.
+    pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) {
+        let held = self.hold_refs(&object.nested);
+        let shared = crate::objects::ObjectKind::of(&object) == crate::objects::ObjectKind::Shared;
+        if !self.store.fulfil(id, Arc::new(object)) {
+            if shared && owned {
+                self.store_delete(id);
+            }
+            for n in &held {
+                self.release_ref(n);
             }
         }
     }
@@ -130,18 +189,35 @@ impl Inner {
     /// Counts one reference per ref nested in a value stored here; they go
     /// when the value does ([`Inner::release_ref`]).
     pub fn hold_nested(&self, object: &Object) {
-        for r in &object.nested {
-            if let Some(id) = ObjectId::from_bytes(&r.id) {
-                let owned = self.is_me(&r.owner);
-                let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
-                self.refs.add(id, &owner, owned);
-            }
-        }
+        self.hold_refs(&object.nested);
     }
 
-    /// A value is leaving this process (fetched by a borrower, inlined in a
-    /// task): the refs nested in it may live on elsewhere, so they escape.
-    pub fn ship(&self, object: &Object) {
+    /// `refs` are about to leave this process: take one hold on each for the
+    /// receiver, which gives it back when done with it.
+    pub fn lend_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectRefMsg> {
+        refs.iter()
+            .map(|r| {
+                if let Some(id) = ObjectId::from_bytes(&r.id) {
+                    let owned = self.is_me(&r.owner);
+                    let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
+                    self.refs.add(id, &owner, owned);
+                }
+                ObjectRefMsg { id: r.id.clone(), owner: r.owner.clone(), lender: self.address.to_string() }
+            })
+            .collect()
+    }
+
+    /// A value about to leave this process, with holds lent on its refs.
+    pub fn lend(&self, object: &Object) -> Object {
+        if object.nested.is_empty() {
+            return object.clone();
+        }
+        Object { data: object.data.clone(), metadata: object.metadata.clone(), nested: self.lend_refs(&object.nested) }
+    }
+
+    /// A value that leaves this process for good (an actor's constructor
+    /// arguments, run again at each restart): its refs escape.
+    pub fn escape_nested(&self, object: &Object) {
         for id in object.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
             self.refs.mark_escaped(&id);
         }
@@ -246,7 +322,8 @@ impl CoreWorker {
                     source,
                 })?))
             };
-            let inner = Arc::new(Inner {
+            let inner = Arc::new_cyclic(|me| Inner {
+                me: me.clone(),
                 region,
                 mapped: MappedObjects::default(),
                 held_args: Mutex::new(HashMap::new()),
@@ -428,14 +505,6 @@ impl CoreWorker {
         self.inner.refs.mark_escaped(id);
     }
 
-    fn mark_nested_escaped(&self, object: &Object) {
-        for r in &object.nested {
-            if let Some(id) = ObjectId::from_bytes(&r.id) {
-                self.inner.refs.mark_escaped(&id);
-            }
-        }
-    }
-
     /// The owner address recorded for `id`, if a reference is held here.
     pub fn owner_of(&self, id: &ObjectId) -> Option<String> {
         self.inner.refs.owner_of(id).map(|s| s.to_string())
@@ -495,9 +564,8 @@ impl CoreWorker {
 
     /// Sends a task's outcome back to its caller.
     pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
-        for object in &returns {
-            self.mark_nested_escaped(object);
-        }
+        // The returns go to the caller: lend it the refs inside them.
+        let returns = returns.iter().map(|o| self.inner.lend(o)).collect();
         self.inner.complete_task(task, returns, retryable);
     }
 

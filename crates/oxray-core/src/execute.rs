@@ -20,6 +20,9 @@ pub struct IncomingTask {
     pub spec: TaskSpec,
     request: u64,
     writer: FrameWriter,
+    /// References taken on the refs lent with the task, given back when it
+    /// is done.
+    held: Vec<ObjectId>,
 }
 
 impl IncomingTask {
@@ -124,7 +127,18 @@ impl Inner {
 
     fn handle_peer_message(self: &Arc<Self>, request: u64, body: Body, writer: &FrameWriter) {
         match body {
-            Body::PushTask(spec) => self.exec.push(IncomingTask { spec, request, writer: writer.clone() }),
+            Body::PushTask(spec) => {
+                let mut held = self.hold_refs(&spec.args_nested);
+                for arg in &spec.resolved_args {
+                    held.extend(self.hold_refs(&arg.nested));
+                }
+                self.exec.push(IncomingTask { spec, request, writer: writer.clone(), held })
+            }
+            Body::ReleaseLent(r) => {
+                if let Some(id) = ObjectId::from_bytes(&r.id) {
+                    self.release_ref_n(&id, r.count);
+                }
+            }
             Body::CancelTask(c) => {
                 let Some(task_id) = TaskId::from_bytes(&c.task_id) else { return };
                 if c.recursive {
@@ -159,11 +173,8 @@ impl Inner {
                 self.store.on_ready(
                     id,
                     Box::new(move |o| {
-                        me.ship(o);
-                        writer.reply(
-                            request,
-                            Body::ObjectReply(ObjectReply { object: Some((**o).clone()), error: String::new() }),
-                        );
+                        let lent = me.lend(o);
+                        writer.reply(request, Body::ObjectReply(ObjectReply { object: Some(lent), error: String::new() }));
                     }),
                 );
             }
@@ -191,10 +202,17 @@ impl Inner {
         }
     }
 
+    fn release_held(&self, task: &IncomingTask) {
+        for id in &task.held {
+            self.release_ref(id);
+        }
+    }
+
     /// The running task blocks: hand back the tasks queued behind it, so
     /// that they run on another worker instead of waiting (or deadlocking).
     pub(crate) fn bounce_queued_tasks(&self) {
         for task in self.exec.take_plain_tasks() {
+            self.release_held(&task);
             task.writer.reply(
                 task.request,
                 Body::TaskReply(TaskReply {
@@ -209,6 +227,7 @@ impl Inner {
 
     /// Replies to the task's caller and clears the running task.
     pub(crate) fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
+        self.release_held(task);
         {
             let mut cur = self.exec.current.lock();
             if *cur == Some(task.task_id()) {

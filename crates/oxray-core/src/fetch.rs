@@ -63,8 +63,7 @@ impl Inner {
                     format!("Object {} is lost: its owner at {owner} is unreachable ({e}).", id.hex()),
                 ),
             };
-            me.hold_nested(&object);
-            me.store.fulfil(id, Arc::new(object));
+            me.fulfil_holding(id, object, false);
         });
     }
 

@@ -1,12 +1,19 @@
-//! Reference counting by ownership.
+//! Reference counting by ownership, with lending.
 //!
-//! Each process counts the live references it holds to each object (one per
-//! Python `ObjectRef`, plus one per pending task argument). The process that
-//! created an object *owns* it and frees it when its count reaches zero.
-//! An owned ref that was serialized into another value or sent to another
-//! process has *escaped*: other processes may borrow it, so the owner keeps
-//! the value until the session ends. (Counting borrowers precisely, as Ray
-//! does, is future work; keeping escaped values is the safe side.)
+//! Each process counts the live references it holds to each object: one per
+//! Python `ObjectRef`, one per pending task argument, one per stored value
+//! that contains the ref, and one per hold *lent* to another process. The
+//! process that created an object *owns* it and frees it when its count
+//! reaches zero.
+//!
+//! When a value containing refs leaves a process (a task's arguments, a
+//! return value, a fetched copy), the sender takes one hold per ref for the
+//! receiver before sending (`lend`); the receiver records who lent each of
+//! its holds and, when its own count reaches zero, gives them back
+//! (`ReleaseLent`). Since a hold is taken before the value leaves and given
+//! back only after the receiver is done, an object is never freed while a
+//! process can still reach it. A ref pickled by other means (user code) has
+//! *escaped*: its owner keeps the value until the session ends.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +26,8 @@ struct RefEntry {
     owned: bool,
     escaped: bool,
     owner: Arc<str>,
+    /// Holds other processes keep for us, to give back at zero.
+    lenders: Vec<(Arc<str>, u32)>,
 }
 
 /// What happened when a reference was dropped.
@@ -27,8 +36,9 @@ pub enum Released {
     /// Other references remain, or the object escaped.
     Kept,
     /// The last reference went: drop the value (`owned`: this process
-    /// owned it, so copies elsewhere go too).
-    Free { owned: bool },
+    /// owned it, so copies elsewhere go too) and give back the holds lent
+    /// to us.
+    Free { owned: bool, lenders: Vec<(Arc<str>, u32)> },
 }
 
 /// Reference counts of the objects this process knows.
@@ -47,21 +57,37 @@ impl RefTable {
             owned,
             escaped: false,
             owner: owner.clone(),
+            lenders: Vec::new(),
         });
         e.count += 1;
     }
 
+    /// Adds one reference to `id` that `lender` holds for us.
+    pub fn add_lent(&self, id: ObjectId, owner: &Arc<str>, owned: bool, lender: &Arc<str>) {
+        self.add(id, owner, owned);
+        let mut map = self.map.lock();
+        let e = map.get_mut(&id).expect("just added");
+        match e.lenders.iter_mut().find(|(l, _)| l == lender) {
+            Some((_, n)) => *n += 1,
+            None => e.lenders.push((lender.clone(), 1)),
+        }
+    }
+
     /// Drops one reference to `id`.
     pub fn release(&self, id: &ObjectId) -> Released {
+        self.release_n(id, 1)
+    }
+
+    /// Drops `n` references to `id`.
+    pub fn release_n(&self, id: &ObjectId, n: u32) -> Released {
         let mut map = self.map.lock();
         let Some(e) = map.get_mut(id) else { return Released::Kept };
-        e.count = e.count.saturating_sub(1);
+        e.count = e.count.saturating_sub(n);
         if e.count > 0 || (e.owned && e.escaped) {
             return Released::Kept;
         }
-        let owned = e.owned;
-        map.remove(id);
-        Released::Free { owned }
+        let e = map.remove(id).expect("present");
+        Released::Free { owned: e.owned, lenders: e.lenders }
     }
 
     /// Records that `id` was serialized into a value or message that may reach
@@ -106,7 +132,7 @@ mod tests {
         t.add(a, &me, true);
         t.add(a, &me, true);
         assert_eq!(t.release(&a), Released::Kept);
-        assert_eq!(t.release(&a), Released::Free { owned: true });
+        assert_eq!(t.release(&a), Released::Free { owned: true, lenders: vec![] });
         assert!(!t.contains(&a));
         t.add(b, &me, true);
         t.mark_escaped(&b);
@@ -122,6 +148,19 @@ mod tests {
         t.add(a, &other, false);
         t.mark_escaped(&a);
         assert_eq!(t.owner_of(&a).as_deref(), Some("unix:/other"));
-        assert_eq!(t.release(&a), Released::Free { owned: false });
+        assert_eq!(t.release(&a), Released::Free { owned: false, lenders: vec![] });
+    }
+
+    #[test]
+    fn lent_holds_are_given_back_at_zero() {
+        let t = RefTable::default();
+        let owner: Arc<str> = Arc::from("unix:/owner");
+        let lender: Arc<str> = Arc::from("unix:/lender");
+        let a = ObjectId([4; 20]);
+        t.add_lent(a, &owner, false, &lender);
+        t.add_lent(a, &owner, false, &lender);
+        t.add(a, &owner, false);
+        assert_eq!(t.release_n(&a, 2), Released::Kept);
+        assert_eq!(t.release(&a), Released::Free { owned: false, lenders: vec![(lender, 2)] });
     }
 }

@@ -93,7 +93,7 @@ impl Inner {
     /// Registers the task's returns and starts resolving its arguments.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args);
+        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -107,6 +107,7 @@ impl Inner {
             attempt: 0,
             owner: self.address.to_string(),
             namespace: req.namespace,
+            args_nested: req.args_nested.clone(),
             ..Default::default()
         };
         let task = Task {
@@ -134,14 +135,31 @@ impl Inner {
 
     /// The return ids of a new task, pending and referenced once each for
     /// the caller; its ref arguments are held until it finishes.
-    pub(crate) fn expect_returns(&self, task_id: TaskId, num_returns: u32, ref_args: &[ObjectId]) -> Vec<ObjectId> {
+    pub(crate) fn expect_returns(
+        &self,
+        task_id: TaskId,
+        num_returns: u32,
+        ref_args: &[ObjectId],
+        args_nested: &[ObjectRefMsg],
+    ) -> Vec<ObjectId> {
         let returns: Vec<ObjectId> = (1..=num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
         for id in &returns {
             self.refs.add(*id, &self.address, true);
             self.store.expect(*id);
         }
-        self.hold_args(task_id, ref_args);
+        let mut held: Vec<ObjectId> = ref_args.to_vec();
+        held.extend(args_nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)));
+        self.hold_args(task_id, &held);
         returns
+    }
+
+    /// A copy of `spec` to push, lending the receiver the refs inside its
+    /// arguments.
+    pub(crate) fn lend_spec(&self, spec: &TaskSpec) -> TaskSpec {
+        let mut out = spec.clone();
+        out.args_nested = self.lend_refs(&spec.args_nested);
+        out.resolved_args = spec.resolved_args.iter().map(|o| self.lend(o)).collect();
+        out
     }
 
     /// The values of a task's ref arguments, and the first that is an error
@@ -150,9 +168,6 @@ impl Inner {
         let mut values = Vec::with_capacity(args.len());
         for id in args {
             values.push(self.resolve(*id).await);
-        }
-        for v in &values {
-            self.ship(v);
         }
         let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
         (values, failed)
@@ -219,7 +234,7 @@ impl Inner {
                 task.lease = Some(*lease_id);
                 task.pushed_at = Some(std::time::Instant::now());
                 lease.in_flight += 1;
-                let mut spec = task.spec.clone();
+                let mut spec = self.lend_spec(&task.spec);
                 spec.gpu_ids = lease.gpu_ids.clone();
                 self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
             }
@@ -340,17 +355,7 @@ impl Inner {
         }
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
-            let object = value(i);
-            for r in &object.nested {
-                if let Some(n) = ObjectId::from_bytes(&r.id) {
-                    self.refs.add(n, &Arc::from(r.owner.as_str()), self.is_me(&r.owner));
-                }
-            }
-            let shared = ObjectKind::of(&object) == ObjectKind::Shared;
-            if !self.store.fulfil(id, Arc::new(object)) && shared {
-                // Nobody wants the value any more: free its shared copy.
-                self.store_delete(id);
-            }
+            self.fulfil_holding(id, value(i), true);
         }
     }
 

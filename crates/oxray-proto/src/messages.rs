@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40"
     )]
     pub body: Option<Body>,
 }
@@ -101,6 +101,9 @@ pub enum Body {
     StoreStatsRequest(StoreStatsRequest),
     #[prost(message, tag = "39")]
     StoreStats(StoreStats),
+    // --- reference counting: borrower -> lender ----------------------------
+    #[prost(message, tag = "40")]
+    ReleaseLent(ReleaseLent),
 }
 
 /// What kind of process registers with a node daemon.
@@ -299,6 +302,10 @@ pub struct ObjectRefMsg {
     pub id: Vec<u8>,
     #[prost(string, tag = "2")]
     pub owner: String,
+    /// The process that shipped this ref to us and holds it for us until
+    /// we release it (empty when nobody lent it).
+    #[prost(string, tag = "3")]
+    pub lender: String,
 }
 
 /// A serialized value. `metadata` says how to read `data` (a pickled Python
@@ -359,6 +366,9 @@ pub struct TaskSpec {
     /// The namespace of the job that submitted the task.
     #[prost(string, tag = "16")]
     pub namespace: String,
+    /// Refs nested inside the pickled arguments.
+    #[prost(message, repeated, tag = "17")]
+    pub args_nested: Vec<ObjectRefMsg>,
 }
 
 /// The outcome of a task: one object per return, or error objects.
@@ -601,4 +611,13 @@ pub struct StoreStats {
     pub objects: Vec<StoreEntry>,
     #[prost(string, tag = "7")]
     pub spill_dir: String,
+}
+
+/// A borrower gives back `count` holds its lender kept on an object for it.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReleaseLent {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub count: u32,
 }

@@ -45,7 +45,7 @@ type PyObjectParts = (PyObject, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
 type PySerialized<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyAny>>, Bound<'py, PyBytes>, Vec<(Vec<u8>, String)>);
 
 fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
-    nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner }).collect()
+    nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner, lender: String::new() }).collect()
 }
 
 /// Turns a serialized value into an object stored under `id`: errors and
@@ -156,7 +156,7 @@ fn context(py: Python<'_>) -> PyResult<PyObject> {
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -169,6 +169,7 @@ fn submit_task(
     max_retries: i32,
     retry_exceptions: &[u8],
     namespace: String,
+    nested: Vec<(Vec<u8>, String)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
@@ -182,6 +183,7 @@ fn submit_task(
         max_retries,
         retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
         namespace,
+        args_nested: nested_refs(nested),
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -215,7 +217,7 @@ fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
 /// Registers an actor; returns its info (an existing one's with
 /// `get_if_exists`).
 #[pyfunction]
-#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle))]
+#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested))]
 #[allow(clippy::too_many_arguments)]
 fn create_actor(
     py: Python<'_>,
@@ -232,6 +234,7 @@ fn create_actor(
     max_concurrency: u32,
     get_if_exists: bool,
     handle: Vec<u8>,
+    nested: Vec<(Vec<u8>, String)>,
 ) -> PyResult<PyObject> {
     let core = connected()?;
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
@@ -249,6 +252,7 @@ fn create_actor(
         max_concurrency,
         get_if_exists,
         handle,
+        args_nested: nested_refs(nested),
     };
     let info = py.allow_threads(|| core.create_actor(req)).map_err(PyCoreError)?;
     actor_info_dict(py, &info)
@@ -256,7 +260,7 @@ fn create_actor(
 
 /// Calls a method on an actor; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries))]
+#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries, nested))]
 #[allow(clippy::too_many_arguments)]
 fn submit_actor_task(
     py: Python<'_>,
@@ -267,6 +271,7 @@ fn submit_actor_task(
     ref_args: Vec<Py<ObjectRef>>,
     num_returns: u32,
     max_task_retries: i32,
+    nested: Vec<(Vec<u8>, String)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let req = ActorCallRequest {
@@ -277,6 +282,7 @@ fn submit_actor_task(
         ref_args: ids_of(&ref_args, py),
         num_returns,
         max_task_retries,
+        args_nested: nested_refs(nested),
     };
     let ids = core.submit_actor_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
