@@ -364,3 +364,42 @@ def test_bad_usage_errors(cluster):
 def test_many_actors(cluster):
     actors = [Counter.remote() for _ in range(20)]
     assert oxray.get([a.increment.remote() for a in actors], timeout=120) == [1] * 20
+
+
+def _process_gone(pid):
+    return not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+
+
+def test_actor_lives_while_any_process_holds_a_handle(cluster):
+    @oxray.remote
+    class Holder:
+        def keep(self, handles):
+            self.handle = handles[0]
+
+        def use(self):
+            return oxray.get(self.handle.increment.remote())
+
+        def drop(self):
+            self.handle = None
+
+    c = Counter.remote()
+    pid = oxray.get(c.pid.remote())
+    h = Holder.remote()
+    oxray.get(h.keep.remote([c]))
+    del c  # the creator's last handle: the holder's keeps the actor alive
+    assert oxray.get(h.use.remote()) == 1
+    assert oxray.get(h.use.remote()) == 2
+    oxray.get(h.drop.remote())
+    assert wait_for(lambda: _process_gone(pid), timeout=10), "actor outlived its last handle"
+
+
+def test_handle_passed_to_a_task_then_dropped_everywhere(cluster):
+    @oxray.remote
+    def bump(handles):
+        return oxray.get(handles[0].increment.remote())
+
+    c = Counter.remote()
+    pid = oxray.get(c.pid.remote())
+    assert oxray.get(bump.remote([c])) == 1
+    del c
+    assert wait_for(lambda: _process_gone(pid), timeout=10)

@@ -4,17 +4,19 @@
 import inspect
 import os
 import pickle
-import threading
 
 from oxray import _native
+from oxray._native import ObjectRef
 from oxray import exceptions
 from oxray._private import options as _options
 from oxray._private import worker as _worker
 from oxray.remote_function import Registration, pack_arguments
 
 # Method name of the call that ends an actor once every earlier call is done
-# (sent when the last handle in its creator goes away).
+# (sent by the runtime when the last handle anywhere goes away).
 TERMINATE_METHOD = "__oxray_terminate__"
+# Index that marks the reference-counted id standing for an actor's handles.
+_HANDLES_INDEX = b"\xff\xff\xff\xff"
 
 
 def _method_table(cls):
@@ -31,36 +33,6 @@ def _method_table(cls):
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             is_async = True
     return methods, is_async
-
-
-class _HandleCounts:
-    """Handles alive in this process per actor, for actors this process
-    created: the actor ends when the last goes (unless it escaped to another
-    process, or is detached)."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.counts = {}
-        self.escaped = set()
-        self.owned = set()
-
-    def add(self, actor_id):
-        with self.lock:
-            self.counts[actor_id] = self.counts.get(actor_id, 0) + 1
-
-    def remove(self, actor_id):
-        with self.lock:
-            n = self.counts.get(actor_id, 0) - 1
-            if n > 0:
-                self.counts[actor_id] = n
-                return False
-            self.counts.pop(actor_id, None)
-            last = actor_id in self.owned and actor_id not in self.escaped
-            self.owned.discard(actor_id)
-            return last
-
-
-_handles = _HandleCounts()
 
 
 class ActorMethod:
@@ -95,16 +67,24 @@ class ActorMethod:
 
 class ActorHandle:
     """A handle on an actor: `handle.method.remote(...)` calls it. Handles can
-    be passed to tasks and other actors."""
+    be passed to tasks and other actors.
 
-    def __init__(self, actor_id, class_name, methods, max_task_retries=0, owned=False):
+    Each handle holds a reference, counted by the runtime like an ObjectRef's
+    (and lent across processes the same way), on an id that stands for the
+    actor's handles; when the last one anywhere goes, the process that
+    created the actor ends it, after the calls already made."""
+
+    def __init__(self, actor_id, class_name, methods, max_task_retries=0, owner=None, detached=True,
+                 handles_ref=None):
         self._actor_id = actor_id
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
-        if owned:
-            _handles.owned.add(actor_id)
-        _handles.add(actor_id)
+        self._owner = owner
+        self._detached = detached
+        if handles_ref is None and not detached and owner:
+            handles_ref = ObjectRef._rebuild(actor_id + _HANDLES_INDEX, owner)
+        self._handles_ref = handles_ref
 
     def __getattr__(self, name):
         methods = self.__dict__.get("_methods")
@@ -127,21 +107,12 @@ class ActorHandle:
         return returns
 
     def _metadata(self):
-        return (self._actor_id, self._class_name, self._methods, self._max_task_retries)
+        return (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._owner,
+                self._detached)
 
     def __reduce__(self):
-        # Another process may hold it now: the actor lives until its owner
-        # exits (or it is killed).
-        _handles.escaped.add(self._actor_id)
-        return (_rebuild_handle, self._metadata())
-
-    def __del__(self):
-        try:
-            last = _handles.remove(self._actor_id)
-            if last and _worker.is_initialized():
-                _native.submit_actor_task(self._actor_id, TERMINATE_METHOD, TERMINATE_METHOD, b"", [], 0, 0, [])
-        except Exception:
-            pass  # interpreter shutdown: the cluster goes anyway
+        # The counted ref travels with the handle, so the receiver holds one.
+        return (_rebuild_handle, self._metadata() + (self._handles_ref,))
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -156,8 +127,8 @@ class ActorHandle:
         return self._actor_id.hex()
 
 
-def _rebuild_handle(actor_id, class_name, methods, max_task_retries):
-    return ActorHandle(actor_id, class_name, methods, max_task_retries)
+def _rebuild_handle(actor_id, class_name, methods, max_task_retries, owner=None, detached=True, handles_ref=None):
+    return ActorHandle(actor_id, class_name, methods, max_task_retries, owner, detached, handles_ref)
 
 
 class ActorClass:
@@ -209,7 +180,9 @@ class ActorClass:
         max_task_retries = get("max_task_retries") or 0
         blob, refs, nested = pack_arguments(args, kwargs, self.__name__)
         actor_id = os.urandom(16)
-        handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries))
+        owner = _native.context()["address"]
+        detached = lifetime == "detached"
+        handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries, owner, detached))
         info = _native.create_actor(
             actor_id, class_id, self.__name__, blob, refs,
             _options.resource_shape(options, default_cpus=0),
@@ -219,8 +192,7 @@ class ActorClass:
         )
         if info["actor_id"] != actor_id:  # get_if_exists found one
             return ActorHandle(*pickle.loads(info["handle"]))
-        return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries,
-                           owned=lifetime != "detached")
+        return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries, owner, detached)
 
 
 class ActorExit(BaseException):

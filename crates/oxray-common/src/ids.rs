@@ -85,6 +85,10 @@ byte_id!(
 /// Bit set in an object index when the object came from `put`, not a return.
 pub const PUT_INDEX_BIT: u32 = 1 << 31;
 
+/// The index of the id that stands for an actor's handles: reference counts
+/// on it track who holds a handle, so the actor ends with the last one.
+pub const ACTOR_HANDLE_INDEX: u32 = u32::MAX;
+
 impl TaskId {
     /// The task id a process uses for work done outside any task (the driver's
     /// top level, a worker between tasks).
@@ -125,7 +129,24 @@ impl ObjectId {
 
     /// Whether this object was created by `put`.
     pub fn is_put(&self) -> bool {
-        self.index() & PUT_INDEX_BIT != 0
+        self.index() & PUT_INDEX_BIT != 0 && !self.is_actor_handle()
+    }
+
+    /// The id whose references are the handles of `actor`.
+    pub fn for_actor_handles(actor: &ActorId) -> Self {
+        let mut b = [0u8; 20];
+        b[..16].copy_from_slice(&actor.0);
+        b[16..].copy_from_slice(&ACTOR_HANDLE_INDEX.to_be_bytes());
+        Self(b)
+    }
+
+    /// The actor whose handles this id counts, if it is such an id.
+    pub fn actor_of_handles(&self) -> Option<ActorId> {
+        self.is_actor_handle().then(|| ActorId(self.0[..16].try_into().expect("16 bytes")))
+    }
+
+    fn is_actor_handle(&self) -> bool {
+        self.index() == ACTOR_HANDLE_INDEX
     }
 }
 
@@ -142,6 +163,15 @@ mod tests {
         assert!(!o.is_put());
         let p = ObjectId::for_task(&t, PUT_INDEX_BIT | 1);
         assert!(p.is_put());
+    }
+
+    #[test]
+    fn actor_handle_ids_name_their_actor() {
+        let a = ActorId::random();
+        let h = ObjectId::for_actor_handles(&a);
+        assert_eq!(h.actor_of_handles(), Some(a));
+        assert!(!h.is_put());
+        assert_eq!(ObjectId::for_task(&TaskId::nth([1; 8], 1), 1).actor_of_handles(), None);
     }
 
     #[test]

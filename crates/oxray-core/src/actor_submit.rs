@@ -31,6 +31,23 @@ pub struct ActorCallRequest {
     pub args_nested: Vec<ObjectRefMsg>,
 }
 
+/// The method name of the call that ends an actor after the calls before it.
+pub const TERMINATE_METHOD: &str = "__oxray_terminate__";
+
+/// The call that ends `actor` once the calls sent before it are done.
+pub(crate) fn terminate_call(actor: ActorId) -> ActorCallRequest {
+    ActorCallRequest {
+        actor_id: actor,
+        method_name: TERMINATE_METHOD.into(),
+        function_name: TERMINATE_METHOD.into(),
+        args: Bytes::new(),
+        ref_args: Vec::new(),
+        num_returns: 0,
+        max_task_retries: 0,
+        args_nested: Vec::new(),
+    }
+}
+
 /// A new actor, as the binding hands it over.
 #[derive(Clone, Debug)]
 pub struct ActorCreateRequest {

@@ -126,6 +126,13 @@ impl Inner {
     /// processes lent us are given back.
     pub fn release_ref_n(&self, id: &ObjectId, n: u32) {
         let Released::Free { owned, lenders } = self.refs.release_n(id, n) else { return };
+        if let (Some(actor), true) = (id.actor_of_handles(), owned) {
+            // The last handle of an actor this process created is gone: end
+            // it once the calls already sent are done.
+            if let Some(me) = self.me.upgrade() {
+                me.submit_actor_task(crate::actor_submit::terminate_call(actor));
+            }
+        }
         if let Some(value) = self.store.remove(id) {
             if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
                 self.store_delete(*id);

@@ -18,6 +18,7 @@ from oxray import _native
 from oxray import exceptions
 from oxray._private import serialization
 from oxray._private import worker as _worker
+from oxray.actor import TERMINATE_METHOD
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
 
 class PrefixedStream:
@@ -198,7 +199,7 @@ class Executor:
             self.actor_name = cls.__name__
             return self._create_actor, (cls, args, kwargs), {}
         if task.method_name:
-            if task.method_name == "__oxray_terminate__":
+            if task.method_name == TERMINATE_METHOD:
                 return self._exit_actor, (), {}
             if self.actor is None:
                 raise exceptions.RaySystemError("this worker hosts no actor")
