@@ -10,7 +10,7 @@ from oxray._native import ObjectRef
 from oxray import exceptions
 from oxray._private import options as _options
 from oxray._private import worker as _worker
-from oxray.remote_function import Registration, pack_arguments
+from oxray.remote_function import Registration, pack_arguments, unwrap_returns
 
 # Method name of the call that ends an actor once every earlier call is done
 # (sent by the runtime when the last handle anywhere goes away).
@@ -100,11 +100,7 @@ class ActorHandle:
         blob, refs, nested = pack_arguments(args, kwargs, function_name)
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
                                             -1 if retries is None else retries, nested)
-        if num_returns == 1:
-            return returns[0]
-        if num_returns == 0:
-            return None
-        return returns
+        return unwrap_returns(returns, num_returns)
 
     def _metadata(self):
         return (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._owner,

@@ -75,6 +75,16 @@ def _is_large(value):
     return isinstance(nbytes, int) and nbytes > _AUTO_PUT_BYTES
 
 
+def unwrap_returns(returns, num_returns):
+    """What `.remote()` gives back: one ref, None for num_returns=0, or the
+    list."""
+    if num_returns == 1:
+        return returns[0]
+    if num_returns == 0:
+        return None
+    return returns
+
+
 class Registration:
     """A function or actor class, pickled once and registered in the
     control service's function table under the hash of its pickle."""
@@ -154,8 +164,4 @@ class RemoteFunction:
             _options.resource_shape(options, default_cpus=1),
             -1 if max_retries is None else max_retries, retry_blob, session.namespace or "", nested,
         )
-        if num_returns == 1:
-            return returns[0]
-        if num_returns == 0:
-            return None
-        return returns
+        return unwrap_returns(returns, num_returns)
