@@ -18,13 +18,11 @@ MB = 1 << 20
 @pytest.fixture
 def small_store(tmp_path):
     oxray.shutdown()
-    os.environ["OXRAY_SPILL_DIR"] = str(tmp_path / "spill")
     try:
-        oxray.init(num_cpus=2, object_store_memory=500 * MB)
+        oxray.init(num_cpus=2, object_store_memory=500 * MB, object_spilling_directory=str(tmp_path / "spill"))
         yield tmp_path / "spill"
     finally:
         oxray.shutdown()
-        os.environ.pop("OXRAY_SPILL_DIR", None)
 
 
 def store_used():

@@ -137,14 +137,14 @@ class LocalDaemon:
     driver (`owned`: it stops when the driver exits), or a head started by
     `oxray start --head`."""
 
-    def __init__(self, session_dir, resources, prestart_workers, owned=True):
+    def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         args = [daemon_binary(), "daemon", "--session-dir", session_dir,
                 "--python", sys.executable,
                 "--prestart-workers", str(prestart_workers),
                 "--object-store-memory", str(int(resources.get("object_store_memory", 1 << 30)))]
-        spill_dir = os.environ.get("OXRAY_SPILL_DIR")
+        spill_dir = spill_dir or os.environ.get("OXRAY_SPILL_DIR")
         if spill_dir:
             args += ["--spill-dir", spill_dir]
         if owned:

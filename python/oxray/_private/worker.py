@@ -96,7 +96,8 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
         totals = node_resources(num_cpus, num_gpus, resources, object_store_memory)
         session_dir = _node.new_session_dir()
         try:
-            daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]))
+            daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]),
+                                       spill_dir=kwargs.get("object_spilling_directory"))
         except Exception:
             import shutil
             shutil.rmtree(session_dir, ignore_errors=True)
