@@ -123,6 +123,7 @@ class RemoteFunction:
         self._default_options = options
         self._function_name = f"{function.__module__}.{function.__qualname__}"
         self._registration = Registration(function, f"the function {self._function_name}")
+        self._prepared_cache = {}
         self.__name__ = function.__name__
         self.__qualname__ = function.__qualname__
         self.__doc__ = function.__doc__
@@ -149,19 +150,34 @@ class RemoteFunction:
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
+    def _prepared(self, options):
+        """What submission needs from an options dict, computed once per
+        dict (the defaults, or one `.options()` result)."""
+        cached = self._prepared_cache.get(id(options))
+        if cached is not None and cached[0] is options:
+            return cached[1]
+        get = options.get
+        retry_exceptions = get("retry_exceptions", False)
+        max_retries = get("max_retries", 3)
+        prepared = (
+            get("num_returns", 1),
+            _options.resource_shape(options, default_cpus=1),
+            -1 if max_retries is None else max_retries,
+            b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions),
+            get("name") or self.__name__,
+        )
+        if len(self._prepared_cache) > 64:
+            self._prepared_cache.clear()
+        self._prepared_cache[id(options)] = (options, prepared)
+        return prepared
+
     def _remote(self, args, kwargs, options):
         session = _worker.session()
         function_id = self._registration.id_for(session)
-        get = options.get
-        num_returns = get("num_returns", 1)
-        max_retries = get("max_retries", 3)
-        retry_exceptions = get("retry_exceptions", False)
-        retry_blob = b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions)
+        num_returns, shape, max_retries, retry_blob, name = self._prepared(options)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
-        name = get("name") or self.__name__
         returns = _native.submit_task(
-            function_id, name, blob, refs, num_returns,
-            _options.resource_shape(options, default_cpus=1),
-            -1 if max_retries is None else max_retries, retry_blob, session.namespace or "", nested,
+            function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
+            session.namespace or "", nested,
         )
         return unwrap_returns(returns, num_returns)

@@ -121,7 +121,10 @@ impl Inner {
         };
         {
             let mut st = self.submit.lock();
-            st.keys.entry(req.resources).or_default().description = req.function_name;
+            let ks = st.keys.entry(req.resources).or_default();
+            if ks.description.is_empty() {
+                ks.description = req.function_name;
+            }
             st.tasks.insert(task_id, task);
         }
         if req.ref_args.is_empty() {
