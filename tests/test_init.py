@@ -175,3 +175,10 @@ def test_leftovers_of_a_killed_cluster_are_removed(shutdown_only, tmp_path):
     oxray.init(num_cpus=1)
     assert not os.path.exists(stale_dir)
     assert not os.path.exists(stale_shm)
+
+
+def test_node_resources_named_as_in_ray(shutdown_only):
+    oxray.init(num_cpus=1)
+    res = oxray.cluster_resources()
+    assert res["node:127.0.0.1"] == 1.0
+    assert res["node:__internal_head__"] == 1.0

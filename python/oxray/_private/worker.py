@@ -325,7 +325,10 @@ def _sum_resources(field):
             continue
         for k, v in n[field].items():
             out[k] = out.get(k, 0.0) + v
-        out[f"node:{n['node_id'][:8]}"] = 1.0
+        # Ray's per-node resources: the node's address, and the head's marker.
+        out["node:127.0.0.1"] = out.get("node:127.0.0.1", 0.0) + 1.0
+        if n["is_head"]:
+            out["node:__internal_head__"] = 1.0
     return out
 
 
