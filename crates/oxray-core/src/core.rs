@@ -618,6 +618,3 @@ impl Drop for CoreWorker {
         self.shutdown(false);
     }
 }
-
-/// Per-scheduling-key map type, shared with the submitter.
-pub(crate) type ByKey<V> = HashMap<ResourceSet, V>;

@@ -12,7 +12,7 @@ use oxray_common::{ObjectId, ResourceSet, TaskId, WorkerId};
 use oxray_proto::rpc::RpcPeer;
 use oxray_proto::*;
 
-use crate::core::{ByKey, Inner, TaskRequest};
+use crate::core::{Inner, TaskRequest};
 use crate::objects::{error_object, ObjectKind};
 
 /// How long an idle lease is kept for the next task of the same shape.
@@ -28,10 +28,15 @@ const PIPELINE_DEPTH: usize = 4;
 const SHORT_TASK_US: f64 = 1000.0;
 
 /// Everything the submitter tracks.
+/// A scheduling key: the resource shape of a task.
+type Key = Arc<ResourceSet>;
+
 #[derive(Default)]
 pub(crate) struct SubmitState {
     tasks: HashMap<TaskId, Task>,
-    keys: ByKey<KeyState>,
+    /// Queues and leases per scheduling key (resource shape). Keys are
+    /// shared (`Arc`) so that the task path never copies a resource set.
+    keys: HashMap<Key, KeyState>,
     /// Round-trip statistics per function, deciding pipelining.
     functions: HashMap<Vec<u8>, Timing>,
     /// Whether the task that returns idle leases is scheduled.
@@ -64,7 +69,7 @@ impl Timing {
 
 struct Task {
     spec: TaskSpec,
-    key: ResourceSet,
+    key: Key,
     retries_left: i32,
     cancelled: bool,
     lease: Option<u64>,
@@ -107,24 +112,29 @@ impl Inner {
             attempt: 0,
             owner: self.address.to_string(),
             namespace: req.namespace,
-            args_nested: req.args_nested.clone(),
+            args_nested: req.args_nested,
             ..Default::default()
-        };
-        let task = Task {
-            spec,
-            key: req.resources.clone(),
-            retries_left: req.max_retries,
-            cancelled: false,
-            lease: None,
-            parent: self.exec.current_task(),
-            pushed_at: None,
         };
         {
             let mut st = self.submit.lock();
-            let ks = st.keys.entry(req.resources).or_default();
-            if ks.description.is_empty() {
-                ks.description = req.function_name;
-            }
+            // Reuse the key the map already holds for this shape.
+            let key = match st.keys.get_key_value(&req.resources) {
+                Some((k, _)) => k.clone(),
+                None => {
+                    let k = Arc::new(req.resources);
+                    st.keys.insert(k.clone(), KeyState { description: req.function_name, ..Default::default() });
+                    k
+                }
+            };
+            let task = Task {
+                spec,
+                key,
+                retries_left: req.max_retries,
+                cancelled: false,
+                lease: None,
+                parent: self.exec.current_task(),
+                pushed_at: None,
+            };
             st.tasks.insert(task_id, task);
         }
         if req.ref_args.is_empty() {
@@ -220,7 +230,7 @@ impl Inner {
 
     /// Pushes queued tasks to idle leases and asks for more leases while the
     /// queue is longer than what is in flight.
-    fn pump(self: &Arc<Self>, st: &mut SubmitState, key: &ResourceSet) {
+    fn pump(self: &Arc<Self>, st: &mut SubmitState, key: &Key) {
         let SubmitState { tasks, keys, functions, .. } = st;
         let Some(ks) = keys.get_mut(key) else { return };
         for (lease_id, lease) in ks.leases.iter_mut() {
@@ -262,14 +272,14 @@ impl Inner {
         }
     }
 
-    fn push(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, peer: Arc<RpcPeer>, spec: TaskSpec) {
+    fn push(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: Key, peer: Arc<RpcPeer>, spec: TaskSpec) {
         let me = self.clone();
         // The reply is handled on the connection's reader task: no hop
         // through another task on the task path.
         peer.call_with(Body::PushTask(spec), move |reply| me.on_task_reply(task_id, lease_id, key, reply));
     }
 
-    fn on_task_reply(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: ResourceSet, reply: Option<Body>) {
+    fn on_task_reply(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: Key, reply: Option<Body>) {
         let mut st = self.submit.lock();
         let worker_died = !matches!(reply, Some(Body::TaskReply(_)));
         if let Some(ks) = st.keys.get_mut(&key) {
@@ -362,7 +372,7 @@ impl Inner {
         }
     }
 
-    fn request_lease(self: &Arc<Self>, key: ResourceSet, description: String) {
+    fn request_lease(self: &Arc<Self>, key: Key, description: String) {
         let call = self.daemon.start_call(Body::RequestLease(RequestLease {
             resources: key.to_units(),
             description,
@@ -377,7 +387,7 @@ impl Inner {
         });
     }
 
-    async fn on_lease_reply(self: Arc<Self>, key: ResourceSet, reply: Option<Body>) {
+    async fn on_lease_reply(self: Arc<Self>, key: Key, reply: Option<Body>) {
         match reply {
             Some(Body::LeaseGranted(g)) => {
                 let peer = self.peers.get(&g.address).await;
