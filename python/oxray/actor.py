@@ -119,9 +119,6 @@ class ActorHandle:
     def __hash__(self):
         return hash(self._actor_id)
 
-    def _actor_id_hex(self):
-        return self._actor_id.hex()
-
 
 def _rebuild_handle(actor_id, class_name, methods, max_task_retries, owner=None, detached=True, handles_ref=None):
     return ActorHandle(actor_id, class_name, methods, max_task_retries, owner, detached, handles_ref)

@@ -13,17 +13,6 @@ TASK_OPTIONS = {
     "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
 }
 
-TASK_DEFAULTS = {
-    "num_cpus": 1,
-    "num_gpus": 0,
-    "memory": 0,
-    "resources": None,
-    "num_returns": 1,
-    "max_retries": 3,
-    "retry_exceptions": False,
-    "name": None,
-}
-
 
 def _check_amount(key, value):
     if value is None:
