@@ -104,7 +104,7 @@ impl Inner {
         let task_id = self.next_task_id();
         let mut resolved = Vec::with_capacity(req.ref_args.len());
         for id in &req.ref_args {
-            let value = self.handle.block_on(self.resolve(*id));
+            let value = self.driver.block_on(self.resolve(*id))?;
             self.escape_nested(&value);
             resolved.push((*value).clone());
             // A restart runs the constructor again: its arguments must
@@ -141,7 +141,7 @@ impl Inner {
             handle: req.handle,
             class_name: req.class_name,
         });
-        match self.handle.block_on(self.daemon.call(body)) {
+        match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
             Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
@@ -353,7 +353,7 @@ impl Inner {
     /// Kills an actor (through the control service).
     pub(crate) fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<()> {
         let body = Body::KillActor(KillActor { actor_id: actor.0.to_vec(), no_restart });
-        self.handle.block_on(self.daemon.call(body)).map(|_| ())
+        self.block_on(self.daemon.call(body)).map(|_| ())
     }
 
     /// Looks an actor up (by name when `actor` is `None`).
@@ -365,7 +365,7 @@ impl Inner {
             wait: false,
             min_incarnation: 0,
         });
-        match self.handle.block_on(self.daemon.call(body)) {
+        match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
             Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
@@ -375,7 +375,7 @@ impl Inner {
 
     /// Every actor of the cluster.
     pub(crate) fn list_actors(&self) -> Result<Vec<ActorInfo>> {
-        match self.handle.block_on(self.daemon.call(Body::ListActors(ListActors::default())))? {
+        match self.block_on(self.daemon.call(Body::ListActors(ListActors::default())))? {
             Body::ListActors(l) => Ok(l.actors),
             other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
         }
@@ -385,7 +385,7 @@ impl Inner {
     /// it to be recorded.
     pub(crate) fn actor_exiting(&self, actor: ActorId) -> Result<()> {
         let body = Body::ActorExiting(ActorExiting { actor_id: actor.0.to_vec() });
-        self.handle.block_on(self.daemon.call(body)).map(|_| ())
+        self.block_on(self.daemon.call(body)).map(|_| ())
     }
 }
 

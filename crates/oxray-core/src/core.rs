@@ -11,9 +11,9 @@ use oxray_proto::rpc::RpcPeer;
 use oxray_proto::*;
 use parking_lot::Mutex;
 use tokio::net::UnixListener;
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+use crate::driver::Driver;
 use crate::execute::{ExecState, IncomingTask};
 use crate::objects::{error_object, ObjectKind};
 use crate::peers::PeerPool;
@@ -93,6 +93,8 @@ pub(crate) struct Inner {
     pub exec: ExecState,
     pub dead: Mutex<Option<String>>,
     pub handle: tokio::runtime::Handle,
+    /// The event loop, driven by whichever thread waits.
+    pub driver: Driver,
     /// This process's mapping of the node's shared-memory store.
     pub region: Option<Arc<oxray_store::Region>>,
     pub mapped: MappedObjects,
@@ -230,6 +232,12 @@ impl Inner {
         }
     }
 
+    /// Waits for `f`, driving the event loop from this thread meanwhile.
+    /// Must not be called from a task on the loop.
+    pub fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.driver.block_on(f)?
+    }
+
     /// Fails with the daemon's death reason, if it died.
     pub fn check_alive(&self) -> Result<()> {
         match &*self.dead.lock() {
@@ -284,21 +292,14 @@ fn print_lines(l: &LogLines) {
 /// A connected core worker. Dropping it disconnects.
 pub struct CoreWorker {
     pub(crate) inner: Arc<Inner>,
-    runtime: Mutex<Option<Runtime>>,
 }
 
 impl CoreWorker {
     /// Starts the runtime, listens for peers, and registers with the node
     /// daemon.
     pub fn connect(opts: Options) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("oxray-core")
-            .enable_all()
-            .build()
-            .map_err(|source| Error::Connection { peer: "tokio runtime".into(), source })?;
-        let handle = runtime.handle().clone();
-        let inner = runtime.block_on(async {
+        let driver = Driver::start()?;
+        let setup = driver.block_on(async {
             let _ = std::fs::remove_file(&opts.listen_path);
             let listener = UnixListener::bind(&opts.listen_path)
                 .map_err(|source| Error::Connection { peer: opts.listen_path.clone(), source })?;
@@ -350,14 +351,20 @@ impl CoreWorker {
                 exec: ExecState::default(),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
+                driver: driver.clone(),
                 counter: AtomicU64::new(1),
             });
             tokio::spawn(inner.clone().handle_daemon_messages(inbox));
             tokio::spawn(inner.clone().serve(listener));
             Ok::<_, Error>(inner)
-        })?;
-        drop(handle);
-        Ok(Self { inner, runtime: Mutex::new(Some(runtime)) })
+        });
+        match setup {
+            Ok(Ok(inner)) => Ok(Self { inner }),
+            Ok(Err(e)) | Err(e) => {
+                driver.shutdown();
+                Err(e)
+            }
+        }
     }
 
     /// Who and where this process is.
@@ -594,22 +601,22 @@ impl CoreWorker {
 
     /// Disconnects. A driver that owns the cluster stops it first.
     pub fn shutdown(&self, stop_cluster: bool) {
-        let Some(runtime) = self.runtime.lock().take() else { return };
+        if self.inner.driver.handle().is_err() {
+            return; // shut down already
+        }
         if stop_cluster && self.inner.dead.lock().is_none() {
             let call = self.inner.daemon.call(Body::ShutdownCluster(ShutdownCluster {}));
-            let _ = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await });
+            let _ = self.inner.driver.block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await });
         }
         self.inner.exec.close();
         *self.inner.dead.lock() = Some("oxray was shut down".into());
         self.inner.peers.clear();
         let _ = std::fs::remove_file(&self.inner.listen_path);
-        runtime.shutdown_timeout(Duration::from_millis(100));
+        self.inner.driver.shutdown();
     }
 
-    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        let handle = self.inner.handle.clone();
-        // Calls come from threads outside the runtime, so block_on is safe.
-        handle.block_on(f)
+    fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        self.inner.block_on(f)
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use oxray_common::{ObjectId, TaskId};
 use oxray_proto::frame::{FrameReader, FrameWriter};
 use oxray_proto::*;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 use tokio::net::UnixListener;
 
 use crate::core::Inner;
@@ -38,13 +39,17 @@ type CancelHook = Arc<dyn Fn(TaskId) + Send + Sync>;
 #[derive(Default)]
 pub(crate) struct ExecState {
     queue: Mutex<Queue>,
-    cv: Condvar,
+    /// Wakes callers waiting in `next_task`.
+    arrived: Notify,
     current: Mutex<Option<TaskId>>,
     hook: Mutex<Option<CancelHook>>,
     /// Write end of a pipe that wakes an event loop when a task arrives
     /// (async actors poll the queue from their loop, not a thread).
     notify: Mutex<Option<std::os::fd::OwnedFd>>,
 }
+
+/// The queue was closed: the worker is shutting down.
+struct Closed;
 
 #[derive(Default)]
 struct Queue {
@@ -64,7 +69,7 @@ impl ExecState {
 
     fn push(&self, task: IncomingTask) {
         self.queue.lock().tasks.push_back(task);
-        self.cv.notify_one();
+        self.arrived.notify_one();
         if let Some(fd) = &*self.notify.lock() {
             // A full pipe already has a wake-up pending: ignore EAGAIN.
             let _ = rustix::io::write(fd, &[1u8]);
@@ -78,17 +83,27 @@ impl ExecState {
         Ok(read)
     }
 
+    /// The next queued task, without waiting; marks it running. `Err`
+    /// once closed.
+    fn pop(&self) -> Result<Option<IncomingTask>, Closed> {
+        let mut q = self.queue.lock();
+        if q.closed {
+            return Err(Closed);
+        }
+        let Some(task) = q.tasks.pop_front() else { return Ok(None) };
+        *self.current.lock() = Some(task.task_id());
+        Ok(Some(task))
+    }
+
     /// The next queued task, without waiting; marks it running.
     pub fn try_pop(&self) -> Option<IncomingTask> {
-        let task = self.queue.lock().tasks.pop_front()?;
-        *self.current.lock() = Some(task.task_id());
-        Some(task)
+        self.pop().ok().flatten()
     }
 
     /// Stops handing out tasks; blocked `next_task` calls return `None`.
     pub fn close(&self) {
         self.queue.lock().closed = true;
-        self.cv.notify_all();
+        self.arrived.notify_waiters();
     }
 
     /// Takes every queued plain task (not actor calls, whose order matters).
@@ -187,19 +202,29 @@ impl Inner {
         }
     }
 
-    /// Blocks until a task arrives; marks it as the running task.
+    /// Blocks until a task arrives; marks it as the running task. The
+    /// waiting thread drives the event loop, so the push that brings the
+    /// task wakes this thread directly.
     pub(crate) fn next_task(&self) -> Option<IncomingTask> {
-        let mut q = self.exec.queue.lock();
-        loop {
-            if q.closed {
-                return None;
-            }
-            if let Some(task) = q.tasks.pop_front() {
-                *self.exec.current.lock() = Some(task.task_id());
-                return Some(task);
-            }
-            self.exec.cv.wait(&mut q);
+        match self.exec.pop() {
+            Ok(Some(task)) => return Some(task),
+            Ok(None) => {}
+            Err(Closed) => return None,
         }
+        let arrival = async {
+            loop {
+                let arrived = self.exec.arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                match self.exec.pop() {
+                    Ok(Some(task)) => return Some(task),
+                    Ok(None) => {}
+                    Err(Closed) => return None,
+                }
+                arrived.await;
+            }
+        };
+        self.driver.block_on(arrival).ok().flatten()
     }
 
     fn release_held(&self, task: &IncomingTask) {

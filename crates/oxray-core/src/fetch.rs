@@ -2,11 +2,12 @@
 //! ref was borrowed; blocking (`get`, `wait`) or async (argument resolution).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use oxray_common::{Error, ObjectId, Result};
 use oxray_proto::*;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
 
 use crate::core::{Inner, Mode};
 use crate::objects::{error_object, ObjectKind};
@@ -15,7 +16,7 @@ use crate::store::{Lookup, ReadyCallback};
 /// Counts ready objects for a blocked caller.
 struct Waiter {
     state: Mutex<WaitState>,
-    cv: Condvar,
+    more: Notify,
 }
 
 struct WaitState {
@@ -81,7 +82,7 @@ impl Inner {
     pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Arc<Object>>> {
         let waiter = self.register_waiter(ids);
         let need = ids.len();
-        if !self.block_until(&waiter, need, timeout) {
+        if !self.block_until(&waiter, need, timeout)? {
             return Err(Error::Timeout(timeout.unwrap_or_default().as_secs_f64()));
         }
         let st = waiter.state.lock();
@@ -98,7 +99,7 @@ impl Inner {
             return Ok(ready);
         }
         let waiter = self.register_waiter(ids);
-        self.block_until(&waiter, num_returns.min(ids.len()), timeout);
+        self.block_until(&waiter, num_returns.min(ids.len()), timeout)?;
         let st = waiter.state.lock();
         Ok(st.ready.iter().map(Option::is_some).collect())
     }
@@ -106,7 +107,7 @@ impl Inner {
     fn register_waiter(self: &Arc<Self>, ids: &[ObjectId]) -> Arc<Waiter> {
         let waiter = Arc::new(Waiter {
             state: Mutex::new(WaitState { ready: vec![None; ids.len()], count: 0 }),
-            cv: Condvar::new(),
+            more: Notify::new(),
         });
         for (i, id) in ids.iter().enumerate() {
             if let Lookup::Ready(o) = self.store.lookup(id) {
@@ -124,7 +125,7 @@ impl Inner {
                     if st.ready[i].is_none() {
                         st.ready[i] = Some(o.clone());
                         st.count += 1;
-                        w.cv.notify_all();
+                        w.more.notify_one();
                     }
                 }
             }));
@@ -133,30 +134,38 @@ impl Inner {
     }
 
     /// Waits until `need` objects of `waiter` are ready; false on timeout.
-    /// A worker blocked inside a task lends its CPU to the node meanwhile.
-    fn block_until(&self, waiter: &Waiter, need: usize, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut st = waiter.state.lock();
-        if st.count >= need {
-            return true;
+    /// The waiting thread drives the event loop meanwhile, so the reply
+    /// that completes the wait wakes this thread directly. A worker blocked
+    /// inside a task lends its CPU to the node meanwhile.
+    fn block_until(&self, waiter: &Waiter, need: usize, timeout: Option<Duration>) -> Result<bool> {
+        if waiter.state.lock().count >= need {
+            return Ok(true);
         }
         let lend = self.mode == Mode::Worker && self.exec.current_task().is_some();
         if lend {
             self.bounce_queued_tasks();
             self.daemon.send(Body::WorkerBlocked(WorkerBlocked {}));
         }
-        let mut ok = true;
-        while st.count < need {
-            match deadline {
-                Some(d) => {
-                    if waiter.cv.wait_until(&mut st, d).timed_out() && st.count < need {
-                        ok = false;
-                        break;
-                    }
+        let enough = async {
+            loop {
+                let more = waiter.more.notified();
+                tokio::pin!(more);
+                more.as_mut().enable();
+                if waiter.state.lock().count >= need {
+                    return;
                 }
-                None => waiter.cv.wait(&mut st),
+                more.await;
             }
-        }
+        };
+        let ok = self.driver.block_on(async {
+            match timeout {
+                Some(t) => tokio::time::timeout(t, enough).await.is_ok(),
+                None => {
+                    enough.await;
+                    true
+                }
+            }
+        });
         if lend {
             self.daemon.send(Body::WorkerUnblocked(WorkerUnblocked {}));
         }

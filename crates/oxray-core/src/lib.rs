@@ -8,6 +8,7 @@
 
 mod actor_submit;
 mod core;
+mod driver;
 mod execute;
 mod fetch;
 pub mod layout;

@@ -41,7 +41,7 @@ impl Inner {
     /// `None` when the object exists already.
     pub(crate) fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<u64>> {
         self.region_or_err()?;
-        let reply = self.handle.block_on(self.store_call(Body::StoreCreate(StoreCreate { id: id.0.to_vec(), size })))?;
+        let reply = self.block_on(self.store_call(Body::StoreCreate(StoreCreate { id: id.0.to_vec(), size })))?;
         Ok((!reply.exists).then_some(reply.offset))
     }
 
@@ -58,7 +58,6 @@ impl Inner {
             return Ok((*offset, *size));
         }
         let reply = self
-            .handle
             .block_on(self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec() })))
             .map_err(|e| match e {
                 Error::ObjectLost { reason, owner, .. } => Error::ObjectLost { object: id.hex(), owner, reason },
@@ -93,7 +92,7 @@ impl Inner {
 
     /// The store's usage and objects.
     pub(crate) fn store_stats(&self) -> Result<StoreStats> {
-        match self.handle.block_on(self.daemon.call(Body::StoreStatsRequest(StoreStatsRequest {})))? {
+        match self.block_on(self.daemon.call(Body::StoreStatsRequest(StoreStatsRequest {})))? {
             Body::StoreStats(s) => Ok(s),
             other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
         }
