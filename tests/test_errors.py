@@ -2,6 +2,7 @@
 input."""
 
 import os
+import time
 
 import pytest
 
@@ -186,3 +187,48 @@ def test_exception_classes_exist():
                  "ObjectStoreFullError", "OutOfMemoryError"]:
         assert issubclass(getattr(ex, name), ex.RayError)
     assert issubclass(ex.GetTimeoutError, TimeoutError)
+
+
+def test_ctrl_c_interrupts_a_blocked_get(shutdown_only):
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = (
+        "import time, oxray\n"
+        "oxray.init(num_cpus=1)\n"
+        "@oxray.remote\n"
+        "def forever():\n"
+        "    time.sleep(3600)\n"
+        "ref = forever.remote()\n"
+        "print('waiting', flush=True)\n"
+        "for call in (lambda: oxray.get(ref), lambda: oxray.wait([ref])):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except KeyboardInterrupt:\n"
+        "        print('interrupted', flush=True)\n"
+        "oxray.shutdown()\n"
+    )
+    import select
+
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, cwd=REPO)
+
+    def line(timeout=20):
+        ready, _, _ = select.select([p.stdout], [], [], timeout)
+        assert ready, "the driver is still blocked"
+        return p.stdout.readline().strip()
+
+    try:
+        assert line() == "waiting"
+        for _ in range(2):
+            # Each SIGINT ends one blocked call.
+            time.sleep(0.5)
+            p.send_signal(signal.SIGINT)
+            assert line() == "interrupted"
+        assert p.wait(timeout=30) == 0, p.stderr.read()
+    finally:
+        p.kill()
+        p.wait()

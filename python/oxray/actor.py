@@ -90,6 +90,9 @@ class ActorHandle:
         methods = self.__dict__.get("_methods")
         if methods is not None and name in methods:
             return ActorMethod(self, name, methods[name])
+        if name == "__ray_terminate__":
+            # Ray's way to end an actor after the calls already sent.
+            return ActorMethod(self, TERMINATE_METHOD, {})
         raise AttributeError(f"'ActorHandle' object has no attribute '{name}'")
 
     def _call(self, method, args, kwargs, options, function_name=None):

@@ -13,6 +13,9 @@ pub enum Error {
     /// A `get` or `wait` ran past its timeout.
     #[error("Get timed out: some object(s) not ready after {0:.3} seconds")]
     Timeout(f64),
+    /// A blocking call stopped because the caller was interrupted (Ctrl-C).
+    #[error("interrupted while waiting")]
+    Interrupted,
     /// The node daemon went away while we depended on it.
     #[error("the oxray daemon died or closed the connection ({0}); the cluster is gone, call oxray.shutdown() and oxray.init() again")]
     DaemonDied(String),

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::driver::Driver;
 use crate::execute::{ExecState, IncomingTask};
+use crate::fetch::WaitLimit;
 use crate::objects::{error_object, ObjectKind};
 use crate::peers::PeerPool;
 use crate::refs::{RefTable, Released};
@@ -486,14 +487,14 @@ impl CoreWorker {
     }
 
     /// Waits for every object in `ids` and returns their values in order.
-    pub fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Arc<Object>>> {
-        self.inner.get(ids, timeout)
+    pub fn get(&self, ids: &[ObjectId], limit: WaitLimit<'_>) -> Result<Vec<Arc<Object>>> {
+        self.inner.get(ids, limit)
     }
 
     /// Waits until `num_returns` of `ids` are ready or `timeout` passes;
     /// returns which are ready.
-    pub fn wait(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
-        self.inner.wait(ids, num_returns, timeout)
+    pub fn wait(&self, ids: &[ObjectId], num_returns: usize, limit: WaitLimit<'_>) -> Result<Vec<bool>> {
+        self.inner.wait(ids, num_returns, limit)
     }
 
     /// Runs `cb` once the object is available here (fetching it if needed).

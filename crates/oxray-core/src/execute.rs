@@ -43,6 +43,9 @@ pub(crate) struct ExecState {
     arrived: Notify,
     current: Mutex<Option<TaskId>>,
     hook: Mutex<Option<CancelHook>>,
+    /// The running task is blocked in `get`/`wait`: plain tasks pushed now
+    /// go back to their caller at once instead of waiting behind it.
+    blocked: std::sync::atomic::AtomicBool,
     /// Write end of a pipe that wakes an event loop when a task arrives
     /// (async actors poll the queue from their loop, not a thread).
     notify: Mutex<Option<std::os::fd::OwnedFd>>,
@@ -147,7 +150,12 @@ impl Inner {
                 for arg in &spec.resolved_args {
                     held.extend(self.hold_refs(&arg.nested));
                 }
-                self.exec.push(IncomingTask { spec, request, writer: writer.clone(), held })
+                let task = IncomingTask { spec, request, writer: writer.clone(), held };
+                if task.spec.actor_id.is_empty() && self.exec.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+                    self.bounce(task);
+                } else {
+                    self.exec.push(task)
+                }
             }
             Body::ReleaseLent(r) => {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
@@ -233,21 +241,29 @@ impl Inner {
         }
     }
 
-    /// The running task blocks: hand back the tasks queued behind it, so
-    /// that they run on another worker instead of waiting (or deadlocking).
-    pub(crate) fn bounce_queued_tasks(&self) {
-        for task in self.exec.take_plain_tasks() {
-            self.release_held(&task);
-            task.writer.reply(
-                task.request,
-                Body::TaskReply(TaskReply {
-                    task_id: task.spec.task_id.clone(),
-                    returns: Vec::new(),
-                    retryable: false,
-                    bounced: true,
-                }),
-            );
+    /// The running task blocks (or unblocks): while blocked, hand back the
+    /// tasks queued behind it and those pushed meanwhile, so that they run
+    /// on another worker instead of waiting (or deadlocking).
+    pub(crate) fn set_blocked(&self, blocked: bool) {
+        self.exec.blocked.store(blocked, std::sync::atomic::Ordering::SeqCst);
+        if blocked {
+            for task in self.exec.take_plain_tasks() {
+                self.bounce(task);
+            }
         }
+    }
+
+    fn bounce(&self, task: IncomingTask) {
+        self.release_held(&task);
+        task.writer.reply(
+            task.request,
+            Body::TaskReply(TaskReply {
+                task_id: task.spec.task_id.clone(),
+                returns: Vec::new(),
+                retryable: false,
+                bounced: true,
+            }),
+        );
     }
 
     /// Replies to the task's caller and clears the running task.

@@ -13,6 +13,27 @@ use crate::core::{Inner, Mode};
 use crate::objects::{error_object, ObjectKind};
 use crate::store::{Lookup, ReadyCallback};
 
+/// How often a blocked `get` or `wait` asks whether to give up (for
+/// Ctrl-C: Python handles signals only between calls).
+const INTERRUPT_CHECK: Duration = Duration::from_millis(100);
+
+/// How long a `get` or `wait` may block.
+#[derive(Clone, Copy)]
+pub struct WaitLimit<'a> {
+    /// Give up after this long; `None` waits as long as it takes.
+    pub timeout: Option<Duration>,
+    /// Asked every [`INTERRUPT_CHECK`] while blocked; `true` stops the wait
+    /// with [`Error::Interrupted`].
+    pub interrupted: &'a dyn Fn() -> bool,
+}
+
+impl WaitLimit<'_> {
+    /// Only a timeout.
+    pub fn timeout(timeout: Option<Duration>) -> WaitLimit<'static> {
+        WaitLimit { timeout, interrupted: &|| false }
+    }
+}
+
 /// Counts ready objects for a blocked caller.
 struct Waiter {
     state: Mutex<WaitState>,
@@ -79,10 +100,11 @@ impl Inner {
     }
 
     /// Blocks until all of `ids` are ready, or fails after `timeout`.
-    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Arc<Object>>> {
+    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], limit: WaitLimit<'_>) -> Result<Vec<Arc<Object>>> {
         let waiter = self.register_waiter(ids);
         let need = ids.len();
-        if !self.block_until(&waiter, need, timeout)? {
+        let timeout = limit.timeout;
+        if !self.block_until(&waiter, need, limit)? {
             return Err(Error::Timeout(timeout.unwrap_or_default().as_secs_f64()));
         }
         let st = waiter.state.lock();
@@ -90,7 +112,7 @@ impl Inner {
     }
 
     /// Blocks until `num_returns` of `ids` are ready or `timeout` passes.
-    pub(crate) fn wait(self: &Arc<Self>, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+    pub(crate) fn wait(self: &Arc<Self>, ids: &[ObjectId], num_returns: usize, limit: WaitLimit<'_>) -> Result<Vec<bool>> {
         self.check_alive()?;
         // Fast path: enough are ready already (the common case when a
         // caller drains a list with repeated waits).
@@ -99,7 +121,7 @@ impl Inner {
             return Ok(ready);
         }
         let waiter = self.register_waiter(ids);
-        self.block_until(&waiter, num_returns.min(ids.len()), timeout)?;
+        self.block_until(&waiter, num_returns.min(ids.len()), limit)?;
         let st = waiter.state.lock();
         Ok(st.ready.iter().map(Option::is_some).collect())
     }
@@ -133,17 +155,18 @@ impl Inner {
         waiter
     }
 
-    /// Waits until `need` objects of `waiter` are ready; false on timeout.
+    /// Waits until `need` objects of `waiter` are ready; false on timeout,
+    /// [`Error::Interrupted`] when the caller's check says to stop.
     /// The waiting thread drives the event loop meanwhile, so the reply
     /// that completes the wait wakes this thread directly. A worker blocked
     /// inside a task lends its CPU to the node meanwhile.
-    fn block_until(&self, waiter: &Waiter, need: usize, timeout: Option<Duration>) -> Result<bool> {
+    fn block_until(&self, waiter: &Waiter, need: usize, limit: WaitLimit<'_>) -> Result<bool> {
         if waiter.state.lock().count >= need {
             return Ok(true);
         }
         let lend = self.mode == Mode::Worker && self.exec.current_task().is_some();
         if lend {
-            self.bounce_queued_tasks();
+            self.set_blocked(true);
             self.daemon.send(Body::WorkerBlocked(WorkerBlocked {}));
         }
         let enough = async {
@@ -157,18 +180,35 @@ impl Inner {
                 more.await;
             }
         };
-        let ok = self.driver.block_on(async {
-            match timeout {
-                Some(t) => tokio::time::timeout(t, enough).await.is_ok(),
-                None => {
-                    enough.await;
-                    true
+        let interrupted = async {
+            let mut tick = tokio::time::interval(INTERRUPT_CHECK);
+            tick.tick().await; // the first tick is immediate
+            loop {
+                tick.tick().await;
+                if (limit.interrupted)() {
+                    return;
                 }
+            }
+        };
+        let ok = self.driver.block_on(async {
+            tokio::select! {
+                biased;
+                done = async {
+                    match limit.timeout {
+                        Some(t) => tokio::time::timeout(t, enough).await.is_ok(),
+                        None => {
+                            enough.await;
+                            true
+                        }
+                    }
+                } => Ok(done),
+                () = interrupted => Err(Error::Interrupted),
             }
         });
         if lend {
+            self.set_blocked(false);
             self.daemon.send(Body::WorkerUnblocked(WorkerUnblocked {}));
         }
-        ok
+        ok?
     }
 }

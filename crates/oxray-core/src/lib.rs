@@ -22,6 +22,7 @@ mod submit;
 pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
 pub use execute::IncomingTask;
+pub use fetch::WaitLimit;
 pub use objects::{error_object, shared_marker, ObjectKind};
 pub use oxray_store::Region;
 pub use oxray_proto::{ActorInfo, ActorState, Object, ObjectRefMsg, StoreStats, TaskSpec};

@@ -2,7 +2,7 @@
 //! live in `oxray.exceptions`).
 
 use oxray_common::Error;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// A core error on its way to Python.
@@ -29,6 +29,7 @@ impl From<PyCoreError> for PyErr {
         let message = err.0.to_string();
         Python::with_gil(|py| match err.0 {
             Error::Timeout(_) => oxray_exception(py, "GetTimeoutError", message),
+            Error::Interrupted => PyKeyboardInterrupt::new_err(message),
             Error::InvalidResource { .. } | Error::InvalidArgument(_) => PyValueError::new_err(message),
             Error::NotInitialized => oxray_exception(py, "RaySystemError", message),
             Error::ObjectLost { .. } => oxray_exception(py, "ObjectLostError", message),

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use oxray_common::{ActorId, Error, ObjectId, ResourceSet, WorkerId};
 use oxray_core::{
     ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg,
-    Options, TaskRequest,
+    Options, TaskRequest, WaitLimit,
 };
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -94,6 +94,30 @@ fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
         }
         Some(t) => Ok(Some(Duration::from_secs_f64(t.min(1e9)))),
         None => Ok(None),
+    }
+}
+
+/// Runs a blocking wait with the GIL released. Signal handlers run every
+/// tenth of a second meanwhile, so Ctrl-C (or whatever a handler raises)
+/// ends the wait with that exception, as it does in Ray.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    timeout: Option<Duration>,
+    call: impl FnOnce(WaitLimit<'_>) -> oxray_common::Result<T> + Send,
+) -> PyResult<T> {
+    let raised: parking_lot::Mutex<Option<PyErr>> = parking_lot::Mutex::new(None);
+    let check = || {
+        Python::with_gil(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                *raised.lock() = Some(e);
+                true
+            }
+        })
+    };
+    match py.allow_threads(|| call(WaitLimit { timeout, interrupted: &check })) {
+        Err(Error::Interrupted) => Err(raised.lock().take().unwrap_or_else(|| PyCoreError(Error::Interrupted).into())),
+        other => Ok(other.map_err(PyCoreError)?),
     }
 }
 
@@ -344,7 +368,7 @@ fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResu
     let core = connected()?;
     let ids = ids_of(&refs, py);
     let timeout = timeout_of(timeout)?;
-    let values = py.allow_threads(|| core.get(&ids, timeout)).map_err(PyCoreError)?;
+    let values = interruptible(py, timeout, |limit| core.get(&ids, limit))?;
     Ok(values.iter().map(|o| from_object(py, &core, o)).collect())
 }
 
@@ -376,7 +400,7 @@ fn wait<'py>(
         ids.push(id);
     }
     let timeout = timeout_of(timeout)?;
-    let flags = py.allow_threads(|| core.wait(&ids, num_returns, timeout)).map_err(PyCoreError)?;
+    let flags = interruptible(py, timeout, |limit| core.wait(&ids, num_returns, limit))?;
     let (ready, not_ready) = (PyList::empty(py), PyList::empty(py));
     let mut taken = 0;
     for (item, ok) in refs.iter().zip(flags) {
