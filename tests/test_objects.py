@@ -115,6 +115,23 @@ def test_await_ref_and_future(cluster):
     assert fut.result(timeout=10) == 7
 
 
+def test_await_large_objects_in_the_shared_store(cluster):
+    import numpy as np
+
+    @oxray.remote
+    def big(n):
+        return np.full(n, 7, dtype=np.uint8)
+
+    async def main():
+        put_ref = oxray.put(np.arange(1_000_000))
+        return await put_ref, await big.remote(2_000_000)
+
+    put_value, task_value = asyncio.run(main())
+    assert put_value[-1] == 999_999 and task_value.sum() == 14_000_000
+    fut = big.remote(300_000).future()
+    assert fut.result(timeout=30).shape == (300_000,)
+
+
 def test_future_carries_task_error(cluster):
     @oxray.remote
     def fail():

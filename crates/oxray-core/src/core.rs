@@ -497,9 +497,10 @@ impl CoreWorker {
         self.inner.wait(ids, num_returns, limit)
     }
 
-    /// Runs `cb` once the object is available here (fetching it if needed).
-    pub fn on_ready(&self, id: ObjectId, cb: Box<dyn FnOnce() + Send>) {
-        self.inner.when_ready(id, Box::new(move |_| cb()));
+    /// Runs `cb` once the object is available here (fetching it if needed),
+    /// on the thread driving the event loop: `cb` must not block on it.
+    pub fn on_ready(&self, id: ObjectId, cb: Box<dyn FnOnce(&Arc<Object>) + Send>) {
+        self.inner.when_ready(id, cb);
     }
 
     /// Counts one more reference to `id`, owned by `owner`.

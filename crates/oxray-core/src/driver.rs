@@ -13,8 +13,8 @@
 //! background thread is lazy while callers come back quickly: after a few
 //! waits in a row that each began less than [`GRACE`] after the previous
 //! one ended, it only takes over once the loop has been left alone for
-//! [`GRACE`] (checked every [`GRACE`]); after a wait longer than
-//! [`SETTLE`] it is eager again.
+//! [`GRACE`] (it looks every [`CHECK`] while a caller drives); after a wait
+//! longer than [`SETTLE`] it is eager again.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +29,10 @@ use tokio::sync::Notify;
 
 /// How long the loop may go undriven while callers are coming back quickly.
 const GRACE: Duration = Duration::from_millis(2);
+/// How often the lazy background thread looks whether a caller still
+/// drives the loop (it is not told when one leaves: that would cost a
+/// wake-up per wait).
+const CHECK: Duration = Duration::from_millis(10);
 /// Waits in a row, each soon after the last, that make the background lazy.
 const STREAK: u32 = 3;
 /// A wait this long ends the streak: the background becomes eager again.
@@ -193,7 +197,7 @@ impl Shared {
                             self.streak.store(0, Ordering::Relaxed);
                             continue;
                         }
-                        self.cv.wait_for(&mut st, GRACE);
+                        self.cv.wait_for(&mut st, CHECK);
                     } else {
                         st.parked = true;
                         self.cv.wait(&mut st);

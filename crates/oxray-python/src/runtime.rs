@@ -8,7 +8,7 @@ use bytes::Bytes;
 use oxray_common::{ActorId, Error, ObjectId, ResourceSet, WorkerId};
 use oxray_core::{
     ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg,
-    Options, TaskRequest, WaitLimit,
+    ObjectKind, Options, TaskRequest, WaitLimit,
 };
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -414,19 +414,43 @@ fn wait<'py>(
     Ok((ready, not_ready))
 }
 
-/// Calls `callback()` (on a runtime thread) once `r` is available here.
+fn call_logging_errors(callback: PyObject) {
+    Python::with_gil(|py| {
+        if let Err(e) = callback.call0(py) {
+            e.print(py);
+        }
+    })
+}
+
+/// A thread for callbacks that would block the event loop if they ran on
+/// it: reading a shared-memory object asks the node daemon to pin it.
+fn off_loop_callbacks() -> &'static std::sync::mpsc::Sender<PyObject> {
+    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<PyObject>> = std::sync::OnceLock::new();
+    SENDER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<PyObject>();
+        std::thread::Builder::new()
+            .name("oxray-callbacks".into())
+            .spawn(move || rx.into_iter().for_each(call_logging_errors))
+            .expect("cannot start the callback thread");
+        tx
+    })
+}
+
+/// Calls `callback()` once `r` is available here: at once on the event
+/// loop for a value held in this process, on a separate thread for one in
+/// the shared store (reading it needs the loop).
 #[pyfunction]
 fn on_ready(r: Py<ObjectRef>, callback: PyObject, py: Python<'_>) -> PyResult<()> {
     let core = connected()?;
     let id = r.bind(py).get().id;
     core.on_ready(
         id,
-        Box::new(move || {
-            Python::with_gil(|py| {
-                if let Err(e) = callback.call0(py) {
-                    e.print(py);
-                }
-            })
+        Box::new(move |object| {
+            if ObjectKind::of(object) == ObjectKind::Shared {
+                let _ = off_loop_callbacks().send(callback);
+            } else {
+                call_logging_errors(callback);
+            }
         }),
     );
     Ok(())
