@@ -1,6 +1,7 @@
 """The `oxray` command: a standing head, drivers that connect to it, and
 detached actors that outlive their driver."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import sys
 import pytest
 
 import oxray
-from conftest import REPO, run_driver
+from conftest import REPO, run_driver, wait_for
 
 
 def oxray_cli(*args, timeout=60):
@@ -97,3 +98,31 @@ def test_auto_without_head_is_a_clear_error():
     oxray_cli("stop")
     with pytest.raises(ConnectionError, match="oxray start --head"):
         oxray.init(address="auto")
+
+
+def test_list_tasks_shows_another_drivers_running_task(head, tmp_path):
+    flag = tmp_path / "go"
+    code = (
+        "import os, time, oxray\n"
+        "oxray.init(address='auto')\n"
+        "@oxray.remote\n"
+        "def blocked_on_flag(path):\n"
+        "    while not os.path.exists(path):\n"
+        "        time.sleep(0.01)\n"
+        "    return 1\n"
+        f"print(oxray.get(blocked_on_flag.remote({str(flag)!r})), flush=True)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        def running():
+            out = oxray_cli("list", "tasks").stdout
+            return [json.loads(line) for line in out.splitlines()
+                    if "blocked_on_flag" in line and '"RUNNING"' in line]
+
+        rows = wait_for(running, timeout=30)
+        assert rows and rows[0]["type"] == "NORMAL_TASK" and rows[0]["worker_id"]
+        flag.touch()
+        assert driver.communicate(timeout=30)[0].strip() == "1"
+    finally:
+        driver.kill()
+        driver.wait()

@@ -2,7 +2,7 @@
 
     oxray start --head [--num-cpus N] [--num-gpus N] [--resources JSON]
     oxray status
-    oxray list actors
+    oxray list actors|nodes|tasks
     oxray memory
     oxray microbenchmark [--seconds S] [--only NAME] [--smoke]
     oxray stop
@@ -104,7 +104,7 @@ def _list(args):
     oxray = _connect()
     try:
         from oxray.util import state
-        rows = state.list_actors() if args.what == "actors" else state.list_nodes()
+        rows = {"actors": state.list_actors, "nodes": state.list_nodes, "tasks": state.list_tasks}[args.what]()
         for row in rows:
             print(json.dumps(row, default=str))
     finally:
@@ -149,7 +149,7 @@ def main(argv=None):
     sub.add_parser("status", help="nodes and resource use")
     sub.add_parser("memory", help="objects in the shared-memory store")
     lst = sub.add_parser("list", help="list cluster state")
-    lst.add_argument("what", choices=["actors", "nodes"])
+    lst.add_argument("what", choices=["actors", "nodes", "tasks"])
     args = ap.parse_args(argv)
     handler = {"start": _start, "stop": _stop, "status": _status, "list": _list, "memory": _memory}[args.command]
     return handler(args)

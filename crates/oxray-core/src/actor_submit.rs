@@ -97,6 +97,28 @@ struct Call {
     interrupted: bool,
 }
 
+impl ActorSubmitState {
+    /// The calls not finished yet, for `list_tasks`.
+    pub(crate) fn live_calls(&self) -> Vec<TaskEntry> {
+        use crate::task_log::{entry_of, state};
+        self.actors
+            .values()
+            .flat_map(|q| {
+                q.calls.iter().map(|(id, call)| {
+                    let state = if !call.resolved {
+                        state::PENDING_ARGS
+                    } else if q.queue.contains(id) {
+                        state::PENDING_NODE
+                    } else {
+                        state::SUBMITTED
+                    };
+                    entry_of(&call.spec, state)
+                })
+            })
+            .collect()
+    }
+}
+
 impl Inner {
     /// Registers the actor with the control service, which starts it.
     /// Returns the actor's info (for `get_if_exists`, the existing one's).

@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub submit: Mutex<SubmitState>,
     pub actor_submit: Mutex<ActorSubmitState>,
     pub exec: ExecState,
+    /// Tasks this process owned that have finished, for `list_tasks`.
+    pub finished: crate::task_log::FinishedTasks,
     pub dead: Mutex<Option<String>>,
     pub handle: tokio::runtime::Handle,
     /// The event loop, driven by whichever thread waits.
@@ -350,6 +352,7 @@ impl CoreWorker {
                 submit: Mutex::new(SubmitState::default()),
                 actor_submit: Mutex::new(ActorSubmitState::default()),
                 exec: ExecState::default(),
+                finished: Default::default(),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
                 driver: driver.clone(),
@@ -531,6 +534,12 @@ impl CoreWorker {
         self.inner.check_alive()?;
         self.inner.cancel_task(id.task_id(), force, recursive);
         Ok(())
+    }
+
+    /// Every task on this node: pending, running, and recently finished.
+    pub fn list_tasks(&self) -> Result<Vec<oxray_proto::TaskEntry>> {
+        self.inner.check_alive()?;
+        self.block_on(self.inner.list_tasks())
     }
 
     /// Stores a value in the control service's key-value table.

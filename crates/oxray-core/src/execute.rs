@@ -157,6 +157,9 @@ impl Inner {
                     self.exec.push(task)
                 }
             }
+            Body::ListTasks(_) => {
+                writer.reply(request, Body::TaskList(self.task_list()));
+            }
             Body::ReleaseLent(r) => {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
                     self.release_ref_n(&id, r.count);

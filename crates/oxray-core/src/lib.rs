@@ -18,6 +18,7 @@ mod shared;
 pub mod refs;
 pub mod store;
 mod submit;
+mod task_log;
 
 pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
@@ -25,4 +26,4 @@ pub use execute::IncomingTask;
 pub use fetch::WaitLimit;
 pub use objects::{error_object, shared_marker, ObjectKind};
 pub use oxray_store::Region;
-pub use oxray_proto::{ActorInfo, ActorState, Object, ObjectRefMsg, StoreStats, TaskSpec};
+pub use oxray_proto::{ActorInfo, ActorState, Object, ObjectRefMsg, StoreStats, TaskEntry, TaskSpec};

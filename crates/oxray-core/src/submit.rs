@@ -69,6 +69,8 @@ impl Timing {
 
 struct Task {
     spec: TaskSpec,
+    /// Whether its arguments are resolved (it is queued or in flight).
+    resolved: bool,
     key: Key,
     retries_left: i32,
     cancelled: bool,
@@ -92,6 +94,29 @@ struct Lease {
     in_flight: usize,
     /// When the lease last ran out of work (None while busy).
     idle_since: Option<std::time::Instant>,
+}
+
+impl SubmitState {
+    /// The tasks not finished yet, for `list_tasks`.
+    pub(crate) fn live_tasks(&self) -> Vec<TaskEntry> {
+        use crate::task_log::{entry_of, state};
+        self.tasks
+            .values()
+            .map(|t| {
+                let lease = t.lease.and_then(|l| self.keys.get(&t.key)?.leases.get(&l));
+                let state = match (lease, t.resolved) {
+                    (Some(_), _) => state::SUBMITTED,
+                    (None, true) => state::PENDING_NODE,
+                    (None, false) => state::PENDING_ARGS,
+                };
+                let mut entry = entry_of(&t.spec, state);
+                if let Some(l) = lease {
+                    entry.worker_id = l.worker_id.0.to_vec();
+                }
+                entry
+            })
+            .collect()
+    }
 }
 
 impl Inner {
@@ -128,6 +153,7 @@ impl Inner {
             };
             let task = Task {
                 spec,
+                resolved: req.ref_args.is_empty(),
                 key,
                 retries_left: req.max_retries,
                 cancelled: false,
@@ -214,7 +240,10 @@ impl Inner {
         {
             let mut st = self.submit.lock();
             match st.tasks.get_mut(&task_id) {
-                Some(t) => t.spec.resolved_args = values.iter().map(|v| (**v).clone()).collect(),
+                Some(t) => {
+                    t.spec.resolved_args = values.iter().map(|v| (**v).clone()).collect();
+                    t.resolved = true;
+                }
                 None => return, // cancelled meanwhile
             }
         }
@@ -366,9 +395,16 @@ impl Inner {
         for id in held.iter().flatten() {
             self.release_ref(id);
         }
+        if spec.num_returns == 0 {
+            self.finished.record(spec, None);
+        }
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
-            self.fulfil_holding(id, value(i), true);
+            let object = value(i);
+            if i == 1 {
+                self.finished.record(spec, Some(&object));
+            }
+            self.fulfil_holding(id, object, true);
         }
     }
 

@@ -105,6 +105,8 @@ fn hostname() -> String {
 
 pub(crate) struct Client {
     pub pid: u32,
+    /// Where its core worker listens.
+    address: String,
     writer: FrameWriter,
     kind: ClientKind,
     worker_id: Option<WorkerId>,
@@ -236,7 +238,7 @@ impl Node {
             st.next_client += 1;
             st.clients.insert(
                 id,
-                Client { pid: 0, writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
+                Client { pid: 0, address: String::new(), writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
             );
             id
         };
@@ -329,6 +331,21 @@ impl Node {
             Body::ListActors(_) => {
                 writer.reply(req, Body::ListActors(self.list_actors()));
             }
+            Body::ListClients(_) => {
+                let st = self.state.lock();
+                let clients = st
+                    .clients
+                    .values()
+                    .filter(|c| !c.address.is_empty())
+                    .map(|c| ClientEntry {
+                        address: c.address.clone(),
+                        pid: c.pid,
+                        worker_id: c.worker_id.map(|w| w.0.to_vec()).unwrap_or_default(),
+                        kind: c.kind as i32,
+                    })
+                    .collect();
+                writer.reply(req, Body::ClientList(ClientList { clients }));
+            }
             Body::StoreCreate(_)
             | Body::StoreGet(_)
             | Body::StoreSeal(_)
@@ -359,6 +376,7 @@ impl Node {
             c.worker_id = worker_id;
             c.owns_cluster = r.owns_cluster;
             c.pid = r.pid;
+            c.address = r.address.clone();
         }
         if kind == ClientKind::Worker {
             if let Some(id) = worker_id {

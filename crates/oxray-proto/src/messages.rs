@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44"
     )]
     pub body: Option<Body>,
 }
@@ -104,6 +104,15 @@ pub enum Body {
     // --- reference counting: borrower -> lender ----------------------------
     #[prost(message, tag = "40")]
     ReleaseLent(ReleaseLent),
+    // --- state listing -----------------------------------------------------
+    #[prost(message, tag = "41")]
+    ListClients(ListClients),
+    #[prost(message, tag = "42")]
+    ClientList(ClientList),
+    #[prost(message, tag = "43")]
+    ListTasks(ListTasks),
+    #[prost(message, tag = "44")]
+    TaskList(TaskList),
 }
 
 /// What kind of process registers with a node daemon.
@@ -620,4 +629,75 @@ pub struct ReleaseLent {
     pub id: Vec<u8>,
     #[prost(uint32, tag = "2")]
     pub count: u32,
+}
+
+/// Asks a node daemon for the processes registered with it.
+#[derive(Clone, PartialEq, Message)]
+pub struct ListClients {}
+
+/// Reply to [`ListClients`].
+#[derive(Clone, PartialEq, Message)]
+pub struct ClientList {
+    #[prost(message, repeated, tag = "1")]
+    pub clients: Vec<ClientEntry>,
+}
+
+/// A driver or worker registered with a node daemon.
+#[derive(Clone, PartialEq, Message)]
+pub struct ClientEntry {
+    /// Where its core worker listens.
+    #[prost(string, tag = "1")]
+    pub address: String,
+    #[prost(uint32, tag = "2")]
+    pub pid: u32,
+    #[prost(bytes = "vec", tag = "3")]
+    pub worker_id: Vec<u8>,
+    #[prost(enumeration = "ClientKind", tag = "4")]
+    pub kind: i32,
+}
+
+/// Asks a core worker for the tasks it owns and the ones it runs.
+#[derive(Clone, PartialEq, Message)]
+pub struct ListTasks {}
+
+/// Reply to [`ListTasks`].
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskList {
+    /// Tasks this process submitted: pending, in flight, or finished lately.
+    #[prost(message, repeated, tag = "1")]
+    pub tasks: Vec<TaskEntry>,
+    /// Ids of the tasks this process is running now.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub running: Vec<Vec<u8>>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub worker_id: Vec<u8>,
+}
+
+/// One task, as its owner sees it.
+#[derive(Clone, PartialEq, Message)]
+pub struct TaskEntry {
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    /// The function's or method's qualified name.
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// Ray's task state name: `PENDING_ARGS_AVAIL`, `PENDING_NODE_ASSIGNMENT`,
+    /// `SUBMITTED_TO_WORKER`, `RUNNING`, `FINISHED` or `FAILED`.
+    #[prost(string, tag = "3")]
+    pub state: String,
+    /// `NORMAL_TASK` or `ACTOR_TASK`.
+    #[prost(string, tag = "4")]
+    pub kind: String,
+    /// The worker it was pushed to, when known.
+    #[prost(bytes = "vec", tag = "5")]
+    pub worker_id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "6")]
+    pub actor_id: Vec<u8>,
+    /// Why it failed (`TASK_EXECUTION_EXCEPTION`, `WORKER_DIED`, ...).
+    #[prost(string, tag = "7")]
+    pub error_type: String,
+    #[prost(uint32, tag = "8")]
+    pub attempt: u32,
+    #[prost(uint32, tag = "9")]
+    pub job_id: u32,
 }

@@ -342,6 +342,30 @@ fn list_actors(py: Python<'_>) -> PyResult<Vec<PyObject>> {
     infos.iter().map(|i| actor_info_dict(py, i)).collect()
 }
 
+/// Every task on this node: pending, running and recently finished, each
+/// as a dict of bytes ids and strings.
+#[pyfunction]
+fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
+    let core = connected()?;
+    let tasks = py.allow_threads(|| core.list_tasks()).map_err(PyCoreError)?;
+    tasks
+        .iter()
+        .map(|t| {
+            let d = PyDict::new(py);
+            d.set_item("task_id", PyBytes::new(py, &t.task_id))?;
+            d.set_item("name", &t.name)?;
+            d.set_item("state", &t.state)?;
+            d.set_item("type", &t.kind)?;
+            d.set_item("worker_id", PyBytes::new(py, &t.worker_id))?;
+            d.set_item("actor_id", PyBytes::new(py, &t.actor_id))?;
+            d.set_item("error_type", &t.error_type)?;
+            d.set_item("attempt_number", t.attempt)?;
+            d.set_item("job_id", t.job_id)?;
+            Ok(d.into_any().unbind())
+        })
+        .collect()
+}
+
 /// Records that this worker's actor ends itself.
 #[pyfunction]
 fn actor_exiting(py: Python<'_>, actor_id: &[u8]) -> PyResult<()> {
@@ -697,6 +721,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kill_actor, m)?)?;
     m.add_function(wrap_pyfunction!(actor_info, m)?)?;
     m.add_function(wrap_pyfunction!(list_actors, m)?)?;
+    m.add_function(wrap_pyfunction!(list_tasks, m)?)?;
     m.add_function(wrap_pyfunction!(actor_exiting, m)?)?;
     Ok(())
 }

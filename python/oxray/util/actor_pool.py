@@ -28,25 +28,20 @@ class ActorPool:
     def map(self, fn, values):
         """Applies `fn` to every value; yields results in the order given.
         Results of earlier submissions not yet collected are discarded."""
-        self._discard_pending_results()
-        for v in values:
-            self.submit(fn, v)
-
-        def results():
-            while self.has_next():
-                yield self.get_next()
-
-        return results()
+        return self._map(fn, values, self.get_next)
 
     def map_unordered(self, fn, values):
         """Like `map`, but yields each result as soon as it is ready."""
+        return self._map(fn, values, self.get_next_unordered)
+
+    def _map(self, fn, values, next_result):
         self._discard_pending_results()
         for v in values:
             self.submit(fn, v)
 
         def results():
             while self.has_next():
-                yield self.get_next_unordered()
+                yield next_result()
 
         return results()
 

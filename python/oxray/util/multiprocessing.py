@@ -4,6 +4,7 @@ cluster's workers instead of forked children."""
 
 import itertools
 import os
+import threading
 
 import oxray
 
@@ -37,11 +38,10 @@ class AsyncResult:
         self._done = False
         self._callback = callback
         self._error_callback = error_callback
+        self._lock = threading.Lock()
         if callback is not None or error_callback is not None:
             # Like multiprocessing, callbacks run as soon as the result is
             # ready, without the caller asking for it.
-            import threading
-
             threading.Thread(target=self._collect, name="oxray-pool-callback", daemon=True).start()
 
     def _collect(self, timeout=None):
@@ -50,13 +50,16 @@ class AsyncResult:
         ready, _ = oxray.wait(self._refs, num_returns=len(self._refs), timeout=timeout)
         if len(ready) < len(self._refs):
             raise TimeoutError()
-        try:
-            batches = oxray.get(self._refs)
-            values = list(itertools.chain.from_iterable(batches))
-            self._value = values[0] if self._single else values
-        except Exception as e:  # the task's exception, raised again by get()
-            self._error = e
-        self._done = True
+        with self._lock:  # the callback thread and get() may both get here
+            if self._done:
+                return
+            try:
+                batches = oxray.get(self._refs)
+                values = list(itertools.chain.from_iterable(batches))
+                self._value = values[0] if self._single else values
+            except Exception as e:  # the task's exception, raised again by get()
+                self._error = e
+            self._done = True
         if self._error is None and self._callback is not None:
             self._callback(self._value)
         if self._error is not None and self._error_callback is not None:
@@ -150,9 +153,7 @@ class Pool:
 
     def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
         """`map` that returns an AsyncResult."""
-        self._check_running()
-        refs = [self._submit(func, c, False) for c in self._chunks(iterable, chunksize)]
-        return AsyncResult(refs, False, callback, error_callback)
+        return self._map_async(func, iterable, chunksize, False, callback, error_callback)
 
     def starmap(self, func, iterable, chunksize=None):
         """`[func(*args) for args in iterable]`, computed in the pool."""
@@ -160,8 +161,11 @@ class Pool:
 
     def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
         """`starmap` that returns an AsyncResult."""
+        return self._map_async(func, iterable, chunksize, True, callback, error_callback)
+
+    def _map_async(self, func, iterable, chunksize, star, callback, error_callback):
         self._check_running()
-        refs = [self._submit(func, c, True) for c in self._chunks(iterable, chunksize)]
+        refs = [self._submit(func, c, star) for c in self._chunks(iterable, chunksize)]
         return AsyncResult(refs, False, callback, error_callback)
 
     def imap(self, func, iterable, chunksize=1):

@@ -22,6 +22,47 @@ def list_actors():
     return out
 
 
+_FILTER_OPS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+_TASK_KEYS = {"task_id", "attempt_number", "name", "func_or_class_name", "state", "type", "job_id", "actor_id",
+              "worker_id", "error_type"}
+
+
+def list_tasks(filters=None, limit=100, detail=False):
+    """Tasks on the cluster as dicts, as Ray's `list_tasks`: pending,
+    running, and recently finished (each owner keeps its last 10,000).
+    `filters` is a list of `(key, "=" or "!=", value)`; at most `limit`
+    tasks are returned, the newest last."""
+    _worker.session()
+    checks = []
+    for f in filters or []:
+        try:
+            key, op, value = f
+        except (TypeError, ValueError):
+            raise ValueError(f"a filter is a (key, predicate, value) tuple, got {f!r}") from None
+        if op not in _FILTER_OPS:
+            raise ValueError(f"unsupported filter predicate {op!r}: use '=' or '!='")
+        if key not in _TASK_KEYS:
+            raise ValueError(f"cannot filter tasks on {key!r}; the keys are {sorted(_TASK_KEYS)}")
+        checks.append((key, _FILTER_OPS[op], value))
+    out = []
+    for t in _native.list_tasks():
+        row = {
+            "task_id": t["task_id"].hex(),
+            "attempt_number": t["attempt_number"],
+            "name": t["name"],
+            "func_or_class_name": t["name"],
+            "state": t["state"],
+            "type": t["type"],
+            "job_id": f"{t['job_id']:08x}",
+            "actor_id": t["actor_id"].hex() or None,
+            "worker_id": t["worker_id"].hex() or None,
+            "error_type": t["error_type"] or None,
+        }
+        if all(test(str(row[key]), str(value)) for key, test, value in checks):
+            out.append(row)
+    return out[-limit:] if limit is not None else out
+
+
 def list_nodes():
     """Every node of the cluster, as dicts."""
     return [

@@ -1,0 +1,128 @@
+//! What `list_tasks` reports about this process: the tasks it owns (live
+//! ones read from the submitters' own state, so the task path pays nothing
+//! for them; finished ones from a bounded log) and the ones it runs.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxray_common::{Error, Result, TaskId};
+use oxray_proto::*;
+use parking_lot::Mutex;
+
+use crate::core::Inner;
+use crate::objects::ObjectKind;
+
+/// Finished tasks kept per owner for `list_tasks`.
+const KEPT_FINISHED: usize = 10_000;
+/// How long `list_tasks` waits for each process to answer.
+const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+
+/// Task states, named as Ray's state API names them.
+pub(crate) mod state {
+    pub const PENDING_ARGS: &str = "PENDING_ARGS_AVAIL";
+    pub const PENDING_NODE: &str = "PENDING_NODE_ASSIGNMENT";
+    pub const SUBMITTED: &str = "SUBMITTED_TO_WORKER";
+    pub const RUNNING: &str = "RUNNING";
+    pub const FINISHED: &str = "FINISHED";
+    pub const FAILED: &str = "FAILED";
+}
+
+/// The tasks this process owned that have finished, newest last.
+#[derive(Default)]
+pub(crate) struct FinishedTasks {
+    ring: Mutex<VecDeque<TaskEntry>>,
+}
+
+impl FinishedTasks {
+    /// Records a task whose first return value is `first` (None: it had no
+    /// returns).
+    pub fn record(&self, spec: &TaskSpec, first: Option<&Object>) {
+        let error_type = match first.map(ObjectKind::of) {
+            Some(ObjectKind::TaskError) => "TASK_EXECUTION_EXCEPTION",
+            Some(ObjectKind::WorkerCrashed) => "WORKER_DIED",
+            Some(ObjectKind::Cancelled) => "TASK_CANCELLED",
+            Some(ObjectKind::ActorDied | ObjectKind::ActorInitFailed) => "ACTOR_DIED",
+            Some(ObjectKind::Lost) => "OBJECT_LOST",
+            Some(ObjectKind::SystemError) => "SYSTEM_ERROR",
+            _ => "",
+        };
+        let mut entry = entry_of(spec, if error_type.is_empty() { state::FINISHED } else { state::FAILED });
+        entry.error_type = error_type.into();
+        let mut ring = self.ring.lock();
+        if ring.len() == KEPT_FINISHED {
+            ring.pop_front();
+        }
+        ring.push_back(entry);
+    }
+}
+
+/// An entry for `spec` in `state`.
+pub(crate) fn entry_of(spec: &TaskSpec, state: &str) -> TaskEntry {
+    TaskEntry {
+        task_id: spec.task_id.clone(),
+        name: spec.function_name.clone(),
+        state: state.into(),
+        kind: if spec.actor_id.is_empty() { "NORMAL_TASK" } else { "ACTOR_TASK" }.into(),
+        actor_id: spec.actor_id.clone(),
+        attempt: spec.attempt,
+        job_id: spec.job_id,
+        ..Default::default()
+    }
+}
+
+impl Inner {
+    /// This process's answer to [`ListTasks`].
+    pub(crate) fn task_list(&self) -> TaskList {
+        let mut tasks = self.submit.lock().live_tasks();
+        tasks.extend(self.actor_submit.lock().live_calls());
+        tasks.extend(self.finished.ring.lock().iter().cloned());
+        TaskList {
+            tasks,
+            running: self.exec.current_task().map(|t| t.0.to_vec()).into_iter().collect(),
+            worker_id: self.worker_id.0.to_vec(),
+        }
+    }
+
+    /// Every task of every process on this node: each owner's view, with the
+    /// tasks a worker reports running marked `RUNNING` there.
+    pub(crate) async fn list_tasks(self: &Arc<Self>) -> Result<Vec<TaskEntry>> {
+        let clients = match self.daemon.call(Body::ListClients(ListClients {})).await? {
+            Body::ClientList(l) => l.clients,
+            other => return Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+        };
+        let answers = clients.into_iter().map(|c| {
+            let me = self.clone();
+            async move {
+                if me.is_me(&c.address) {
+                    return Some(me.task_list());
+                }
+                let ask = async {
+                    let peer = me.peers.get(&c.address).await.ok()?;
+                    match peer.call(Body::ListTasks(ListTasks {})).await {
+                        Ok(Body::TaskList(l)) => Some(l),
+                        _ => None,
+                    }
+                };
+                // A process that exits meanwhile has nothing to report.
+                tokio::time::timeout(ANSWER_WITHIN, ask).await.ok().flatten()
+            }
+        });
+        let lists: Vec<TaskList> = futures::future::join_all(answers).await.into_iter().flatten().collect();
+        let running: std::collections::HashMap<TaskId, Vec<u8>> = lists
+            .iter()
+            .flat_map(|l| l.running.iter().filter_map(|t| TaskId::from_bytes(t)).map(|t| (t, l.worker_id.clone())))
+            .collect();
+        let mut tasks: Vec<TaskEntry> = lists.into_iter().flat_map(|l| l.tasks).collect();
+        for t in &mut tasks {
+            let Some(id) = TaskId::from_bytes(&t.task_id) else { continue };
+            if let Some(worker) = running.get(&id) {
+                if t.state == state::SUBMITTED {
+                    t.state = state::RUNNING.into();
+                    t.worker_id = worker.clone();
+                }
+            }
+        }
+        Ok(tasks)
+    }
+}
