@@ -77,6 +77,15 @@ def oxray_pids():
     return pids
 
 
+def process_gone(pid):
+    """Whether `pid` has exited (a zombie counts: it runs no more)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:  # gone, even between two looks
+        return True
+
+
 def wait_for(predicate, timeout=10.0, interval=0.05):
     """Polls `predicate` until true or `timeout`; returns its last value."""
     deadline = time.monotonic() + timeout

@@ -10,7 +10,7 @@ import pytest
 import oxray
 from oxray.exceptions import ActorDiedError, RayActorError, RayTaskError
 from barrier import arrive_and_wait
-from conftest import wait_for
+from conftest import process_gone, wait_for
 
 
 @oxray.remote
@@ -185,8 +185,7 @@ def test_actor_ends_when_last_handle_goes(cluster):
     last = c.increment.remote()
     del c
     assert oxray.get(last) == 1  # calls made before the drop still finish
-    assert wait_for(lambda: not os.path.exists(f"/proc/{pid}") or
-                    open(f"/proc/{pid}/stat").read().split()[2] == "Z", timeout=10)
+    assert wait_for(lambda: process_gone(pid), timeout=10)
 
 
 def test_named_actors(cluster):
@@ -366,8 +365,6 @@ def test_many_actors(cluster):
     assert oxray.get([a.increment.remote() for a in actors], timeout=120) == [1] * 20
 
 
-def _process_gone(pid):
-    return not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
 
 
 def test_actor_lives_while_any_process_holds_a_handle(cluster):
@@ -390,7 +387,7 @@ def test_actor_lives_while_any_process_holds_a_handle(cluster):
     assert oxray.get(h.use.remote()) == 1
     assert oxray.get(h.use.remote()) == 2
     oxray.get(h.drop.remote())
-    assert wait_for(lambda: _process_gone(pid), timeout=10), "actor outlived its last handle"
+    assert wait_for(lambda: process_gone(pid), timeout=10), "actor outlived its last handle"
 
 
 def test_handle_passed_to_a_task_then_dropped_everywhere(cluster):
@@ -402,4 +399,4 @@ def test_handle_passed_to_a_task_then_dropped_everywhere(cluster):
     pid = oxray.get(c.pid.remote())
     assert oxray.get(bump.remote([c])) == 1
     del c
-    assert wait_for(lambda: _process_gone(pid), timeout=10)
+    assert wait_for(lambda: process_gone(pid), timeout=10)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 import oxray
-from conftest import REPO, oxray_pids, run_driver, wait_for
+from conftest import REPO, oxray_pids, process_gone, run_driver, wait_for
 
 
 def test_init_shutdown_is_initialized(shutdown_only):
@@ -84,7 +84,7 @@ def test_shutdown_stops_every_process(shutdown_only):
     oxray.shutdown()
     assert wait_for(lambda: not (set(oxray_pids()) - before), timeout=10)
     for p in worker_pids:
-        assert not os.path.exists(f"/proc/{p}") or open(f"/proc/{p}/stat").read().split()[2] == "Z"
+        assert process_gone(p)
 
 
 def test_killed_driver_leaves_no_process():
