@@ -41,6 +41,8 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// Longest a caller polls the loop without sleeping, when its waits are
 /// short: a reply that lands while it polls costs no wake-up at all.
 const SPIN_MAX: Duration = Duration::from_micros(60);
+/// A yield that took this long gave the CPU to another thread.
+const YIELDED_AWAY: Duration = Duration::from_micros(10);
 /// Waits that typically take longer than this never poll. It is well above
 /// [`SPIN_MAX`]: a wait that takes 80 µs while sleeping takes 25 µs once
 /// both sides poll, so the decision must not look at the sleeping figure
@@ -155,8 +157,13 @@ impl Driver {
                 None
             });
             // Give way to any thread waiting for this CPU (a worker of the
-            // same machine, say): polling must not take its time.
+            // same machine, say): polling must not take its time. If one
+            // took it, the machine is busy: stop polling and sleep.
+            let before = s.now();
             std::thread::yield_now();
+            if s.now().saturating_sub(before) > YIELDED_AWAY.as_micros() as u64 {
+                break;
+            }
         }
         let out = match out {
             Some(v) => v,
