@@ -365,8 +365,6 @@ def test_many_actors(cluster):
     assert oxray.get([a.increment.remote() for a in actors], timeout=120) == [1] * 20
 
 
-
-
 def test_actor_lives_while_any_process_holds_a_handle(cluster):
     @oxray.remote
     class Holder:

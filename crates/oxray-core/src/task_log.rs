@@ -2,11 +2,11 @@
 //! ones read from the submitters' own state, so the task path pays nothing
 //! for them; finished ones from a bounded log) and the ones it runs.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxray_common::{Error, Result, TaskId};
+use oxray_common::{ActorId, Error, Result, TaskId};
 use oxray_proto::*;
 use parking_lot::Mutex;
 
@@ -28,10 +28,29 @@ pub(crate) mod state {
     pub const FAILED: &str = "FAILED";
 }
 
-/// The tasks this process owned that have finished, newest last.
+/// The tasks this process owned that have finished, newest last. Recorded
+/// on the task path, so an entry is compact and allocates nothing: ids are
+/// fixed-size and each function's name is shared.
 #[derive(Default)]
 pub(crate) struct FinishedTasks {
-    ring: Mutex<VecDeque<TaskEntry>>,
+    log: Mutex<Log>,
+}
+
+#[derive(Default)]
+struct Log {
+    ring: VecDeque<Finished>,
+    /// One copy of each function name seen.
+    names: HashSet<Arc<str>>,
+}
+
+struct Finished {
+    task_id: TaskId,
+    actor_id: Option<ActorId>,
+    name: Arc<str>,
+    /// Empty when the task succeeded.
+    error_type: &'static str,
+    attempt: u32,
+    job_id: u32,
 }
 
 impl FinishedTasks {
@@ -47,13 +66,44 @@ impl FinishedTasks {
             Some(ObjectKind::SystemError) => "SYSTEM_ERROR",
             _ => "",
         };
-        let mut entry = entry_of(spec, if error_type.is_empty() { state::FINISHED } else { state::FAILED });
-        entry.error_type = error_type.into();
-        let mut ring = self.ring.lock();
-        if ring.len() == KEPT_FINISHED {
-            ring.pop_front();
+        let mut log = self.log.lock();
+        let name = match log.names.get(spec.function_name.as_str()) {
+            Some(name) => name.clone(),
+            None => {
+                let name: Arc<str> = Arc::from(spec.function_name.as_str());
+                log.names.insert(name.clone());
+                name
+            }
+        };
+        if log.ring.len() == KEPT_FINISHED {
+            log.ring.pop_front();
         }
-        ring.push_back(entry);
+        log.ring.push_back(Finished {
+            task_id: TaskId::from_bytes(&spec.task_id).unwrap_or_default(),
+            actor_id: ActorId::from_bytes(&spec.actor_id),
+            name,
+            error_type,
+            attempt: spec.attempt,
+            job_id: spec.job_id,
+        });
+    }
+
+    fn entries(&self) -> Vec<TaskEntry> {
+        let log = self.log.lock();
+        log.ring
+            .iter()
+            .map(|f| TaskEntry {
+                task_id: f.task_id.0.to_vec(),
+                name: f.name.to_string(),
+                state: if f.error_type.is_empty() { state::FINISHED } else { state::FAILED }.into(),
+                kind: if f.actor_id.is_some() { "ACTOR_TASK" } else { "NORMAL_TASK" }.into(),
+                actor_id: f.actor_id.map(|a| a.0.to_vec()).unwrap_or_default(),
+                error_type: f.error_type.into(),
+                attempt: f.attempt,
+                job_id: f.job_id,
+                ..Default::default()
+            })
+            .collect()
     }
 }
 
@@ -76,7 +126,7 @@ impl Inner {
     pub(crate) fn task_list(&self) -> TaskList {
         let mut tasks = self.submit.lock().live_tasks();
         tasks.extend(self.actor_submit.lock().live_calls());
-        tasks.extend(self.finished.ring.lock().iter().cloned());
+        tasks.extend(self.finished.entries());
         TaskList {
             tasks,
             running: self.exec.current_task().map(|t| t.0.to_vec()).into_iter().collect(),
