@@ -165,6 +165,7 @@ class RemoteFunction:
             -1 if max_retries is None else max_retries,
             b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions),
             get("name") or self.__name__,
+            _options.placement(options),
         )
         if len(self._prepared_cache) > 64:
             self._prepared_cache.clear()
@@ -174,10 +175,10 @@ class RemoteFunction:
     def _remote(self, args, kwargs, options):
         session = _worker.session()
         function_id = self._registration.id_for(session)
-        num_returns, shape, max_retries, retry_blob, name = self._prepared(options)
+        num_returns, shape, max_retries, retry_blob, name, placement = self._prepared(options)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested,
+            session.namespace or "", nested, placement,
         )
         return unwrap_returns(returns, num_returns)

@@ -1,6 +1,8 @@
 """The `oxray` command: start and stop a standing cluster, show its state.
 
-    oxray start --head [--num-cpus N] [--num-gpus N] [--resources JSON]
+    oxray start --head [--port P] [--node-ip-address IP] [--num-cpus N] [--num-gpus N]
+                [--resources JSON] [--token T] [--block]
+    oxray start --address HEAD_IP:PORT [same flags]
     oxray status
     oxray list actors|nodes|tasks
     oxray memory
@@ -20,31 +22,83 @@ import time
 from oxray._private import node as _node
 
 
+DEFAULT_PORT = 6379
+
+
+def _cluster_token(args, head_address=None):
+    """The cluster token: --token, OXRAY_AUTH_TOKEN, or (joining a head on
+    this machine) the token file that head wrote."""
+    token = args.token or os.environ.get("OXRAY_AUTH_TOKEN")
+    if token:
+        return token
+    if head_address:
+        for n in _node.local_nodes():
+            if n.get("is_head") and n.get("head_address") == head_address:
+                try:
+                    with open(os.path.join(n["session_dir"], "token")) as f:
+                        return f.read().strip()
+                except OSError:
+                    pass
+        return None
+    return _node.new_token()
+
+
 def _start(args):
     from oxray._private.worker import node_resources
 
-    if not args.head:
-        print("oxray start: only --head is supported so far (joining other nodes comes with multi-node "
-              "clusters)", file=sys.stderr)
+    if bool(args.head) == bool(args.address):
+        print("oxray start: give either --head (start a new cluster) or --address HEAD:PORT (join one)",
+              file=sys.stderr)
         return 2
-    if os.path.exists(_node.HEAD_ADDRESS_FILE):
-        with open(_node.HEAD_ADDRESS_FILE) as f:
-            existing = f.read().strip()
-        if os.path.exists(os.path.join(existing, "daemon.sock")):
-            print(f"oxray start: a head is already running at {existing}; stop it with `oxray stop`",
-                  file=sys.stderr)
-            return 1
     resources = json.loads(args.resources) if args.resources else None
     totals = node_resources(args.num_cpus, args.num_gpus, resources, args.object_store_memory)
+    if args.head:
+        node_ip = args.node_ip_address or "127.0.0.1"
+        head_address = None
+        token = _cluster_token(args)
+        port = DEFAULT_PORT if args.port is None else args.port
+    else:
+        host, port_ = _node.split_host_port(args.address)
+        head_address = f"{host}:{port_}"
+        node_ip = args.node_ip_address or ("127.0.0.1" if host.startswith("127.") else
+                                           _node._local_ip_towards(host, port_) or "127.0.0.1")
+        token = _cluster_token(args, head_address)
+        port = args.port or 0
+        if not token:
+            print(f"oxray start: no token for the cluster at {head_address}: pass --token or set "
+                  "OXRAY_AUTH_TOKEN (the head printed where its token file is)", file=sys.stderr)
+            return 2
     session_dir = _node.new_session_dir("h")
-    daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False)
-    with open(os.path.join(session_dir, "daemon.pid"), "w") as f:
-        f.write(str(daemon.process.pid))
-    with open(_node.HEAD_ADDRESS_FILE, "w") as f:
-        f.write(session_dir)
-    print(f"Started an oxray head at {session_dir}.")
-    print("Connect with: oxray.init(address='auto')")
+    try:
+        daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False,
+                                   node_ip=node_ip, port=port, head_address=head_address, token=token)
+    except Exception as e:
+        import shutil
+        shutil.rmtree(session_dir, ignore_errors=True)
+        print(f"oxray start: {e}", file=sys.stderr)
+        return 1
+    address = daemon.tcp_address
+    if args.head:
+        head_address = address
+        _node.write_private(os.path.join(session_dir, "token"), token)
+        _node.write_private(_node._head_address_file(), address)
+    _node.record_node(daemon, head_address, bool(args.head))
+    if args.head:
+        print(f"Started an oxray head at {address}.")
+        print(f"The cluster token is in {os.path.join(session_dir, 'token')} (readable by you only).")
+        print(f"Join from another host: OXRAY_AUTH_TOKEN=<token> oxray start --address {address}")
+        print(f"Connect a driver with: oxray.init(address='{address}')  (or address='auto' on this host)")
+    else:
+        print(f"Started an oxray node at {address}, joined to the head at {head_address}.")
     print("Stop it with: oxray stop")
+    if args.block:
+        import signal
+        signal.signal(signal.SIGTERM, lambda *_: daemon.process.terminate())
+        try:
+            return daemon.process.wait()
+        except KeyboardInterrupt:
+            daemon.process.terminate()
+            daemon.process.wait()
     return 0
 
 
@@ -56,30 +110,30 @@ def _connect():
 
 
 def _stop(args):
-    try:
-        with open(_node.HEAD_ADDRESS_FILE) as f:
-            session_dir = f.read().strip()
-    except OSError:
-        print("oxray stop: no running head found", file=sys.stderr)
-        return 0
-    pid = None
-    try:
-        with open(os.path.join(session_dir, "daemon.pid")) as f:
-            pid = int(f.read())
-    except (OSError, ValueError):
-        pass
-    if pid is not None:
+    nodes = _node.local_nodes()
+    if not nodes:
+        print("oxray stop: no running oxray node found", file=sys.stderr)
+    for n in nodes:
         try:
-            os.kill(pid, 15 if not args.force else 9)
+            os.kill(int(n["pid"]), 9 if args.force else 15)
         except OSError:
             pass
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+    deadline = time.monotonic() + 10
+    for n in nodes:
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{n['pid']}"):
             time.sleep(0.05)
-    os.remove(_node.HEAD_ADDRESS_FILE)
-    import shutil
-    shutil.rmtree(session_dir, ignore_errors=True)
-    print("Stopped the oxray head.")
+        import shutil
+        shutil.rmtree(n["session_dir"], ignore_errors=True)
+        try:
+            os.remove(n["index_file"])
+        except OSError:
+            pass
+    try:
+        os.remove(_node._head_address_file())
+    except OSError:
+        pass
+    if nodes:
+        print(f"Stopped {len(nodes)} oxray node(s).")
     return 0
 
 
@@ -138,13 +192,19 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="oxray", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    start = sub.add_parser("start", help="start a standing head node")
-    start.add_argument("--head", action="store_true")
+    start = sub.add_parser("start", help="start a head node, or a node that joins one")
+    start.add_argument("--head", action="store_true", help="start a new cluster with this node as its head")
+    start.add_argument("--address", help="join the cluster whose head listens at HOST:PORT")
+    start.add_argument("--port", type=int, help=f"the head's TCP port (default {DEFAULT_PORT})")
+    start.add_argument("--node-ip-address", help="the IP this node listens on (default 127.0.0.1)")
+    start.add_argument("--token", help="the cluster token (default: OXRAY_AUTH_TOKEN, or a new one for a head)")
     start.add_argument("--num-cpus", type=float)
     start.add_argument("--num-gpus", type=float)
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"Custom": 2}\'')
     start.add_argument("--object-store-memory", type=int)
-    stop = sub.add_parser("stop", help="stop the head started by `oxray start`")
+    start.add_argument("--block", action="store_true", help="stay in the foreground until the node stops")
+    start.add_argument("--dashboard-host", help="accepted for Ray compatibility (oxray has no dashboard yet)")
+    stop = sub.add_parser("stop", help="stop every oxray node this user started on this machine")
     stop.add_argument("--force", action="store_true")
     sub.add_parser("status", help="nodes and resource use")
     sub.add_parser("memory", help="objects in the shared-memory store")

@@ -60,7 +60,23 @@ struct DaemonArgs {
     /// session directory).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
+    /// Take part in a multi-node cluster, listening on this IP (the node's
+    /// address for other nodes). Without it the node is a single-node
+    /// cluster reached over Unix sockets only.
+    #[arg(long)]
+    node_ip: Option<String>,
+    /// The daemon's TCP port (0: any free port).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Join the cluster whose head listens at IP:PORT (without it, this
+    /// node is the head).
+    #[arg(long)]
+    head_address: Option<String>,
 }
+
+/// The cluster token comes from the environment, never from the command
+/// line, where every user of the machine could read it.
+const TOKEN_VAR: &str = "OXRAY_AUTH_TOKEN";
 
 fn parse_resources(specs: &[String]) -> Result<ResourceSet> {
     let mut pairs = Vec::new();
@@ -91,7 +107,18 @@ fn main() -> Result<()> {
             let store_dir = if shm.is_dir() { shm } else { args.session_dir.clone() };
             let session_name = args.session_dir.file_name().map(|n| n.to_string_lossy().into_owned());
             let store_path = store_dir.join(format!("oxray-{}", session_name.unwrap_or_default()));
+            let cluster = match args.node_ip {
+                Some(node_ip) => {
+                    let token = std::env::var(TOKEN_VAR).unwrap_or_default();
+                    if token.len() < 16 {
+                        bail!("a multi-node daemon needs the cluster token (16 characters or more) in {TOKEN_VAR}");
+                    }
+                    Some(oxray_node::ClusterConfig { node_ip, port: args.port, head: args.head_address, token })
+                }
+                None => None,
+            };
             let config = NodeConfig {
+                cluster,
                 spill_dir: args.spill_dir.unwrap_or_else(|| args.session_dir.join("spill")),
                 store_path,
                 object_store_memory: args.object_store_memory,

@@ -38,6 +38,9 @@ pub enum Error {
     /// Invalid arguments given by the caller.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A TCP peer refused our cluster token (or we refused theirs).
+    #[error("{peer} refused the connection: {reason}. Pass the cluster's token with --token, the OXRAY_AUTH_TOKEN variable, or the token file `oxray start --head` printed")]
+    Unauthorized { peer: String, reason: String },
     /// The daemon refused a request.
     #[error("{0}")]
     Rejected(String),

@@ -17,8 +17,9 @@ pub struct ActorRecord {
     pub detached: bool,
     /// Restarts allowed after crashes; -1 for no limit.
     pub max_restarts: i32,
-    /// The connection (client id) of the process that created it.
-    pub owner: u64,
+    /// The address of the process that created it: a non-detached actor
+    /// dies with it.
+    pub owner: String,
 }
 
 impl ActorRecord {
@@ -107,7 +108,7 @@ mod tests {
             resources: ResourceSet::new(),
             detached: false,
             max_restarts: 1,
-            owner: 1,
+            owner: "unix:/owner".into(),
         }
     }
 

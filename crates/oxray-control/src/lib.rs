@@ -25,6 +25,8 @@ pub struct NodeEntry {
     pub is_head: bool,
     pub alive: bool,
     pub total: ResourceSet,
+    /// The node's IP (empty on a single-node cluster).
+    pub ip: String,
 }
 
 /// Cluster-wide state: nodes, jobs, the key-value table (functions are
@@ -104,6 +106,7 @@ mod tests {
             is_head: true,
             alive: true,
             total: ResourceSet::new(),
+            ip: String::new(),
         });
         c.mark_node_dead(&id);
         assert!(!c.nodes()[0].alive);

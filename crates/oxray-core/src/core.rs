@@ -17,7 +17,7 @@ use crate::driver::Driver;
 use crate::execute::{ExecState, IncomingTask};
 use crate::fetch::WaitLimit;
 use crate::objects::{error_object, ObjectKind};
-use crate::peers::PeerPool;
+use oxray_proto::peers::PeerPool;
 use crate::refs::{RefTable, Released};
 use crate::shared::MappedObjects;
 use crate::store::MemoryStore;
@@ -42,6 +42,19 @@ pub struct Options {
     pub owns_cluster: bool,
     /// Where this process listens for pushed tasks and object requests.
     pub listen_path: String,
+    /// The node's IP in a multi-node cluster: this process also listens
+    /// for other hosts on a TCP port there. `None` on a single node.
+    pub node_ip: Option<String>,
+}
+
+/// Listens on an ephemeral TCP port of `ip`; returns it with `IP:PORT`.
+async fn bind_tcp(ip: &str) -> Result<(tokio::net::TcpListener, String)> {
+    let listener = tokio::net::TcpListener::bind((ip, 0))
+        .await
+        .map_err(|source| Error::Connection { peer: format!("{ip}:0 (listening)"), source })?;
+    let port = listener.local_addr().map_err(|source| Error::Connection { peer: ip.to_string(), source })?.port();
+    let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+    Ok((listener, format!("{host}:{port}")))
 }
 
 /// A task to submit, as the binding hands it over.
@@ -63,6 +76,8 @@ pub struct TaskRequest {
     pub namespace: String,
     /// Refs nested inside `args`.
     pub args_nested: Vec<ObjectRefMsg>,
+    /// How the task picks its node.
+    pub placement: crate::submit::Placement,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.
@@ -88,7 +103,10 @@ pub(crate) struct Inner {
     pub daemon: Arc<RpcPeer>,
     pub store: MemoryStore,
     pub refs: RefTable,
-    pub peers: PeerPool,
+    pub peers: Arc<PeerPool>,
+    /// This node's daemon address for other nodes (empty on a single-node
+    /// cluster); shared-memory markers carry it.
+    pub node_address: String,
     pub submit: Mutex<SubmitState>,
     pub actor_submit: Mutex<ActorSubmitState>,
     pub exec: ExecState,
@@ -139,8 +157,8 @@ impl Inner {
             }
         }
         if let Some(value) = self.store.remove(id) {
-            if owned && crate::objects::ObjectKind::of(&value) == crate::objects::ObjectKind::Shared {
-                self.store_delete(*id);
+            if owned {
+                self.delete_shared_copy(&value);
             }
             for nested in value.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
                 self.release_ref(&nested);
@@ -187,14 +205,22 @@ impl Inner {
     /// its holds go, and for an `owned` value its shared-memory copy too.
     pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) {
         let held = self.hold_refs(&object.nested);
-        let shared = crate::objects::ObjectKind::of(&object) == crate::objects::ObjectKind::Shared;
+        let marker = if owned { crate::objects::marker_parts(&object).map(|(i, l)| (i, l.to_string())) } else { None };
         if !self.store.fulfil(id, Arc::new(object)) {
-            if shared && owned {
-                self.store_delete(id);
+            if let Some((id, location)) = marker {
+                self.store_delete(id, &location);
             }
             for n in &held {
                 self.release_ref(n);
             }
+        }
+    }
+
+    /// Frees the shared-memory copy a marker points to (values held inline
+    /// have none).
+    fn delete_shared_copy(&self, value: &Object) {
+        if let Some((id, location)) = crate::objects::marker_parts(value) {
+            self.store_delete(id, location);
         }
     }
 
@@ -307,7 +333,17 @@ impl CoreWorker {
             let listener = UnixListener::bind(&opts.listen_path)
                 .map_err(|source| Error::Connection { peer: opts.listen_path.clone(), source })?;
             let (daemon, inbox) = RpcPeer::connect_unix(&opts.daemon_socket).await?;
-            let address = format!("unix:{}", opts.listen_path);
+            // On a node of a multi-node cluster, other hosts reach this
+            // process over TCP, on the node's IP.
+            let tcp = match opts.node_ip.as_deref().filter(|ip| !ip.is_empty()) {
+                Some(ip) => Some(bind_tcp(ip).await?),
+                None => None,
+            };
+            let address = oxray_proto::transport::Address {
+                tcp: tcp.as_ref().map(|(_, a)| a.clone()),
+                unix: Some(opts.listen_path.clone()),
+            }
+            .format();
             let kind = match opts.mode {
                 Mode::Driver => ClientKind::Driver,
                 Mode::Worker => ClientKind::Worker,
@@ -333,6 +369,7 @@ impl CoreWorker {
                     source,
                 })?))
             };
+            let dialer = oxray_proto::transport::Dialer::new(&reg.node_ip, &reg.token);
             let inner = Arc::new_cyclic(|me| Inner {
                 me: me.clone(),
                 region,
@@ -348,7 +385,8 @@ impl CoreWorker {
                 daemon,
                 store: MemoryStore::default(),
                 refs: RefTable::default(),
-                peers: PeerPool::default(),
+                peers: Arc::new(PeerPool::new(dialer.clone())),
+                node_address: reg.node_address.clone(),
                 submit: Mutex::new(SubmitState::default()),
                 actor_submit: Mutex::new(ActorSubmitState::default()),
                 exec: ExecState::default(),
@@ -358,8 +396,17 @@ impl CoreWorker {
                 driver: driver.clone(),
                 counter: AtomicU64::new(1),
             });
+            let weak = Arc::downgrade(&inner);
+            inner.peers.set_inbox_handler(Box::new(move |body| {
+                if let (Body::LeaseWanted(_), Some(me)) = (body, weak.upgrade()) {
+                    me.return_idle_leases();
+                }
+            }));
             tokio::spawn(inner.clone().handle_daemon_messages(inbox));
             tokio::spawn(inner.clone().serve(listener));
+            if let Some((listener, _)) = tcp {
+                tokio::spawn(inner.clone().serve_tcp(listener, dialer.token().to_string()));
+            }
             Ok::<_, Error>(inner)
         });
         match setup {
@@ -472,10 +519,17 @@ impl CoreWorker {
         self.inner.store_seal(id);
     }
 
-    /// Maps a shared object, pinned until [`CoreWorker::store_release`].
-    pub fn store_get(&self, id: ObjectId) -> Result<(u64, u64)> {
+    /// Maps a shared object, pinned until [`CoreWorker::store_release`];
+    /// `source` is the node holding it, from its marker.
+    pub fn store_get(&self, id: ObjectId, source: &str) -> Result<(u64, u64)> {
         self.inner.check_alive()?;
-        self.inner.store_get(id)
+        self.inner.store_get(id, source)
+    }
+
+    /// This node's daemon address for other nodes (empty on a single-node
+    /// cluster): where the shared objects this process writes live.
+    pub fn node_address(&self) -> &str {
+        &self.inner.node_address
     }
 
     /// Unpins a shared object mapped by [`CoreWorker::store_get`].

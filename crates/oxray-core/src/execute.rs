@@ -126,20 +126,32 @@ impl ExecState {
 }
 
 impl Inner {
-    /// Accepts connections from callers and borrowers.
+    /// Accepts connections from callers and borrowers on this host.
     pub(crate) async fn serve(self: Arc<Self>, listener: UnixListener) {
         while let Ok((stream, _)) = listener.accept().await {
-            let me = self.clone();
+            let (r, w) = stream.into_split();
+            tokio::spawn(self.clone().serve_connection(FrameReader::new(r), FrameWriter::unix(w)));
+        }
+    }
+
+    /// Accepts connections from other hosts, each once it proved `token`.
+    pub(crate) async fn serve_tcp(self: Arc<Self>, listener: tokio::net::TcpListener, token: String) {
+        let token: Arc<str> = Arc::from(token);
+        while let Ok((stream, _)) = listener.accept().await {
+            let (me, token) = (self.clone(), token.clone());
             tokio::spawn(async move {
-                let (r, w) = stream.into_split();
-                let writer = FrameWriter::unix(w);
-                let mut reader = FrameReader::new(r);
-                while let Some(env) = reader.next().await {
-                    if let Some(body) = env.body {
-                        me.handle_peer_message(env.id, body, &writer);
-                    }
+                if let Some((reader, writer)) = oxray_proto::transport::accept_tcp(stream, &token).await {
+                    me.serve_connection(reader, writer).await;
                 }
             });
+        }
+    }
+
+    async fn serve_connection<R: tokio::io::AsyncRead + Unpin>(self: Arc<Self>, mut reader: FrameReader<R>, writer: FrameWriter) {
+        while let Some(env) = reader.next().await {
+            if let Some(body) = env.body {
+                self.handle_peer_message(env.id, body, &writer);
+            }
         }
     }
 

@@ -70,11 +70,32 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
     }
 }
 
-/// A marker for the value `id` stored in the node's shared store, read as
-/// `kind` there. The marker carries the id, so whoever receives it (a task
-/// argument, a fetched copy) can map the value.
-pub fn shared_marker(id: &oxray_common::ObjectId, kind: u8, nested: Vec<oxray_proto::ObjectRefMsg>) -> Object {
-    Object { data: Bytes::copy_from_slice(id.as_bytes()), metadata: Bytes::from(vec![b'X', kind]), nested }
+/// A marker for the value `id` stored in the shared store of the node at
+/// `location` (its daemon's address; empty on a single-node cluster), read
+/// as `kind` there. The marker carries both, so whoever receives it (a task
+/// argument, a fetched copy) can map the value, pulling it to its own node
+/// first when it lives on another.
+pub fn shared_marker(
+    id: &oxray_common::ObjectId,
+    kind: u8,
+    nested: Vec<oxray_proto::ObjectRefMsg>,
+    location: &str,
+) -> Object {
+    let mut data = Vec::with_capacity(id.as_bytes().len() + location.len());
+    data.extend_from_slice(id.as_bytes());
+    data.extend_from_slice(location.as_bytes());
+    Object { data: Bytes::from(data), metadata: Bytes::from(vec![b'X', kind]), nested }
+}
+
+/// The object id and node address a shared-memory marker carries.
+pub fn marker_parts(marker: &Object) -> Option<(oxray_common::ObjectId, &str)> {
+    const ID_LEN: usize = std::mem::size_of::<oxray_common::ObjectId>();
+    if marker.data.len() < ID_LEN {
+        return None;
+    }
+    let id = oxray_common::ObjectId::from_bytes(&marker.data[..ID_LEN])?;
+    let location = std::str::from_utf8(&marker.data[ID_LEN..]).ok()?;
+    Some((id, location))
 }
 
 #[cfg(test)]
@@ -90,5 +111,14 @@ mod tests {
         }
         let plain = Object { data: Bytes::new(), metadata: Bytes::new(), nested: vec![] };
         assert_eq!(ObjectKind::of(&plain), ObjectKind::Pickled);
+    }
+
+    #[test]
+    fn markers_carry_id_and_location() {
+        let id = oxray_common::ObjectId::for_task(&oxray_common::TaskId::nth([1; 8], 2), 3);
+        let m = shared_marker(&id, b'B', vec![], "tcp:10.0.0.1:7|unix:/d.sock");
+        assert_eq!(ObjectKind::of(&m), ObjectKind::Shared);
+        assert_eq!(marker_parts(&m), Some((id, "tcp:10.0.0.1:7|unix:/d.sock")));
+        assert_eq!(marker_parts(&shared_marker(&id, b'B', vec![], "")), Some((id, "")));
     }
 }

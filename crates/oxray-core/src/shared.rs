@@ -47,18 +47,20 @@ impl Inner {
 
     /// Marks a written object complete.
     pub(crate) fn store_seal(&self, id: ObjectId) {
-        self.daemon.send(Body::StoreSeal(StoreObject { id: id.0.to_vec() }));
+        self.daemon.send(Body::StoreSeal(StoreObject { id: id.0.to_vec(), source: String::new() }));
     }
 
     /// Maps `id` and pins it for this process; returns `(offset, size)`.
-    pub(crate) fn store_get(&self, id: ObjectId) -> Result<(u64, u64)> {
+    /// `source` is the node daemon holding it (from its marker): when that
+    /// is another node, the local daemon pulls a copy first.
+    pub(crate) fn store_get(&self, id: ObjectId, source: &str) -> Result<(u64, u64)> {
         self.region_or_err()?;
         if let Some((offset, size, users)) = self.mapped.map.lock().get_mut(&id) {
             *users += 1;
             return Ok((*offset, *size));
         }
         let reply = self
-            .block_on(self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec() })))
+            .block_on(self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec(), source: self.remote(source) })))
             .map_err(|e| match e {
                 Error::ObjectLost { reason, owner, .. } => Error::ObjectLost { object: id.hex(), owner, reason },
                 other => other,
@@ -67,7 +69,7 @@ impl Inner {
         let entry = map.entry(id).or_insert((reply.offset, reply.size, 0));
         if entry.2 > 0 {
             // Raced with another thread that pinned it too: one pin is enough.
-            self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec() }));
+            self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
         }
         entry.2 += 1;
         Ok((entry.0, entry.1))
@@ -80,14 +82,24 @@ impl Inner {
             *users -= 1;
             if *users == 0 {
                 map.remove(&id);
-                self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec() }));
+                self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
             }
         }
     }
 
-    /// The owner dropped `id`: the store may free it.
-    pub(crate) fn store_delete(&self, id: ObjectId) {
-        self.daemon.send(Body::StoreDelete(StoreObject { id: id.0.to_vec() }));
+    /// The owner dropped `id`, held by the node at `location`: the stores
+    /// may free it (the local daemon passes the delete on to that node).
+    pub(crate) fn store_delete(&self, id: ObjectId, location: &str) {
+        self.daemon.send(Body::StoreDelete(StoreObject { id: id.0.to_vec(), source: self.remote(location) }));
+    }
+
+    /// `location` when it names another node, else empty.
+    fn remote(&self, location: &str) -> String {
+        if location.is_empty() || location == self.node_address {
+            String::new()
+        } else {
+            location.to_string()
+        }
     }
 
     /// The store's usage and objects.

@@ -27,9 +27,29 @@ const PIPELINE_DEPTH: usize = 4;
 /// Tasks shorter than this (mean round trip) count as short.
 const SHORT_TASK_US: f64 = 1000.0;
 
-/// Everything the submitter tracks.
-/// A scheduling key: the resource shape of a task.
-type Key = Arc<ResourceSet>;
+/// A scheduling key: the resource shape of a task and how it picks a node.
+type Key = Arc<(ResourceSet, Placement)>;
+
+/// How a task picks its node: Ray's `scheduling_strategy`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Placement {
+    /// `DEFAULT` (or empty), `SPREAD`, `NODE_AFFINITY`.
+    pub kind: String,
+    /// The node, for `NODE_AFFINITY`.
+    pub node_id: Vec<u8>,
+    /// `NODE_AFFINITY`: run elsewhere when that node cannot.
+    pub soft: bool,
+}
+
+impl Placement {
+    /// The strategy as sent with a lease request (`None` for the default).
+    pub(crate) fn to_wire(&self) -> Option<SchedulingStrategy> {
+        if self.kind.is_empty() || self.kind == "DEFAULT" {
+            return None;
+        }
+        Some(SchedulingStrategy { kind: self.kind.clone(), node_id: self.node_id.clone(), soft: self.soft })
+    }
+}
 
 #[derive(Default)]
 pub(crate) struct SubmitState {
@@ -88,6 +108,9 @@ struct KeyState {
 }
 
 struct Lease {
+    /// The node daemon that granted it (ours, or another node's after a
+    /// spillback): the lease goes back there.
+    daemon: Arc<RpcPeer>,
     worker_id: WorkerId,
     peer: Arc<RpcPeer>,
     gpu_ids: Vec<u32>,
@@ -143,10 +166,11 @@ impl Inner {
         {
             let mut st = self.submit.lock();
             // Reuse the key the map already holds for this shape.
-            let key = match st.keys.get_key_value(&req.resources) {
+            let wanted = (req.resources, req.placement);
+            let key = match st.keys.get_key_value(&wanted) {
                 Some((k, _)) => k.clone(),
                 None => {
-                    let k = Arc::new(req.resources);
+                    let k = Arc::new(wanted);
                     st.keys.insert(k.clone(), KeyState { description: req.function_name, ..Default::default() });
                     k
                 }
@@ -409,22 +433,50 @@ impl Inner {
     }
 
     fn request_lease(self: &Arc<Self>, key: Key, description: String) {
-        let call = self.daemon.start_call(Body::RequestLease(RequestLease {
-            resources: key.to_units(),
+        let request = RequestLease {
+            resources: key.0.to_units(),
             description,
-        }));
+            strategy: key.1.to_wire(),
+            spilled: false,
+        };
+        let daemon = self.daemon.clone();
         let me = self.clone();
         self.handle.spawn(async move {
-            let reply = match call {
+            let reply = match daemon.start_call(Body::RequestLease(request.clone())) {
                 Ok(rx) => rx.await.ok(),
                 Err(_) => None,
             };
-            me.on_lease_reply(key, reply).await;
+            me.on_lease_reply(key, daemon, request, reply).await;
         });
     }
 
-    async fn on_lease_reply(self: Arc<Self>, key: Key, reply: Option<Body>) {
+    async fn on_lease_reply(self: Arc<Self>, key: Key, daemon: Arc<RpcPeer>, request: RequestLease, reply: Option<Body>) {
         match reply {
+            Some(Body::Spillback(s)) => {
+                // Another node fits: ask its daemon, which grants or queues
+                // but never sends us on again.
+                let remote = self.peers.get(&s.address).await;
+                let me = self.clone();
+                let request = RequestLease { spilled: true, ..request };
+                let reply = match &remote {
+                    Ok(peer) => match peer.start_call(Body::RequestLease(request.clone())) {
+                        Ok(rx) => rx.await.ok(),
+                        Err(_) => None,
+                    },
+                    Err(_) => None,
+                };
+                match (remote, reply) {
+                    (Ok(peer), Some(reply)) => Box::pin(me.on_lease_reply(key, peer, request, Some(reply))).await,
+                    _ => {
+                        // That node is gone: ask our own node again.
+                        let mut st = self.submit.lock();
+                        if let Some(ks) = st.keys.get_mut(&key) {
+                            ks.requests = ks.requests.saturating_sub(1);
+                        }
+                        self.pump(&mut st, &key);
+                    }
+                }
+            }
             Some(Body::LeaseGranted(g)) => {
                 let peer = self.peers.get(&g.address).await;
                 let mut st = self.submit.lock();
@@ -435,6 +487,7 @@ impl Inner {
                         ks.leases.insert(
                             g.lease_id,
                             Lease {
+                                daemon: daemon.clone(),
                                 worker_id: WorkerId::from_bytes(&g.worker_id).unwrap_or_default(),
                                 peer,
                                 gpu_ids: g.gpu_ids,
@@ -444,7 +497,7 @@ impl Inner {
                         );
                     }
                     Err(_) => {
-                        self.daemon.send(Body::ReturnLease(ReturnLease { lease_id: g.lease_id, kill_worker: true }));
+                        daemon.send(Body::ReturnLease(ReturnLease { lease_id: g.lease_id, kill_worker: true }));
                     }
                 }
                 self.pump(&mut st, &key);
@@ -491,8 +544,9 @@ impl Inner {
                     }
                 }
                 for lease_id in expired {
-                    ks.leases.remove(&lease_id);
-                    me.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                    if let Some(lease) = ks.leases.remove(&lease_id) {
+                        lease.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                    }
                 }
             }
             match next {
@@ -511,8 +565,9 @@ impl Inner {
             }
             let idle: Vec<u64> = ks.leases.iter().filter(|(_, l)| l.in_flight == 0).map(|(id, _)| *id).collect();
             for lease_id in idle {
-                ks.leases.remove(&lease_id);
-                self.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                if let Some(lease) = ks.leases.remove(&lease_id) {
+                    lease.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                }
             }
         }
     }
@@ -539,7 +594,7 @@ impl Inner {
                 let Some(lease) = lease else { return };
                 if force {
                     let body = Body::KillWorker(KillWorker { worker_id: lease.worker_id.0.to_vec() });
-                    let _ = self.daemon.start_call(body);
+                    let _ = lease.daemon.start_call(body);
                 } else {
                     lease.peer.send(Body::CancelTask(CancelTask { task_id: task_id.0.to_vec(), force, recursive }));
                 }

@@ -5,7 +5,6 @@
 use oxray_common::{ActorId, ResourceSet};
 use oxray_control::ActorRecord;
 use oxray_proto::frame::FrameWriter;
-use oxray_proto::rpc::RpcPeer;
 use oxray_proto::*;
 
 use crate::daemon::{ActorWaiter, Node, PendingLease, Requester, State};
@@ -16,7 +15,7 @@ const TASK_ERROR_KIND: u8 = b'T';
 
 impl Node {
     /// Registers an actor and queues the lease that will start it.
-    pub(crate) fn create_actor(&self, client: u64, req: u64, c: CreateActor, writer: &FrameWriter) {
+    pub(crate) fn create_actor(&self, req: u64, c: CreateActor, writer: &FrameWriter) {
         let reject = |message: String| {
             writer.reply(req, Body::ErrorReply(ErrorReply { message }));
         };
@@ -39,6 +38,7 @@ impl Node {
             }
         }
         let resources = ResourceSet::from_units(c.resources.iter());
+        let owner = spec.owner.clone();
         let info = ActorInfo {
             actor_id: id.0.to_vec(),
             state: ActorState::Pending as i32,
@@ -54,7 +54,7 @@ impl Node {
             resources: resources.clone(),
             detached: c.detached,
             max_restarts: c.max_restarts,
-            owner: client,
+            owner,
         };
         if st.actors.register(id, record).is_err() {
             return reject("actor name raced with another registration; retry".into());
@@ -64,6 +64,8 @@ impl Node {
             shape: resources,
             description: c.class_name,
             warned: false,
+            strategy: None,
+            spilled: false,
         });
         writer.reply(req, Body::ActorInfo(info));
         self.dispatch(&mut st);
@@ -78,14 +80,87 @@ impl Node {
         spec.gpu_ids = gpu_ids;
         spec.attempt = incarnation;
         let me = self.me();
+        let remote = st.remote_actors.contains_key(&id);
+        let dialer = self.link.as_ref().map(|l| l.peers.dialer().clone()).unwrap_or_default();
         tokio::spawn(async move {
-            let path = address.strip_prefix("unix:").unwrap_or(&address).to_string();
             let result = async {
-                let (peer, _inbox) = RpcPeer::connect_unix(&path).await?;
-                peer.call(Body::PushTask(spec)).await
+                let (peer, inbox) = dialer.connect(&address).await?;
+                let reply = peer.call(Body::PushTask(spec)).await?;
+                Ok::<_, oxray_common::Error>((peer, inbox, reply))
             }
             .await;
-            me.actor_created(id, incarnation, address, result.ok());
+            match result {
+                Ok((peer, mut inbox, reply)) => {
+                    me.actor_created(id, incarnation, address, Some(reply));
+                    if remote {
+                        // A worker on another node: its connection closing
+                        // is how the head learns that it died.
+                        while inbox.recv().await.is_some() {}
+                        drop(peer);
+                        let mut st = me.state.lock();
+                        if st.actors.get(&id).is_some_and(|a| a.info.incarnation == incarnation) {
+                            st.remote_actors.remove(&id);
+                            me.actor_worker_died(&mut st, id, pid);
+                            me.dispatch(&mut st);
+                        }
+                    }
+                }
+                Err(_) if remote => {
+                    let mut st = me.state.lock();
+                    st.remote_actors.remove(&id);
+                    me.actor_worker_died(&mut st, id, pid);
+                    me.dispatch(&mut st);
+                }
+                Err(_) => me.actor_created(id, incarnation, address, None),
+            }
+        });
+    }
+
+    /// Actor `id` goes to another node: lease a worker there, then start
+    /// it on that worker. If the node cannot, the request queues here again.
+    pub(crate) fn place_actor_remotely(&self, id: ActorId, p: PendingLease, node: String) {
+        let Some(link) = &self.link else { return };
+        let peers = link.peers.clone();
+        let me = self.me();
+        tokio::spawn(async move {
+            let request = RequestLease {
+                resources: p.shape.to_units(),
+                description: p.description.clone(),
+                strategy: p.strategy.clone(),
+                spilled: true,
+            };
+            let reply = match peers.get(&node).await {
+                Ok(peer) => peer.call(Body::RequestLease(request)).await.ok(),
+                Err(_) => None,
+            };
+            let unwanted_lease = {
+                let mut st = me.state.lock();
+                let wanted = st.actors.get(&id).is_some_and(|a| a.state() != ActorState::Dead);
+                match reply {
+                    Some(Body::LeaseGranted(g)) if wanted => {
+                        st.remote_actors.insert(id, (node.clone(), g.lease_id));
+                        me.start_actor(&mut st, id, g.address, g.pid, g.gpu_ids);
+                        None
+                    }
+                    Some(Body::LeaseGranted(g)) => Some(g.lease_id),
+                    Some(Body::ErrorReply(e)) if wanted => {
+                        me.actor_failed(&mut st, id, e.message);
+                        None
+                    }
+                    _ if wanted => {
+                        // The node went away: try again, elsewhere.
+                        st.pending.push_back(p);
+                        me.dispatch(&mut st);
+                        None
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(lease_id) = unwanted_lease {
+                if let Ok(peer) = peers.get(&node).await {
+                    peer.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: true }));
+                }
+            }
         });
     }
 
@@ -183,6 +258,8 @@ impl Node {
                     shape: record.resources.clone(),
                     description: record.info.class_name.clone(),
                     warned: false,
+                    strategy: None,
+                    spilled: false,
                 };
                 st.pending.push_back(pending);
             } else {
@@ -203,12 +280,12 @@ impl Node {
         self.notify_actor_waiters(st);
     }
 
-    /// A client disconnected: the non-detached actors it created die with it.
-    pub(crate) fn owner_gone(&self, st: &mut State, client: u64) {
+    /// A process disconnected: the non-detached actors it created die with it.
+    pub(crate) fn owner_gone(&self, st: &mut State, address: &str) {
         let owned: Vec<ActorId> = st
             .actors
             .iter()
-            .filter(|(_, r)| r.owner == client && !r.detached && r.state() != ActorState::Dead)
+            .filter(|(_, r)| r.owner == address && !r.detached && r.state() != ActorState::Dead)
             .map(|(id, _)| *id)
             .collect();
         for id in owned {
@@ -221,6 +298,14 @@ impl Node {
     fn kill_actor_worker(&self, st: &State, id: &ActorId) {
         if let Some(w) = st.workers.values().find(|w| w.actor == Some(*id)) {
             kill_pid(w.pid);
+        }
+        if let (Some((node, lease_id)), Some(link)) = (st.remote_actors.get(id).cloned(), &self.link) {
+            let peers = link.peers.clone();
+            tokio::spawn(async move {
+                if let Ok(peer) = peers.get(&node).await {
+                    peer.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: true }));
+                }
+            });
         }
     }
 

@@ -32,4 +32,21 @@ pub struct NodeConfig {
     pub store_path: PathBuf,
     /// Where objects are spilled when the store is full.
     pub spill_dir: PathBuf,
+    /// Part of a multi-node cluster (`None`: a single-node cluster, Unix
+    /// sockets only, no port open).
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How a node takes part in a multi-node cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The IP this node's processes listen on (and other nodes reach).
+    pub node_ip: String,
+    /// The daemon's TCP port (0: any free one).
+    pub port: u16,
+    /// The head's `IP:PORT` when this node joins one; `None` on the head,
+    /// which serves the control service.
+    pub head: Option<String>,
+    /// The secret every TCP connection proves first.
+    pub token: String,
 }

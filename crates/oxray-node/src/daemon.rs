@@ -10,8 +10,12 @@ use oxray_control::{ActorDirectory, ControlService, NodeEntry};
 use oxray_proto::frame::{FrameReader, FrameWriter};
 use oxray_proto::*;
 use parking_lot::Mutex;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::AsyncRead;
+use tokio::net::UnixListener;
 use tokio::sync::Notify;
+
+use crate::cluster::ClusterLink;
+use crate::scheduling::Decision;
 
 use crate::config::NodeConfig;
 use crate::ledger::{Allocation, ResourceLedger};
@@ -39,22 +43,54 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     // socket's path appears only when connections can succeed.
     let staging = config.socket_path.with_extension("staging");
     let _ = std::fs::remove_file(&staging);
-    let bind_error = |source| NodeError::Bind { path: config.socket_path.display().to_string(), source };
+    let socket_path = config.socket_path.clone();
+    let bind_error = |source| NodeError::Bind { path: socket_path.display().to_string(), source };
     let listener = UnixListener::bind(&staging).map_err(bind_error)?;
-    std::fs::rename(&staging, &config.socket_path).map_err(bind_error)?;
+    // On a multi-node cluster the daemon also listens on TCP, and its
+    // address (written next to the socket) names both.
+    let tcp = match &config.cluster {
+        Some(c) => {
+            let tcp = tokio::net::TcpListener::bind((c.node_ip.as_str(), c.port))
+                .await
+                .map_err(|source| NodeError::Bind { path: format!("{}:{}", c.node_ip, c.port), source })?;
+            let port = tcp.local_addr().map_err(NodeError::Runtime)?.port();
+            let address = transport::Address {
+                tcp: Some(format!("{}:{port}", c.node_ip)),
+                unix: Some(config.socket_path.display().to_string()),
+            };
+            Some((tcp, address.format()))
+        }
+        None => None,
+    };
     let region = oxray_store::Region::create(&config.store_path, config.object_store_memory).map_err(|source| {
         NodeError::Store { path: config.store_path.display().to_string(), source }
     })?;
     let store = oxray_store::ObjectTable::new(Arc::new(region), oxray_store::SpillDir::new(&config.spill_dir));
-    let node = Node::new(config, store);
-    node.control.register_node(NodeEntry {
-        node_id: node.node_id,
-        address: format!("unix:{}", node.config.socket_path.display()),
-        hostname: hostname(),
-        is_head: true,
-        alive: true,
-        total: node.config.resources.clone(),
-    });
+    let address = tcp.as_ref().map_or_else(|| format!("unix:{}", config.socket_path.display()), |(_, a)| a.clone());
+    let node = Node::new(config, store, address);
+    if node.is_head() {
+        node.control.register_node(NodeEntry {
+            node_id: node.node_id,
+            address: node.address.clone(),
+            hostname: hostname(),
+            is_head: true,
+            alive: true,
+            total: node.config.resources.clone(),
+            ip: node.ip().to_string(),
+        });
+    }
+    if let Some(link) = &node.link {
+        link.seed_view(node.node_id, node.self_info(true));
+    }
+    if let Some((tcp, _)) = tcp {
+        tokio::spawn(node.clone().accept_tcp(tcp));
+        node.clone().join_cluster().await?;
+    }
+    // Written before the socket appears, so whoever waits for the socket
+    // finds the address.
+    let _ = std::fs::write(node.config.session_dir.join("node_address"), &node.address);
+    let _ = std::fs::write(node.config.session_dir.join("node_id"), node.node_id.hex());
+    std::fs::rename(&staging, &node.config.socket_path).map_err(bind_error)?;
     if let Some(module) = node.config.zygote_module.clone() {
         let events: Arc<dyn WorkerEvents> = node.clone();
         match Zygote::start(&node.config, &module, events) {
@@ -85,7 +121,8 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             _ = terminate.recv() => node.shutdown(),
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
-                    tokio::spawn(node.clone().handle_connection(stream));
+                    let (r, w) = stream.into_split();
+                    tokio::spawn(node.clone().handle_connection(FrameReader::new(r), FrameWriter::unix(w)));
                 }
             }
             _ = stop.notified() => break,
@@ -99,7 +136,7 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     rustix::system::uname().nodename().to_string_lossy().into_owned()
 }
 
@@ -107,10 +144,23 @@ pub(crate) struct Client {
     pub pid: u32,
     /// Where its core worker listens.
     address: String,
-    writer: FrameWriter,
+    pub writer: FrameWriter,
     kind: ClientKind,
     worker_id: Option<WorkerId>,
     owns_cluster: bool,
+    /// Whether it sent `Register` (a driver or worker of this node); other
+    /// connections are peers: other nodes and their processes.
+    registered: bool,
+    /// The node daemon behind this connection, when another node joined
+    /// the cluster through it (head only).
+    pub node: Option<NodeId>,
+}
+
+impl Client {
+    /// Whether worker output goes to it.
+    pub(crate) fn is_driver(&self) -> bool {
+        self.registered && self.kind == ClientKind::Driver
+    }
 }
 
 pub(crate) struct Worker {
@@ -151,6 +201,9 @@ pub(crate) struct PendingLease {
     pub shape: ResourceSet,
     pub description: String,
     pub warned: bool,
+    pub strategy: Option<SchedulingStrategy>,
+    /// Sent here by another node: served here, never spilled again.
+    pub spilled: bool,
 }
 
 pub(crate) struct State {
@@ -164,10 +217,13 @@ pub(crate) struct State {
     last_start_error: String,
     next_lease: u64,
     leases: HashMap<u64, Lease>,
-    ledger: ResourceLedger,
+    pub ledger: ResourceLedger,
     shutting_down: bool,
     pub actors: ActorDirectory,
     pub actor_waiters: Vec<ActorWaiter>,
+    /// Actors running on other nodes: the node daemon and lease holding
+    /// each one's worker (head only).
+    pub remote_actors: HashMap<ActorId, (String, u64)>,
 }
 
 /// A `GetActorInfo` with `wait`, answered when the actor is ready or dead.
@@ -180,11 +236,18 @@ pub(crate) struct ActorWaiter {
 
 pub(crate) struct Node {
     pub config: NodeConfig,
-    node_id: NodeId,
-    control: ControlService,
+    pub node_id: NodeId,
+    /// Where other nodes reach this daemon (its Unix socket on a
+    /// single-node cluster).
+    pub address: String,
+    /// The node's part in a multi-node cluster.
+    pub link: Option<ClusterLink>,
+    pub control: ControlService,
     pub state: Mutex<State>,
     /// The node's shared-memory object store.
     pub store: Mutex<oxray_store::ObjectTable>,
+    /// Objects moving between this node and others.
+    pub(crate) transfers: crate::transfer::Transfers,
     /// The template process that forks workers, when there is one.
     zygote: Mutex<Option<Arc<Zygote>>>,
     stopped: Arc<Notify>,
@@ -199,10 +262,13 @@ impl Node {
 }
 
 impl Node {
-    fn new(config: NodeConfig, store: oxray_store::ObjectTable) -> Arc<Self> {
+    fn new(config: NodeConfig, store: oxray_store::ObjectTable, address: String) -> Arc<Self> {
         let ledger = ResourceLedger::new(config.resources.clone());
+        let link = config.cluster.clone().map(ClusterLink::new);
         Arc::new_cyclic(|me| Node {
             node_id: NodeId::random(),
+            address,
+            link,
             control: ControlService::in_memory(),
             state: Mutex::new(State {
                 next_client: 1,
@@ -219,8 +285,10 @@ impl Node {
                 shutting_down: false,
                 actors: ActorDirectory::default(),
                 actor_waiters: Vec::new(),
+                remote_actors: HashMap::new(),
             }),
             store: Mutex::new(store),
+            transfers: Default::default(),
             zygote: Mutex::new(None),
             stopped: Arc::new(Notify::new()),
             me: me.clone(),
@@ -228,17 +296,25 @@ impl Node {
         })
     }
 
-    async fn handle_connection(self: Arc<Self>, stream: UnixStream) {
-        let (r, w) = stream.into_split();
-        let writer = FrameWriter::unix(w);
-        let mut reader = FrameReader::new(r);
+    /// Serves one connection: a process of this node, another node, or a
+    /// process of another node.
+    pub(crate) async fn handle_connection<R: AsyncRead + Unpin>(self: Arc<Self>, mut reader: FrameReader<R>, writer: FrameWriter) {
         let client_id = {
             let mut st = self.state.lock();
             let id = st.next_client;
             st.next_client += 1;
             st.clients.insert(
                 id,
-                Client { pid: 0, address: String::new(), writer: writer.clone(), kind: ClientKind::Driver, worker_id: None, owns_cluster: false },
+                Client {
+                    pid: 0,
+                    address: String::new(),
+                    writer: writer.clone(),
+                    kind: ClientKind::Driver,
+                    worker_id: None,
+                    owns_cluster: false,
+                    registered: false,
+                    node: None,
+                },
             );
             id
         };
@@ -251,6 +327,12 @@ impl Node {
     }
 
     fn handle_message(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
+        // On a node that is not the head, the control service's requests
+        // go to the head.
+        let body = match self.forward_to_head(req, body, writer) {
+            Some(body) => body,
+            None => return,
+        };
         match body {
             Body::Register(r) => self.register(client, req, r, writer),
             Body::RequestLease(r) => {
@@ -260,9 +342,22 @@ impl Node {
                     shape: ResourceSet::from_units(r.resources.iter()),
                     description: r.description,
                     warned: false,
+                    strategy: r.strategy,
+                    spilled: r.spilled,
                 });
                 self.dispatch(&mut st);
             }
+            Body::RegisterNode(r) => self.register_node(client, req, r, writer),
+            Body::ResourceReport(r) => self.resource_report(r),
+            Body::ClientGone(g) => {
+                let mut st = self.state.lock();
+                self.owner_gone(&mut st, &g.address);
+            }
+            Body::AllocateJobId(_) => {
+                writer.reply(req, Body::JobIdReply(JobIdReply { job_id: self.control.next_job_id() }));
+            }
+            Body::ReadChunk(r) => self.read_chunk(client, req, r, writer),
+            Body::LogLines(l) => self.relay_lines(l),
             Body::ReturnLease(r) => {
                 let mut st = self.state.lock();
                 self.end_lease(&mut st, r.lease_id, r.kill_worker);
@@ -316,7 +411,7 @@ impl Node {
                     Body::KvValue(KvValue { found: value.is_some(), value: value.unwrap_or_default() }),
                 );
             }
-            Body::CreateActor(c) => self.create_actor(client, req, c, writer),
+            Body::CreateActor(c) => self.create_actor(req, c, writer),
             Body::GetActorInfo(g) => self.get_actor_info(req, g, writer),
             Body::KillActor(k) => {
                 self.kill_actor(k);
@@ -369,9 +464,9 @@ impl Node {
     fn register(&self, client: u64, req: u64, r: Register, writer: &FrameWriter) {
         let kind = ClientKind::try_from(r.kind).unwrap_or(ClientKind::Driver);
         let worker_id = WorkerId::from_bytes(&r.worker_id);
-        let job_id = if kind == ClientKind::Driver { self.control.next_job_id() } else { 0 };
         let mut st = self.state.lock();
         if let Some(c) = st.clients.get_mut(&client) {
+            c.registered = true;
             c.kind = kind;
             c.worker_id = worker_id;
             c.owns_cluster = r.owns_cluster;
@@ -392,6 +487,27 @@ impl Node {
                 }
             }
         }
+        self.dispatch(&mut st);
+        drop(st);
+        if kind != ClientKind::Driver {
+            self.reply_registered(req, 0, writer);
+        } else if let Some(head) = self.head() {
+            // Job ids are the cluster's: the head hands them out.
+            let (me, writer) = (self.me(), writer.clone());
+            head.call_with(Body::AllocateJobId(AllocateJobId {}), move |reply| match reply {
+                Some(Body::JobIdReply(j)) => me.reply_registered(req, j.job_id, &writer),
+                _ => {
+                    let message = "the head did not answer the job id request".to_string();
+                    writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+                }
+            });
+        } else {
+            self.reply_registered(req, self.control.next_job_id(), writer);
+        }
+    }
+
+    fn reply_registered(&self, req: u64, job_id: u32, writer: &FrameWriter) {
+        let cluster = self.config.cluster.as_ref();
         writer.reply(
             req,
             Body::Registered(Registered {
@@ -399,22 +515,26 @@ impl Node {
                 job_id,
                 session_dir: self.config.session_dir.display().to_string(),
                 store_path: self.config.store_path.display().to_string(),
+                node_address: if cluster.is_some() { self.address.clone() } else { String::new() },
+                node_ip: cluster.map(|c| c.node_ip.clone()).unwrap_or_default(),
+                token: cluster.map(|c| c.token.clone()).unwrap_or_default(),
             }),
         );
-        self.dispatch(&mut st);
     }
 
-    fn cluster_info(&self) -> ClusterInfo {
+    pub(crate) fn cluster_info(&self) -> ClusterInfo {
         let st = self.state.lock();
+        let view = self.link.as_ref().map(|l| l.view.lock());
         let nodes = self
             .control
             .nodes()
             .into_iter()
             .map(|n| {
+                let remote = view.as_ref().and_then(|v| v.get(&n.node_id));
                 let available = if n.node_id == self.node_id {
                     st.ledger.available().to_units()
                 } else {
-                    Default::default()
+                    remote.map(|r| r.available.to_units()).unwrap_or_default()
                 };
                 NodeInfo {
                     node_id: n.node_id.0.to_vec(),
@@ -424,6 +544,8 @@ impl Node {
                     available,
                     hostname: n.hostname,
                     is_head: n.is_head,
+                    ip: n.ip,
+                    version: remote.map_or(0, |r| r.version),
                 }
             })
             .collect();
@@ -452,12 +574,42 @@ impl Node {
                     None
                 }
             };
+            if self.link.is_some() {
+                match self.placement(st, &p) {
+                    Decision::Local | Decision::Infeasible => {}
+                    Decision::Remote { node_id, address } => {
+                        match p.requester {
+                            Requester::Client { request, .. } => {
+                                if let Some(w) = &writer {
+                                    w.reply(request, Body::Spillback(Spillback { node_id: node_id.0.to_vec(), address }));
+                                }
+                            }
+                            Requester::Actor(id) => self.place_actor_remotely(id, p, address),
+                        }
+                        continue;
+                    }
+                    Decision::Fail(message) => {
+                        match p.requester {
+                            Requester::Client { request, .. } => {
+                                if let Some(w) = &writer {
+                                    w.reply(request, Body::ErrorReply(ErrorReply { message }));
+                                }
+                            }
+                            Requester::Actor(id) => self.actor_failed(st, id, message),
+                        }
+                        continue;
+                    }
+                }
+            }
             if !st.ledger.is_feasible(&p.shape) {
                 if !p.warned {
                     p.warned = true;
                     let text = infeasible_warning(&p, st.ledger.total());
                     let owner = match p.requester {
-                        Requester::Actor(id) => st.actors.get(&id).and_then(|a| st.clients.get(&a.owner)),
+                        Requester::Actor(id) => st
+                            .actors
+                            .get(&id)
+                            .and_then(|a| st.clients.values().find(|c| c.address == a.owner && !c.address.is_empty())),
                         Requester::Client { client, .. } => st.clients.get(&client),
                     };
                     if let Some(c) = owner {
@@ -505,11 +657,12 @@ impl Node {
             let gpu_ids = alloc.gpu_ids();
             let holder = match p.requester {
                 Requester::Client { client, .. } => client,
-                // An actor's lease belongs to its owner (so it dies with it),
-                // or to nobody when detached.
-                Requester::Actor(id) => st.actors.get(&id).map_or(0, |a| if a.detached { 0 } else { a.owner }),
+                // An actor's lease belongs to nobody: the actor ends with
+                // its owner through `owner_gone`, wherever the owner runs.
+                Requester::Actor(_) => 0,
             };
             st.leases.insert(lease_id, Lease { holder, worker: worker_id, alloc });
+            self.resources_changed();
             let worker = st.workers.get_mut(&worker_id).expect("idle workers are known");
             worker.lease = Some(lease_id);
             match p.requester {
@@ -542,6 +695,7 @@ impl Node {
         if short_of_resources {
             // Idle leases held elsewhere should come back now.
             let holders: std::collections::HashSet<u64> = st.leases.values().map(|l| l.holder).collect();
+        self.resources_changed();
             for h in holders {
                 if let Some(c) = st.clients.get(&h) {
                     c.writer.send(Envelope { id: 0, body: Some(Body::LeaseWanted(LeaseWanted {})) });
@@ -591,6 +745,7 @@ impl Node {
     pub(crate) fn end_lease(&self, st: &mut State, lease_id: u64, kill: bool) {
         let Some(lease) = st.leases.remove(&lease_id) else { return };
         st.ledger.release(&lease.alloc);
+        self.resources_changed();
         if let Some(w) = st.workers.get_mut(&lease.worker) {
             w.lease = None;
             if kill {
@@ -620,7 +775,15 @@ impl Node {
         self.store.lock().client_gone(client);
         let mut st = self.state.lock();
         let Some(c) = st.clients.remove(&client) else { return };
-        self.owner_gone(&mut st, client);
+        if let Some(node) = c.node {
+            self.node_gone(&mut st, node);
+        }
+        if !c.address.is_empty() {
+            self.owner_gone(&mut st, &c.address);
+            if let Some(head) = self.head() {
+                head.send(Body::ClientGone(ClientGone { address: c.address.clone() }));
+            }
+        }
         if c.owns_cluster {
             drop(st);
             self.shutdown();
@@ -641,7 +804,7 @@ impl Node {
         self.dispatch(&mut st);
     }
 
-    fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         let mut st = self.state.lock();
         if st.shutting_down {
             return;
@@ -659,8 +822,14 @@ impl Node {
 
 impl WorkerEvents for Node {
     fn on_line(&self, pid: u32, stderr: bool, line: String) {
+        if let Some(head) = self.head() {
+            // Drivers hear every node's workers through the head.
+            let ip = self.ip().to_string();
+            head.send(Body::LogLines(LogLines { pid, stderr, lines: vec![with_ip(&line, &ip)] }));
+            return;
+        }
         let st = self.state.lock();
-        let drivers: Vec<&Client> = st.clients.values().filter(|c| c.kind == ClientKind::Driver).collect();
+        let drivers: Vec<&Client> = st.clients.values().filter(|c| c.is_driver()).collect();
         if drivers.is_empty() {
             if stderr {
                 eprintln!("{line}");
@@ -687,6 +856,20 @@ impl WorkerEvents for Node {
         }
         self.remove_worker(&mut st, worker);
         self.dispatch(&mut st);
+    }
+}
+
+/// Adds the node's IP to a worker line's `(name pid=N)` prefix, as Ray
+/// marks lines from other nodes.
+fn with_ip(line: &str, ip: &str) -> String {
+    if ip.is_empty() {
+        return line.to_string();
+    }
+    match line.find(") ") {
+        Some(end) if line.starts_with('(') && line[..end].contains("pid=") => {
+            format!("{}, ip={}{}", &line[..end], ip, &line[end..])
+        }
+        _ => line.to_string(),
     }
 }
 

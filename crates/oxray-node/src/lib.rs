@@ -7,13 +7,16 @@
 //! ([`oxray_control::ControlService`]), as a separate component.
 
 mod actors;
+mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod ledger;
 pub mod pool;
+pub mod scheduling;
 mod store_service;
+mod transfer;
 
-pub use config::NodeConfig;
+pub use config::{ClusterConfig, NodeConfig};
 pub use daemon::run;
 
 /// Errors that stop the node daemon from starting or running.
@@ -33,6 +36,9 @@ pub enum NodeError {
         #[source]
         source: std::io::Error,
     },
+    /// The head of the cluster could not be joined.
+    #[error("cannot join the cluster's head at {head}: {reason}")]
+    Join { head: String, reason: String },
     /// The async runtime could not start.
     #[error("cannot start the daemon's runtime: {0}")]
     Runtime(#[source] std::io::Error),

@@ -38,6 +38,9 @@ impl Node {
                 let Some(id) = id_of(&g.id) else { return };
                 let reply = match self.store.lock().get(&id, client) {
                     Ok((offset, size)) => Body::StoreReply(StoreReply { offset, size, ..Default::default() }),
+                    Err(StoreError::NotFound(_)) if !g.source.is_empty() && g.source != self.address => {
+                        return self.pull_then_reply(client, req, id, g.source, writer);
+                    }
                     Err(e) => error_reply(e),
                 };
                 writer.reply(req, reply);
@@ -54,7 +57,7 @@ impl Node {
             }
             Body::StoreDelete(o) => {
                 if let Some(id) = id_of(&o.id) {
-                    self.store.lock().delete(&id);
+                    self.delete_object(id, o.source);
                 }
             }
             Body::StoreStatsRequest(_) => {

@@ -1,8 +1,8 @@
 //! Length-prefixed frames: a 4-byte big-endian length, then one encoded
 //! [`Envelope`].
 //!
-//! Writes go through a [`FrameWriter`]. On a Unix socket
-//! ([`FrameWriter::unix`]) the sending thread writes the frame itself when
+//! Writes go through a [`FrameWriter`]. On a socket
+//! ([`FrameWriter::unix`], [`FrameWriter::tcp`]) the sending thread writes the frame itself when
 //! nothing is queued (no hop to another thread on the task path), and a
 //! background task drains whatever the socket could not take at once. Over
 //! any other stream ([`FrameWriter::spawn`]) a task packs every queued
@@ -15,7 +15,6 @@ use futures::StreamExt;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
@@ -24,6 +23,33 @@ use crate::messages::{Body, Envelope};
 /// The largest frame accepted (objects travel inline until the shared store
 /// takes them).
 pub const MAX_FRAME: usize = u32::MAX as usize;
+
+/// The largest first frame of a TCP connection, read before the peer has
+/// proved the cluster token: a stranger cannot make us reserve more.
+pub const MAX_HELLO_FRAME: usize = 4096;
+
+/// The write half of a socket a sending thread can write to directly.
+#[derive(Debug)]
+pub enum WriteHalf {
+    Unix(tokio::net::unix::OwnedWriteHalf),
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+}
+
+impl WriteHalf {
+    fn try_write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            WriteHalf::Unix(h) => h.try_write(buf),
+            WriteHalf::Tcp(h) => h.try_write(buf),
+        }
+    }
+
+    async fn writable(&self) -> std::io::Result<()> {
+        match self {
+            WriteHalf::Unix(h) => h.writable().await,
+            WriteHalf::Tcp(h) => h.writable().await,
+        }
+    }
+}
 
 /// Most bytes packed into one write before flushing.
 const WRITE_BATCH: usize = 1 << 20;
@@ -48,10 +74,10 @@ enum Sink {
     Direct(DirectSink),
 }
 
-/// A Unix socket written by the sending thread, with a task for leftovers.
+/// A socket written by the sending thread, with a task for leftovers.
 #[derive(Debug)]
 struct DirectSink {
-    half: OwnedWriteHalf,
+    half: WriteHalf,
     pending: Mutex<Pending>,
     wake: Arc<Notify>,
 }
@@ -97,7 +123,16 @@ impl FrameWriter {
     }
 
     /// A writer for a Unix socket that writes from the sending thread.
-    pub fn unix(half: OwnedWriteHalf) -> Self {
+    pub fn unix(half: tokio::net::unix::OwnedWriteHalf) -> Self {
+        Self::direct(WriteHalf::Unix(half))
+    }
+
+    /// A writer for a TCP socket that writes from the sending thread.
+    pub fn tcp(half: tokio::net::tcp::OwnedWriteHalf) -> Self {
+        Self::direct(WriteHalf::Tcp(half))
+    }
+
+    fn direct(half: WriteHalf) -> Self {
         let wake = Arc::new(Notify::new());
         let inner = Arc::new(Sink::Direct(DirectSink {
             half,
@@ -205,12 +240,20 @@ pub struct FrameReader<R> {
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Wraps the read half of a stream.
     pub fn new(source: R) -> Self {
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(MAX_FRAME)
-            .new_codec();
+        Self::with_max_frame(source, MAX_FRAME)
+    }
+
+    /// Wraps the read half of a stream, refusing frames over `max` bytes.
+    pub fn with_max_frame(source: R, max: usize) -> Self {
+        let codec = LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
         Self {
             inner: FramedRead::with_capacity(source, codec, 64 * 1024),
         }
+    }
+
+    /// Changes the largest frame accepted from now on.
+    pub fn set_max_frame(&mut self, max: usize) {
+        self.inner.decoder_mut().set_max_frame_length(max);
     }
 
     /// The next envelope; `None` at end of stream or on a broken frame.

@@ -1,5 +1,5 @@
 //! oxray's wire protocol: prost messages in length-prefixed frames over Unix
-//! sockets (TCP later, for other nodes).
+//! sockets on one host and token-authenticated TCP between hosts.
 //!
 //! Every message travels in an [`Envelope`]. A request carries a non-zero
 //! `id` and its reply echoes it; unsolicited messages (log lines, warnings)
@@ -7,6 +7,8 @@
 
 pub mod messages;
 pub mod frame;
+pub mod peers;
 pub mod rpc;
+pub mod transport;
 
 pub use messages::*;

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60"
     )]
     pub body: Option<Body>,
 }
@@ -113,6 +113,236 @@ pub enum Body {
     ListTasks(ListTasks),
     #[prost(message, tag = "44")]
     TaskList(TaskList),
+    // --- TCP connections: the first frame proves the cluster token ---------
+    #[prost(message, tag = "45")]
+    Hello(Hello),
+    #[prost(message, tag = "46")]
+    Welcome(Welcome),
+    // --- node daemon <-> head ----------------------------------------------
+    #[prost(message, tag = "47")]
+    RegisterNode(RegisterNode),
+    #[prost(message, tag = "48")]
+    ResourceReport(ResourceReport),
+    #[prost(message, tag = "49")]
+    ClusterView(ClusterInfo),
+    #[prost(message, tag = "50")]
+    ClientGone(ClientGone),
+    #[prost(message, tag = "51")]
+    AllocateJobId(AllocateJobId),
+    #[prost(message, tag = "52")]
+    JobIdReply(JobIdReply),
+    // --- scheduling across nodes -------------------------------------------
+    #[prost(message, tag = "53")]
+    Spillback(Spillback),
+    // --- objects across nodes: node daemon <-> node daemon -----------------
+    #[prost(message, tag = "54")]
+    ReadChunk(ReadChunk),
+    #[prost(message, tag = "55")]
+    Chunk(Chunk),
+    // --- placement groups: client <-> control service ----------------------
+    #[prost(message, tag = "56")]
+    CreatePlacementGroup(CreatePlacementGroup),
+    #[prost(message, tag = "57")]
+    PlacementGroupInfo(PlacementGroupInfo),
+    #[prost(message, tag = "58")]
+    GetPlacementGroup(GetPlacementGroup),
+    #[prost(message, tag = "59")]
+    RemovePlacementGroup(RemovePlacementGroup),
+    #[prost(message, tag = "60")]
+    PlacementGroupList(PlacementGroupList),
+}
+
+/// The protocol version spoken; a peer of another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// First frame on every TCP connection: the cluster token and the
+/// protocol version. Nothing else is read before it is checked.
+#[derive(Clone, PartialEq, Message)]
+pub struct Hello {
+    #[prost(string, tag = "1")]
+    pub token: String,
+    #[prost(uint32, tag = "2")]
+    pub version: u32,
+}
+
+/// Reply to an accepted [`Hello`].
+#[derive(Clone, PartialEq, Message)]
+pub struct Welcome {
+    #[prost(uint32, tag = "1")]
+    pub version: u32,
+}
+
+/// A node daemon joins the cluster (sent to the head's control service).
+#[derive(Clone, PartialEq, Message)]
+pub struct RegisterNode {
+    #[prost(message, optional, tag = "1")]
+    pub node: Option<NodeInfo>,
+}
+
+/// A node's resources available now; `version` grows with every report so
+/// that a late report never overwrites a newer one.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceReport {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub version: u64,
+    #[prost(btree_map = "string, int64", tag = "3")]
+    pub available: BTreeMap<String, i64>,
+    #[prost(btree_map = "string, int64", tag = "4")]
+    pub total: BTreeMap<String, i64>,
+}
+
+/// A process registered with a node daemon disconnected (sent to the head:
+/// the actors it owned die with it).
+#[derive(Clone, PartialEq, Message)]
+pub struct ClientGone {
+    #[prost(string, tag = "1")]
+    pub address: String,
+}
+
+/// Asks the head for a new job id (a driver registered on another node).
+#[derive(Clone, PartialEq, Message)]
+pub struct AllocateJobId {}
+
+/// Reply to [`AllocateJobId`].
+#[derive(Clone, PartialEq, Message)]
+pub struct JobIdReply {
+    #[prost(uint32, tag = "1")]
+    pub job_id: u32,
+}
+
+/// Reply to a [`RequestLease`] that another node should serve: ask there.
+#[derive(Clone, PartialEq, Message)]
+pub struct Spillback {
+    #[prost(bytes = "vec", tag = "1")]
+    pub node_id: Vec<u8>,
+    /// The node daemon's address.
+    #[prost(string, tag = "2")]
+    pub address: String,
+}
+
+/// Read `len` bytes at `offset` of a sealed object of the node's store (a
+/// pull by another node). The first read pins the object for the reader's
+/// connection until it reads the last byte or disconnects.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReadChunk {
+    #[prost(bytes = "vec", tag = "1")]
+    pub id: Vec<u8>,
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    #[prost(uint64, tag = "3")]
+    pub len: u64,
+    /// The reader's node daemon address: it keeps a copy, deleted when the
+    /// primary copy is.
+    #[prost(string, tag = "4")]
+    pub reader: String,
+}
+
+/// Reply to [`ReadChunk`].
+#[derive(Clone, PartialEq, Message)]
+pub struct Chunk {
+    /// The object's whole size.
+    #[prost(uint64, tag = "1")]
+    pub total: u64,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub data: bytes::Bytes,
+    /// Why the object cannot be read (empty on success).
+    #[prost(string, tag = "3")]
+    pub error: String,
+}
+
+/// How a task or actor chooses its node.
+#[derive(Clone, PartialEq, Message)]
+pub struct SchedulingStrategy {
+    /// `DEFAULT`, `SPREAD`, `NODE_AFFINITY` or `PLACEMENT_GROUP`.
+    #[prost(string, tag = "1")]
+    pub kind: String,
+    /// The node, for `NODE_AFFINITY`.
+    #[prost(bytes = "vec", tag = "2")]
+    pub node_id: Vec<u8>,
+    /// `NODE_AFFINITY`: run elsewhere when that node cannot.
+    #[prost(bool, tag = "3")]
+    pub soft: bool,
+}
+
+/// One bundle of a placement group.
+#[derive(Clone, PartialEq, Message)]
+pub struct Bundle {
+    #[prost(btree_map = "string, int64", tag = "1")]
+    pub resources: BTreeMap<String, i64>,
+    /// Where it is reserved (empty while pending).
+    #[prost(bytes = "vec", tag = "2")]
+    pub node_id: Vec<u8>,
+}
+
+/// Reserve a placement group.
+#[derive(Clone, PartialEq, Message)]
+pub struct CreatePlacementGroup {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub bundles: Vec<Bundle>,
+    /// `PACK`, `SPREAD`, `STRICT_PACK` or `STRICT_SPREAD`.
+    #[prost(string, tag = "3")]
+    pub strategy: String,
+    #[prost(string, tag = "4")]
+    pub name: String,
+    #[prost(string, tag = "5")]
+    pub namespace: String,
+    #[prost(bool, tag = "6")]
+    pub detached: bool,
+    /// The creator's address: a non-detached group goes with it.
+    #[prost(string, tag = "7")]
+    pub owner: String,
+}
+
+/// A placement group's state.
+#[derive(Clone, PartialEq, Message)]
+pub struct PlacementGroupInfo {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
+    /// `PENDING`, `CREATED` or `REMOVED`.
+    #[prost(string, tag = "2")]
+    pub state: String,
+    #[prost(message, repeated, tag = "3")]
+    pub bundles: Vec<Bundle>,
+    #[prost(string, tag = "4")]
+    pub strategy: String,
+    #[prost(string, tag = "5")]
+    pub name: String,
+    #[prost(string, tag = "6")]
+    pub namespace: String,
+    #[prost(bool, tag = "7")]
+    pub detached: bool,
+}
+
+/// Look a placement group up by id (or name); with `wait`, the reply
+/// comes once it is created or removed.
+#[derive(Clone, PartialEq, Message)]
+pub struct GetPlacementGroup {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
+    #[prost(string, tag = "2")]
+    pub name: String,
+    #[prost(string, tag = "3")]
+    pub namespace: String,
+    #[prost(bool, tag = "4")]
+    pub wait: bool,
+}
+
+/// Remove a placement group: its resources return, its workers end.
+#[derive(Clone, PartialEq, Message)]
+pub struct RemovePlacementGroup {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
+}
+
+/// Every placement group (reply to an empty one: the request).
+#[derive(Clone, PartialEq, Message)]
+pub struct PlacementGroupList {
+    #[prost(message, repeated, tag = "1")]
+    pub groups: Vec<PlacementGroupInfo>,
 }
 
 /// What kind of process registers with a node daemon.
@@ -156,6 +386,17 @@ pub struct Registered {
     /// The node's shared-memory store file, to map.
     #[prost(string, tag = "4")]
     pub store_path: String,
+    /// The node daemon's address for other nodes (`tcp:IP:PORT|unix:PATH`;
+    /// empty on a single-node cluster). Shared-memory markers carry it.
+    #[prost(string, tag = "5")]
+    pub node_address: String,
+    /// The IP this node's processes listen on for other nodes (empty on a
+    /// single-node cluster).
+    #[prost(string, tag = "6")]
+    pub node_ip: String,
+    /// The cluster token, which this process proves to its TCP peers.
+    #[prost(string, tag = "7")]
+    pub token: String,
 }
 
 /// Ask for a worker that fits `resources`, to push tasks to directly.
@@ -166,6 +407,12 @@ pub struct RequestLease {
     /// What the lease is for, e.g. the function name; used in warnings.
     #[prost(string, tag = "2")]
     pub description: String,
+    #[prost(message, optional, tag = "3")]
+    pub strategy: Option<SchedulingStrategy>,
+    /// Sent to this node by another one's spillback: grant here, or queue,
+    /// but never spill again.
+    #[prost(bool, tag = "4")]
+    pub spilled: bool,
 }
 
 /// A granted lease: a worker reserved for the requester.
@@ -295,6 +542,11 @@ pub struct NodeInfo {
     pub hostname: String,
     #[prost(bool, tag = "7")]
     pub is_head: bool,
+    #[prost(string, tag = "8")]
+    pub ip: String,
+    /// Version of `available` (see [`ResourceReport`]).
+    #[prost(uint64, tag = "9")]
+    pub version: u64,
 }
 
 /// Reply to [`ClusterInfoRequest`].
@@ -550,6 +802,10 @@ pub struct StoreCreate {
 pub struct StoreObject {
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// For a get: the node daemon holding the object when this node may
+    /// not (it is pulled from there first). Empty: this node.
+    #[prost(string, tag = "2")]
+    pub source: String,
 }
 
 /// How a store request failed.

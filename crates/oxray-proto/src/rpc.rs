@@ -56,6 +56,13 @@ impl RpcPeer {
         Ok(Self::start_with(r, FrameWriter::unix(w), path.to_string()))
     }
 
+    /// Connects over TCP to `host:port` and proves the cluster `token`
+    /// before anything else is sent.
+    pub async fn connect_tcp(addr: &str, token: &str) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Envelope>)> {
+        let (reader, writer) = crate::transport::dial_tcp(addr, token).await?;
+        Ok(Self::start_reader(reader, writer, addr.to_string()))
+    }
+
     /// Starts the reader task over an established stream. Messages that are
     /// not replies go to the returned inbox, which closes when the peer does.
     pub fn start<R, W>(r: R, w: W, peer: String) -> (Arc<Self>, mpsc::UnboundedReceiver<Envelope>)
@@ -71,6 +78,18 @@ impl RpcPeer {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
+        Self::start_reader(FrameReader::new(r), writer, peer)
+    }
+
+    /// Like [`RpcPeer::start_with`], over a reader already in use.
+    pub fn start_reader<R>(
+        mut reader: FrameReader<R>,
+        writer: FrameWriter,
+        peer: String,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Envelope>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         let this = Arc::new(Self {
@@ -81,7 +100,6 @@ impl RpcPeer {
             runtime: tokio::runtime::Handle::current(),
         });
         tokio::spawn(async move {
-            let mut reader = FrameReader::new(r);
             while let Some(env) = reader.next().await {
                 let waiter = if env.id != 0 {
                     pending.lock().as_mut().and_then(|p| p.remove(&env.id))

@@ -2,7 +2,7 @@
 //! live in `oxray.exceptions`).
 
 use oxray_common::Error;
-use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyConnectionError, PyKeyboardInterrupt, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 
 /// A core error on its way to Python.
@@ -34,6 +34,7 @@ impl From<PyCoreError> for PyErr {
             Error::NotInitialized => oxray_exception(py, "RaySystemError", message),
             Error::ObjectLost { .. } => oxray_exception(py, "ObjectLostError", message),
             Error::ObjectStoreFull(_) => oxray_exception(py, "ObjectStoreFullError", message),
+            Error::Unauthorized { .. } => PyConnectionError::new_err(message),
             Error::DaemonDied(_) | Error::Connection { .. } | Error::Protocol { .. } | Error::Rejected(_) => {
                 oxray_exception(py, "RaySystemError", message)
             }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use oxray_common::{ActorId, Error, ObjectId, ResourceSet, WorkerId};
-use oxray_core::{
+use oxray_common::{ActorId, Error, NodeId, ObjectId, ResourceSet, WorkerId};
+use oxray_core::{Placement, 
     ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg,
     ObjectKind, Options, TaskRequest, WaitLimit,
 };
@@ -65,9 +65,9 @@ fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PySerialized<'
 fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
     let nested = o.nested.iter().map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone())).collect();
     if o.metadata.first() == Some(&b'X') {
-        let mapped = ObjectId::from_bytes(&o.data)
+        let mapped = oxray_core::marker_parts(o)
             .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
-            .and_then(|id| map_shared(py, core, id));
+            .and_then(|(id, location)| map_shared(py, core, id, location));
         return match mapped {
             Ok(buffer) => match Py::new(py, buffer) {
                 Ok(b) => (b.into_any(), PyBytes::new(py, &o.metadata[1..]).unbind(), nested),
@@ -124,7 +124,7 @@ fn interruptible<T: Send>(
 /// Connects this process's core worker to a node daemon; returns the
 /// runtime context as a dict.
 #[pyfunction]
-#[pyo3(signature = (daemon_socket, mode, worker_id, owns_cluster, listen_path))]
+#[pyo3(signature = (daemon_socket, mode, worker_id, owns_cluster, listen_path, node_ip=None))]
 fn connect(
     py: Python<'_>,
     daemon_socket: String,
@@ -132,6 +132,7 @@ fn connect(
     worker_id: &str,
     owns_cluster: bool,
     listen_path: String,
+    node_ip: Option<String>,
 ) -> PyResult<PyObject> {
     let mode = match mode {
         "driver" => Mode::Driver,
@@ -140,7 +141,7 @@ fn connect(
     };
     let worker_id = WorkerId::from_hex(worker_id)
         .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("bad worker id '{worker_id}'"))))?;
-    let opts = Options { daemon_socket, mode, worker_id, owns_cluster, listen_path };
+    let opts = Options { daemon_socket, mode, worker_id, owns_cluster, listen_path, node_ip };
     let core = py.allow_threads(|| CoreWorker::connect(opts)).map_err(PyCoreError)?;
     GENERATION.fetch_add(1, Ordering::Relaxed);
     *CORE.write() = Some(Arc::new(core));
@@ -180,7 +181,7 @@ fn context(py: Python<'_>) -> PyResult<PyObject> {
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -194,8 +195,23 @@ fn submit_task(
     retry_exceptions: &[u8],
     namespace: String,
     nested: Vec<(Vec<u8>, String)>,
+    placement: Option<(String, String, bool)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
+    let placement = match placement {
+        None => Placement::default(),
+        Some((kind, node, soft)) => {
+            let node_id = if node.is_empty() {
+                Vec::new()
+            } else {
+                NodeId::from_hex(&node)
+                    .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("'{node}' is not a node id"))))?
+                    .0
+                    .to_vec()
+            };
+            Placement { kind, node_id, soft }
+        }
+    };
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
     let req = TaskRequest {
         function_id,
@@ -208,6 +224,7 @@ fn submit_task(
         retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
         namespace,
         args_nested: nested_refs(nested),
+        placement,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -516,6 +533,7 @@ fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
         d.set_item("alive", n.alive)?;
         d.set_item("hostname", n.hostname)?;
         d.set_item("is_head", n.is_head)?;
+        d.set_item("ip", if n.ip.is_empty() { "127.0.0.1".to_string() } else { n.ip })?;
         d.set_item("total", units_dict(py, &n.total)?)?;
         d.set_item("available", units_dict(py, &n.available)?)?;
         list.append(d)?;

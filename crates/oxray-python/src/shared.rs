@@ -85,8 +85,10 @@ impl Drop for SharedBuffer {
 }
 
 /// Maps the shared object `id` (pinned) as a [`SharedBuffer`].
-pub fn map_shared(py: Python<'_>, core: &CoreWorker, id: ObjectId) -> Result<SharedBuffer, PyCoreError> {
-    let (offset, size) = py.allow_threads(|| core.store_get(id))?;
+/// The object may live on another node (`location`, from its marker): the
+/// node's daemon then pulls a copy first.
+pub fn map_shared(py: Python<'_>, core: &CoreWorker, id: ObjectId, location: &str) -> Result<SharedBuffer, PyCoreError> {
+    let (offset, size) = py.allow_threads(|| core.store_get(id, location))?;
     let region = core.region().expect("store_get succeeded, so the region is mapped");
     // SAFETY: the object is sealed and now pinned by this process.
     let bytes = unsafe { region.slice(offset, size) };
@@ -141,5 +143,5 @@ pub fn encode_value(
         core.store_seal(id);
     }
     drop(views);
-    Ok(shared_marker(&id, b'B', nested))
+    Ok(shared_marker(&id, b'B', nested, core.node_address()))
 }

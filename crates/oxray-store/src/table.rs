@@ -231,6 +231,13 @@ impl ObjectTable {
         self.maybe_free(id);
     }
 
+    /// Drops an object still being written (a transfer that failed).
+    pub fn abort(&mut self, id: &ObjectId) {
+        if self.entries.get(id).is_some_and(|e| !e.sealed) {
+            self.remove(id);
+        }
+    }
+
     /// The owner dropped the object: it goes once nobody pins it.
     pub fn delete(&mut self, id: &ObjectId) {
         if let Some(e) = self.entries.get_mut(id) {
@@ -272,6 +279,11 @@ impl ObjectTable {
                 Location::Spilled => self.spill.remove(id),
             }
         }
+    }
+
+    /// The shared memory the objects live in.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.region
     }
 
     /// Whether the store holds `id` (sealed or not).

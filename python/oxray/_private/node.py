@@ -1,9 +1,13 @@
 """Starting the daemon of an embedded local cluster, and what this machine
 has to offer it."""
 
+import glob
+import json
 import os
 import secrets
 import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -107,39 +111,165 @@ def new_session_dir(kind="s"):
     os.makedirs(base, exist_ok=True)
     _remove_stale_sessions(base)
     path = os.path.join(base, f"{kind}-{os.getpid()}-{secrets.token_hex(3)}")
-    os.makedirs(path)
+    os.makedirs(path, mode=0o700)
     return path
 
 
-HEAD_ADDRESS_FILE = os.path.join(tempfile.gettempdir(), "oxray", "head_address")
+def user_dir():
+    """This user's private directory for what processes of the machine
+    must find: the standing head's address and the nodes started here
+    (`$RAY_TMPDIR` or the temp directory, then `oxray-<uid>`). Created
+    0700; refused when another user owns it or others may write it."""
+    base = os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()
+    path = os.path.join(base, f"oxray-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(
+            f"{path} is not a private directory of this user (owner uid {st.st_uid}, mode "
+            f"{oct(st.st_mode & 0o777)}); remove it, or set RAY_TMPDIR elsewhere"
+        )
+    return path
+
+
+def _head_address_file():
+    return os.path.join(user_dir(), "head_address")
+
+
+def write_private(path, text):
+    """Writes a file readable by this user only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def new_token():
+    """A fresh cluster token."""
+    return secrets.token_urlsafe(32)
+
+
+def _nodes_dir():
+    path = os.path.join(user_dir(), "nodes")
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def record_node(daemon, head_address, is_head):
+    """Lists a standing node in this user's node index, so that drivers and
+    `oxray stop` on this machine find it."""
+    entry = {"pid": daemon.process.pid, "session_dir": daemon.session_dir, "socket": daemon.socket_path,
+             "node_ip": daemon.node_ip, "head_address": head_address, "is_head": is_head,
+             "address": daemon.address}
+    path = os.path.join(_nodes_dir(), f"{daemon.process.pid}.json")
+    write_private(path, json.dumps(entry))
+    return path
+
+
+def local_nodes():
+    """The standing nodes started on this machine by this user (stale
+    entries of dead daemons are removed)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(_nodes_dir(), "*.json"))):
+        try:
+            with open(path) as f:
+                entry = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(int(entry.get("pid", 0))) or not os.path.exists(entry.get("socket", "")):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            continue
+        entry["index_file"] = path
+        out.append(entry)
+    return out
+
+
+def _local_ip_towards(host, port):
+    """The IP this machine uses to reach host:port (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, int(port)))
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+def split_host_port(address):
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise ValueError(f"invalid cluster address {address!r}: expected HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def find_local_node(head_address):
+    """The node on this machine that belongs to the cluster whose head is
+    at `head_address` (HOST:PORT): the node whose IP this machine uses to
+    reach the head, the head itself first."""
+    host, port = split_host_port(head_address)
+    try:
+        host_ip = socket.gethostbyname(host)
+    except OSError:
+        host_ip = host
+    wanted = f"{host_ip}:{port}"
+    members = [n for n in local_nodes() if n.get("head_address") in (wanted, head_address)]
+    if not members:
+        raise ConnectionError(
+            f"no oxray node on this machine belongs to the cluster at {head_address}. Start one with "
+            f"`oxray start --address {head_address}` (or `oxray start --head` for a new cluster), then connect."
+        )
+    mine = _local_ip_towards(host_ip, port)
+    members.sort(key=lambda n: (n.get("node_ip") != mine, not n.get("is_head")))
+    return members[0]
 
 
 def resolve_address(address):
-    """The daemon socket of an existing cluster: `auto` (the head started by
-    `oxray start --head`), a session directory, or a socket path."""
+    """(daemon socket, node IP) of the cluster at `address`: `auto` (the
+    head started by `oxray start --head`), HOST:PORT of a cluster's head, a
+    session directory, or a socket path."""
     if address == "auto":
         try:
-            with open(HEAD_ADDRESS_FILE) as f:
+            with open(_head_address_file()) as f:
                 address = f.read().strip()
         except OSError:
             raise ConnectionError(
                 "Could not find any running oxray instance. Start one with `oxray start --head`, or "
                 "call oxray.init() without an address to start a local cluster."
             ) from None
+    if address.startswith("ray://"):
+        raise ValueError("Ray Client addresses (ray://) are not supported by oxray; connect to HOST:PORT instead")
+    if not address.startswith("/") and ":" in address:
+        node = find_local_node(address)
+        return node["socket"], node.get("node_ip")
     path = os.path.join(address, "daemon.sock") if os.path.isdir(address) else address
     if not os.path.exists(path):
         raise ConnectionError(f"no oxray cluster at {address!r} (no daemon socket at {path})")
-    return path
+    node_ip = None
+    for n in local_nodes():
+        if n.get("socket") == path:
+            node_ip = n.get("node_ip")
+    return path, node_ip
 
 
 class LocalDaemon:
     """A daemon process started by this process: the embedded cluster of a
-    driver (`owned`: it stops when the driver exits), or a head started by
-    `oxray start --head`."""
+    driver (`owned`: it stops when the driver exits), or a standing node
+    started by `oxray start` or `cluster_utils.Cluster`.
 
-    def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None):
+    A node of a multi-node cluster gets `node_ip` (it listens there on
+    TCP, on `port`, 0 for any) and the cluster `token`; `head_address`
+    makes it join that head instead of being one."""
+
+    def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None,
+                 node_ip=None, port=0, head_address=None, token=None):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
+        self.node_ip = node_ip
+        self.address = None
         args = [daemon_binary(), "daemon", "--session-dir", session_dir,
                 "--python", sys.executable,
                 "--prestart-workers", str(prestart_workers),
@@ -149,9 +279,15 @@ class LocalDaemon:
             args += ["--spill-dir", spill_dir]
         if owned:
             args += ["--owner-pid", str(os.getpid())]
+        if node_ip:
+            args += ["--node-ip", node_ip, "--port", str(int(port or 0))]
+            if head_address:
+                args += ["--head-address", head_address]
         for name, amount in resources.items():
             args += ["--resource", f"{name}={amount!r}"]
         env = dict(os.environ)
+        if node_ip:
+            env["OXRAY_AUTH_TOKEN"] = token or ""
         # Workers import what the driver can import (user modules included).
         paths = [p for p in sys.path if p]
         if _PACKAGE_DIR not in paths:
@@ -159,11 +295,22 @@ class LocalDaemon:
         env["PYTHONPATH"] = os.pathsep.join([os.getcwd()] + paths)
         self.log_path = os.path.join(session_dir, "daemon.err")
         self._err = open(self.log_path, "wb")
-        # A head outlives this process: its output goes to a file.
+        # A standing node outlives this process: its output goes to a file.
         out = None if owned else open(os.path.join(session_dir, "daemon.out"), "wb")
         self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=self._err, start_new_session=True)
         self._wait_ready()
+        if node_ip:
+            with open(os.path.join(session_dir, "node_address")) as f:
+                self.address = f.read().strip()
+
+    @property
+    def tcp_address(self):
+        """HOST:PORT where other nodes reach this daemon (multi-node only)."""
+        for part in (self.address or "").split("|"):
+            if part.startswith("tcp:"):
+                return part[4:]
+        return None
 
     def _wait_ready(self, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -173,6 +320,7 @@ class LocalDaemon:
             if code is not None:
                 raise RuntimeError(f"the oxray daemon exited with code {code} during start-up:\n{self._stderr()}")
             if time.monotonic() > deadline:
+                self.process.kill()
                 self.stop()
                 raise RuntimeError(f"the oxray daemon did not start within {timeout:.0f}s:\n{self._stderr()}")
             time.sleep(delay)

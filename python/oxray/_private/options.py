@@ -117,3 +117,25 @@ ACTOR_OPTIONS = {
     "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks", "resources",
     "runtime_env", "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
 }
+
+
+def placement(options):
+    """The `scheduling_strategy` option as the runtime takes it: `None` for
+    the default, else `(kind, node_id_hex, soft)`."""
+    from oxray.util import scheduling_strategies as ss
+
+    strategy = options.get("scheduling_strategy")
+    if strategy is None or strategy == "DEFAULT":
+        return None
+    if strategy == "SPREAD":
+        return ("SPREAD", "", False)
+    if isinstance(strategy, ss.NodeAffinitySchedulingStrategy):
+        return ("NODE_AFFINITY", strategy.node_id, strategy.soft)
+    if isinstance(strategy, ss.PlacementGroupSchedulingStrategy):
+        return None  # the group's bundle resources pin it (see placement_group_shape)
+    if isinstance(strategy, ss.NodeLabelSchedulingStrategy):
+        raise ValueError("NodeLabelSchedulingStrategy is not supported by oxray: its nodes carry no labels")
+    raise ValueError(
+        f"Invalid scheduling_strategy {strategy!r}: use \"DEFAULT\", \"SPREAD\", "
+        "NodeAffinitySchedulingStrategy or PlacementGroupSchedulingStrategy"
+    )

@@ -78,7 +78,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             )
         if namespace is not None and not isinstance(namespace, str):
             raise TypeError(f"namespace must be a string, got {type(namespace).__name__}")
-        address = address or os.environ.get("OXRAY_ADDRESS") or None
+        address = address or os.environ.get("OXRAY_ADDRESS") or os.environ.get("RAY_ADDRESS") or None
         worker_id = secrets.token_hex(16)
         if address not in (None, "local"):
             if num_cpus is not None or num_gpus is not None or resources or object_store_memory is not None:
@@ -86,10 +86,10 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
                     "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
                     "object_store_memory must not be provided."
                 )
-            socket_path = _node.resolve_address(address)
+            socket_path, node_ip = _node.resolve_address(address)
             session_dir = os.path.dirname(socket_path)
             listen = os.path.join(session_dir, f"driver-{os.getpid()}-{worker_id[:6]}.sock")
-            context = _native.connect(socket_path, "driver", worker_id, False, listen)
+            context = _native.connect(socket_path, "driver", worker_id, False, listen, node_ip or None)
             namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
             _session = _Session("driver", context, None, namespace)
             return RayContext(_session)
@@ -140,7 +140,8 @@ def connect_worker(daemon_socket, worker_id, session_dir):
     """Connects a worker process's core worker (called by worker_main)."""
     global _session
     context = _native.connect(daemon_socket, "worker", worker_id, False,
-                              os.path.join(session_dir, f"w-{worker_id[:16]}.sock"))
+                              os.path.join(session_dir, f"w-{worker_id[:16]}.sock"),
+                              os.environ.get("OXRAY_NODE_IP") or None)
     _session = _Session("worker", context)
     return _session
 
@@ -290,20 +291,31 @@ def nodes():
     session()
     out = []
     for n in _native.cluster_info():
-        path = n["address"]
+        resources = dict(n["total"])
+        if n["alive"]:
+            resources[f"node:{n['ip']}"] = 1.0
+            if n["is_head"]:
+                resources["node:__internal_head__"] = 1.0
         out.append({
             "NodeID": n["node_id"],
             "Alive": n["alive"],
-            "NodeManagerAddress": "127.0.0.1",
+            "NodeManagerAddress": n["ip"],
             "NodeManagerHostname": n["hostname"],
-            "NodeManagerPort": 0,
-            "NodeName": "127.0.0.1",
-            "DaemonSocket": path,
-            "Resources": n["total"],
+            "NodeManagerPort": _port_of(n["address"]),
+            "NodeName": n["ip"],
+            "DaemonAddress": n["address"],
+            "Resources": resources if n["alive"] else {},
             "alive": n["alive"],
             "IsHead": n["is_head"],
         })
     return out
+
+
+def _port_of(address):
+    for part in address.split("|"):
+        if part.startswith("tcp:"):
+            return int(part.rsplit(":", 1)[1])
+    return 0
 
 
 def cluster_resources():
@@ -326,7 +338,8 @@ def _sum_resources(field):
         for k, v in n[field].items():
             out[k] = out.get(k, 0.0) + v
         # Ray's per-node resources: the node's address, and the head's marker.
-        out["node:127.0.0.1"] = out.get("node:127.0.0.1", 0.0) + 1.0
+        key = f"node:{n['ip']}"
+        out[key] = out.get(key, 0.0) + 1.0
         if n["is_head"]:
             out["node:__internal_head__"] = 1.0
     return out

@@ -1,0 +1,304 @@
+//! The node's part in a multi-node cluster.
+//!
+//! The head serves the control service: other nodes register with it over
+//! TCP, report their available resources (versioned), and receive the
+//! cluster's resource view whenever it changes. Every other node forwards
+//! the control service's requests (key-value table, actors, placement
+//! groups, jobs) to the head, and tells it when one of its processes goes.
+//! A node that loses the head stops: its work belongs to a cluster that is
+//! gone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use oxray_common::NodeId;
+use oxray_control::NodeEntry;
+use oxray_proto::frame::FrameWriter;
+use oxray_proto::peers::PeerPool;
+use oxray_proto::rpc::RpcPeer;
+use oxray_proto::transport::{self, Dialer};
+use oxray_proto::*;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::config::ClusterConfig;
+use crate::daemon::{hostname, Node, PendingLease, State};
+use crate::scheduling::{view_of, ClusterView, Decision, NodeView};
+use crate::NodeError;
+
+/// How long resource changes gather before they are published: many
+/// leases granted at once cost one report.
+const PUBLISH_DELAY: Duration = Duration::from_millis(2);
+
+/// What a node of a multi-node cluster keeps about the cluster.
+pub(crate) struct ClusterLink {
+    pub config: ClusterConfig,
+    /// The connection to the head (on every other node).
+    head: OnceLock<Arc<RpcPeer>>,
+    /// Connections to other nodes' daemons and processes.
+    pub peers: Arc<PeerPool>,
+    /// Every node's resources, for placement.
+    pub view: Mutex<ClusterView>,
+    /// Wakes the task that publishes this node's resource changes.
+    changed: Notify,
+    version: AtomicU64,
+}
+
+impl ClusterLink {
+    pub(crate) fn new(config: ClusterConfig) -> Self {
+        let peers = Arc::new(PeerPool::new(Dialer::new(&config.node_ip, &config.token)));
+        Self { config, head: OnceLock::new(), peers, view: Mutex::default(), changed: Notify::new(), version: AtomicU64::new(1) }
+    }
+
+    /// Puts this node into its own view.
+    pub(crate) fn seed_view(&self, me: NodeId, info: NodeInfo) {
+        self.view.lock().update(me, view_of(&info));
+    }
+}
+
+impl Node {
+    /// Whether this node serves the control service (a single-node
+    /// cluster's only node is its head).
+    pub(crate) fn is_head(&self) -> bool {
+        self.link.as_ref().is_none_or(|l| l.config.head.is_none())
+    }
+
+    /// The connection to the head, on nodes that are not the head.
+    pub(crate) fn head(&self) -> Option<&Arc<RpcPeer>> {
+        self.link.as_ref().and_then(|l| l.head.get())
+    }
+
+    /// This node's IP in the cluster (empty on a single-node cluster).
+    pub(crate) fn ip(&self) -> &str {
+        self.link.as_ref().map_or("", |l| l.config.node_ip.as_str())
+    }
+
+    /// This node as the node table shows it.
+    pub(crate) fn self_info(&self, alive: bool) -> NodeInfo {
+        let st = self.state.lock();
+        NodeInfo {
+            node_id: self.node_id.0.to_vec(),
+            address: self.address.clone(),
+            alive,
+            total: st.ledger.total().to_units(),
+            available: st.ledger.available().to_units(),
+            hostname: hostname(),
+            is_head: self.is_head(),
+            ip: self.ip().to_string(),
+            version: self.link.as_ref().map_or(0, |l| l.version.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// Accepts TCP connections, each once it proved the cluster token.
+    pub(crate) async fn accept_tcp(self: Arc<Self>, listener: tokio::net::TcpListener) {
+        let token: Arc<str> = Arc::from(self.link.as_ref().map_or("", |l| l.config.token.as_str()));
+        while let Ok((stream, _)) = listener.accept().await {
+            let (me, token) = (self.clone(), token.clone());
+            tokio::spawn(async move {
+                if let Some((reader, writer)) = transport::accept_tcp(stream, &token).await {
+                    me.handle_connection(reader, writer).await;
+                }
+            });
+        }
+    }
+
+    /// Starts publishing resource changes and, on a node that is not the
+    /// head, registers with the head.
+    pub(crate) async fn join_cluster(self: Arc<Self>) -> Result<(), NodeError> {
+        let Some(link) = &self.link else { return Ok(()) };
+        tokio::spawn(self.clone().publish_changes());
+        let Some(head_addr) = link.config.head.clone() else { return Ok(()) };
+        let joined = async {
+            let (head, inbox) = RpcPeer::connect_tcp(&head_addr, &link.config.token).await?;
+            let reply = head.call(Body::RegisterNode(RegisterNode { node: Some(self.self_info(true)) })).await?;
+            Ok::<_, oxray_common::Error>((head, inbox, reply))
+        };
+        let (head, mut inbox, reply) = joined.await.map_err(|e| NodeError::Join { head: head_addr.clone(), reason: e.to_string() })?;
+        if let Body::ClusterView(view) = reply {
+            link.view.lock().replace(&view.nodes, self.node_id);
+        }
+        let _ = link.head.set(head);
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(env) = inbox.recv().await {
+                match env.body {
+                    Some(Body::ClusterView(view)) => {
+                        if let Some(link) = &me.link {
+                            link.view.lock().replace(&view.nodes, me.node_id);
+                        }
+                        let mut st = me.state.lock();
+                        me.dispatch(&mut st);
+                    }
+                    Some(Body::LogLines(l)) => me.relay_lines(l),
+                    _ => {}
+                }
+            }
+            tracing::warn!("lost the connection to the head at {head_addr}; stopping this node");
+            eprintln!("oxray: lost the connection to the head at {head_addr}; stopping this node");
+            me.shutdown();
+        });
+        Ok(())
+    }
+
+    /// This node's resources changed: publish soon.
+    pub(crate) fn resources_changed(&self) {
+        if let Some(link) = &self.link {
+            link.changed.notify_one();
+        }
+    }
+
+    /// Publishes resource changes: the head sends the whole view to every
+    /// node; other nodes report their own resources to the head.
+    async fn publish_changes(self: Arc<Self>) {
+        let Some(link) = &self.link else { return };
+        loop {
+            link.changed.notified().await;
+            tokio::time::sleep(PUBLISH_DELAY).await;
+            let info = self.self_info(true);
+            link.view.lock().update(self.node_id, view_of(&info));
+            match self.head() {
+                Some(head) => {
+                    head.send(Body::ResourceReport(ResourceReport {
+                        node_id: info.node_id,
+                        version: info.version,
+                        available: info.available,
+                        total: info.total,
+                    }));
+                }
+                None => self.broadcast_view(),
+            }
+        }
+    }
+
+    /// Sends the cluster's resource view to every other node (head only).
+    fn broadcast_view(&self) {
+        let view = Body::ClusterView(self.cluster_info());
+        let st = self.state.lock();
+        for c in st.clients.values().filter(|c| c.node.is_some()) {
+            c.writer.send(Envelope { id: 0, body: Some(view.clone()) });
+        }
+    }
+
+    /// Another node joins through connection `client` (head only).
+    pub(crate) fn register_node(&self, client: u64, req: u64, r: RegisterNode, writer: &FrameWriter) {
+        let Some(info) = r.node.filter(|_| self.is_head()) else {
+            let message = "only the head registers nodes".to_string();
+            writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+            return;
+        };
+        let Some(id) = NodeId::from_bytes(&info.node_id) else { return };
+        self.control.register_node(NodeEntry {
+            node_id: id,
+            address: info.address.clone(),
+            hostname: info.hostname.clone(),
+            is_head: false,
+            alive: true,
+            total: oxray_common::ResourceSet::from_units(info.total.iter()),
+            ip: info.ip.clone(),
+        });
+        if let Some(link) = &self.link {
+            link.view.lock().update(id, view_of(&info));
+        }
+        if let Some(c) = self.state.lock().clients.get_mut(&client) {
+            c.node = Some(id);
+        }
+        writer.reply(req, Body::ClusterView(self.cluster_info()));
+        self.broadcast_view();
+        let mut st = self.state.lock();
+        self.dispatch(&mut st);
+    }
+
+    /// A node's resources changed (head only).
+    pub(crate) fn resource_report(&self, r: ResourceReport) {
+        let (Some(link), Some(id)) = (&self.link, NodeId::from_bytes(&r.node_id)) else { return };
+        let Some(known) = link.view.lock().get(&id).cloned() else { return };
+        let node = NodeView {
+            available: oxray_common::ResourceSet::from_units(r.available.iter()),
+            total: oxray_common::ResourceSet::from_units(r.total.iter()),
+            version: r.version,
+            ..known
+        };
+        if link.view.lock().update(id, node) {
+            link.changed.notify_one();
+            let mut st = self.state.lock();
+            self.dispatch(&mut st);
+        }
+    }
+
+    /// The connection of node `id` closed: it is dead (head only).
+    pub(crate) fn node_gone(&self, st: &mut State, id: NodeId) {
+        self.control.mark_node_dead(&id);
+        if let Some(link) = &self.link {
+            link.view.lock().mark_dead(&id);
+            link.changed.notify_one();
+        }
+        self.dispatch(st);
+    }
+
+    /// On a node that is not the head, sends the control service's
+    /// requests to the head and relays its reply; returns the other
+    /// messages for this node to handle.
+    pub(crate) fn forward_to_head(&self, req: u64, body: Body, writer: &FrameWriter) -> Option<Body> {
+        let Some(head) = self.head() else { return Some(body) };
+        let for_head = matches!(
+            body,
+            Body::KvPut(_)
+                | Body::KvGet(_)
+                | Body::CreateActor(_)
+                | Body::GetActorInfo(_)
+                | Body::KillActor(_)
+                | Body::ActorExiting(_)
+                | Body::ListActors(_)
+                | Body::ClusterInfoRequest(_)
+                | Body::CreatePlacementGroup(_)
+                | Body::GetPlacementGroup(_)
+                | Body::RemovePlacementGroup(_)
+                | Body::PlacementGroupList(_)
+        );
+        if !for_head {
+            return Some(body);
+        }
+        if req == 0 {
+            head.send(body);
+            return None;
+        }
+        let writer = writer.clone();
+        head.call_with(body, move |reply| {
+            let reply = reply.unwrap_or_else(|| {
+                Body::ErrorReply(ErrorReply { message: "the head of the cluster is unreachable".into() })
+            });
+            writer.reply(req, reply);
+        });
+        None
+    }
+
+    /// Where a pending lease request goes, by the cluster's view.
+    pub(crate) fn placement(&self, st: &State, p: &PendingLease) -> Decision {
+        let Some(link) = &self.link else { return Decision::Local };
+        let mut view = link.view.lock();
+        view.set_available(self.node_id, st.ledger.available().clone());
+        view.place(self.node_id, &p.shape, p.strategy.as_ref(), p.spilled)
+    }
+
+    /// Worker output from another node: to this node's drivers.
+    pub(crate) fn relay_lines(&self, l: LogLines) {
+        use crate::pool::WorkerEvents;
+        if self.head().is_some() {
+            return;
+        }
+        let st = self.state.lock();
+        let drivers = st.clients.values().filter(|c| c.is_driver());
+        let mut any = false;
+        for d in drivers {
+            any = true;
+            d.writer.send(Envelope { id: 0, body: Some(Body::LogLines(l.clone())) });
+        }
+        drop(st);
+        if !any {
+            for line in l.lines {
+                self.on_line(0, l.stderr, line);
+            }
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! How processes reach each other: addresses, and the token handshake that
+//! opens every TCP connection.
+//!
+//! An address names where a process listens: `unix:PATH` on a single-node
+//! cluster, `tcp:IP:PORT|unix:PATH` once the node takes part in a
+//! multi-node cluster. A [`Dialer`] connects over the Unix socket when the
+//! peer is on its own host (same IP, so the same machine) and over TCP
+//! otherwise.
+//!
+//! Every TCP connection starts with a [`Hello`] frame carrying the cluster
+//! token; the server compares it in constant time and answers [`Welcome`],
+//! or an error and a closed connection. Until then it reads at most
+//! [`MAX_HELLO_FRAME`] bytes, so a stranger can neither act nor make the
+//! server reserve memory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oxray_common::{Error, Result};
+use subtle::ConstantTimeEq;
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::frame::{FrameReader, FrameWriter, MAX_FRAME, MAX_HELLO_FRAME};
+use crate::messages::{Body, Envelope, ErrorReply, Hello, Welcome, PROTOCOL_VERSION};
+use crate::rpc::RpcPeer;
+
+/// How long a TCP peer has to say hello before it is dropped.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The parts of an address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Address {
+    /// `IP:PORT`, when reachable over TCP.
+    pub tcp: Option<String>,
+    /// The Unix socket's path, when there is one.
+    pub unix: Option<String>,
+}
+
+impl Address {
+    /// Parses `unix:PATH`, `tcp:IP:PORT` or both joined with `|`.
+    pub fn parse(address: &str) -> Address {
+        let mut out = Address::default();
+        for part in address.split('|') {
+            if let Some(p) = part.strip_prefix("unix:") {
+                out.unix = Some(p.to_string());
+            } else if let Some(t) = part.strip_prefix("tcp:") {
+                out.tcp = Some(t.to_string());
+            }
+        }
+        out
+    }
+
+    /// The address as a string (the inverse of [`Address::parse`]).
+    pub fn format(&self) -> String {
+        let parts: Vec<String> = self
+            .tcp
+            .iter()
+            .map(|t| format!("tcp:{t}"))
+            .chain(self.unix.iter().map(|u| format!("unix:{u}")))
+            .collect();
+        parts.join("|")
+    }
+
+    /// The IP of the TCP part.
+    pub fn ip(&self) -> Option<&str> {
+        let tcp = self.tcp.as_deref()?;
+        Some(tcp.rsplit_once(':').map_or(tcp, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']'))
+    }
+}
+
+/// Connects to other processes of the cluster, choosing the transport.
+#[derive(Clone, Debug, Default)]
+pub struct Dialer {
+    /// This host's IP in the cluster (empty on a single-node cluster).
+    local_ip: String,
+    token: Arc<str>,
+}
+
+impl Dialer {
+    /// A dialer for a process on the host with IP `local_ip`, proving
+    /// `token` to TCP peers.
+    pub fn new(local_ip: &str, token: &str) -> Self {
+        Self { local_ip: local_ip.to_string(), token: Arc::from(token) }
+    }
+
+    /// The token proved to TCP peers.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Connects to `address`: over its Unix socket when it is on this host,
+    /// else over TCP.
+    pub async fn connect(&self, address: &str) -> Result<(Arc<RpcPeer>, mpsc::UnboundedReceiver<Envelope>)> {
+        let a = Address::parse(address);
+        let same_host = match a.ip() {
+            None => true,
+            Some(ip) => ip == self.local_ip,
+        };
+        match (&a.unix, &a.tcp) {
+            (Some(path), _) if same_host || a.tcp.is_none() => RpcPeer::connect_unix(path).await,
+            (_, Some(tcp)) => RpcPeer::connect_tcp(tcp, &self.token).await,
+            _ => Err(Error::Protocol { peer: address.to_string(), reason: "not an address".into() }),
+        }
+    }
+}
+
+fn tcp_error(peer: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Connection { peer: peer.to_string(), source }
+}
+
+/// Opens a TCP connection to `addr` and proves `token`; returns the
+/// connection ready for requests.
+pub async fn dial_tcp(addr: &str, token: &str) -> Result<(FrameReader<OwnedReadHalf>, FrameWriter)> {
+    let stream = TcpStream::connect(addr).await.map_err(tcp_error(addr))?;
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let writer = FrameWriter::tcp(w);
+    let mut reader = FrameReader::new(r);
+    let hello = Body::Hello(Hello { token: token.to_string(), version: PROTOCOL_VERSION });
+    writer.send(Envelope { id: 0, body: Some(hello) });
+    let reply = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await;
+    match reply {
+        Ok(Some(Envelope { body: Some(Body::Welcome(_)), .. })) => Ok((reader, writer)),
+        Ok(Some(Envelope { body: Some(Body::ErrorReply(e)), .. })) => {
+            Err(Error::Unauthorized { peer: addr.to_string(), reason: e.message })
+        }
+        Ok(_) => Err(Error::Unauthorized {
+            peer: addr.to_string(),
+            reason: "it closed the connection during the handshake (wrong token, or not an oxray port)".into(),
+        }),
+        Err(_) => Err(Error::Unauthorized { peer: addr.to_string(), reason: "it did not answer the handshake".into() }),
+    }
+}
+
+/// Checks the first frame of an accepted TCP connection. Returns the
+/// connection, ready for requests, when it proved `token`; otherwise logs
+/// why, tells the peer, and drops it.
+pub async fn accept_tcp(stream: TcpStream, token: &str) -> Option<(FrameReader<OwnedReadHalf>, FrameWriter)> {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let _ = stream.set_nodelay(true);
+    let (r, w) = stream.into_split();
+    let writer = FrameWriter::tcp(w);
+    let mut reader = FrameReader::with_max_frame(r, MAX_HELLO_FRAME);
+    let first = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await;
+    let refusal = match first {
+        Ok(Some(Envelope { body: Some(Body::Hello(h)), .. })) => {
+            if h.version != PROTOCOL_VERSION {
+                Some(format!("protocol version {} is not this node's {PROTOCOL_VERSION}", h.version))
+            } else if !token_matches(&h.token, token) {
+                Some("wrong cluster token".to_string())
+            } else {
+                None
+            }
+        }
+        Ok(Some(_)) => Some("the first message was not a hello with the cluster token".to_string()),
+        Ok(None) => Some("the connection closed or sent an oversized or malformed first frame".to_string()),
+        Err(_) => Some("no hello within the handshake timeout".to_string()),
+    };
+    match refusal {
+        None => {
+            writer.send(Envelope { id: 0, body: Some(Body::Welcome(Welcome { version: PROTOCOL_VERSION })) });
+            reader.set_max_frame(MAX_FRAME);
+            Some((reader, writer))
+        }
+        Some(reason) => {
+            tracing::warn!("refused a TCP connection from {peer}: {reason}");
+            eprintln!("oxray: refused a TCP connection from {peer}: {reason}");
+            writer.send(Envelope { id: 0, body: Some(Body::ErrorReply(ErrorReply { message: reason })) });
+            // Give the refusal a moment to leave before the socket closes.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            None
+        }
+    }
+}
+
+/// Compares tokens in time independent of where they differ.
+fn token_matches(given: &str, expected: &str) -> bool {
+    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{KvGet, KvValue};
+
+    #[test]
+    fn addresses_round_trip() {
+        let a = Address::parse("tcp:10.0.0.2:4000|unix:/tmp/x.sock");
+        assert_eq!(a.tcp.as_deref(), Some("10.0.0.2:4000"));
+        assert_eq!(a.unix.as_deref(), Some("/tmp/x.sock"));
+        assert_eq!(a.ip(), Some("10.0.0.2"));
+        assert_eq!(Address::parse(&a.format()), a);
+        assert_eq!(Address::parse("unix:/a").ip(), None);
+    }
+
+    async fn echo_server(token: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let Some((reader, writer)) = accept_tcp(stream, token).await else { return };
+                    let (server, mut inbox) = RpcPeer::start_reader(reader, writer, "client".into());
+                    while let Some(env) = inbox.recv().await {
+                        if let Some(Body::KvGet(g)) = env.body {
+                            server.reply(env.id, Body::KvValue(KvValue { found: true, value: g.key }));
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn right_token_talks_wrong_token_is_refused() {
+        let addr = echo_server("s3cret").await;
+        let (peer, _inbox) = RpcPeer::connect_tcp(&addr, "s3cret").await.unwrap();
+        let reply = peer.call(Body::KvGet(KvGet { namespace: "n".into(), key: vec![7] })).await.unwrap();
+        assert_eq!(reply, Body::KvValue(KvValue { found: true, value: vec![7] }));
+        let err = RpcPeer::connect_tcp(&addr, "guess").await.unwrap_err();
+        assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
+        assert!(err.to_string().contains("wrong cluster token"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn oversized_hello_is_refused_without_reading_it() {
+        use tokio::io::AsyncWriteExt;
+        let addr = echo_server("t").await;
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        // Claims a 1 GiB frame: refused from the length alone.
+        s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
+        let mut reader = FrameReader::new(s);
+        match reader.next().await {
+            Some(Envelope { body: Some(Body::ErrorReply(_)), .. }) | None => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_expected_token_matches_nothing() {
+        assert!(!token_matches("", ""));
+        assert!(token_matches("a", "a"));
+        assert!(!token_matches("a", "b"));
+    }
+}
