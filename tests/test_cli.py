@@ -21,7 +21,7 @@ def oxray_cli(*args, timeout=60):
 def head():
     oxray.shutdown()
     oxray_cli("stop")
-    out = oxray_cli("start", "--head", "--num-cpus", "2")
+    out = oxray_cli("start", "--head", "--port", "0", "--num-cpus", "2")
     assert out.returncode == 0, out.stderr
     try:
         yield out.stdout

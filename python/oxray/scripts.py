@@ -87,7 +87,7 @@ def _start(args):
         print(f"Started an oxray head at {address}.")
         print(f"The cluster token is in {os.path.join(session_dir, 'token')} (readable by you only).")
         print(f"Join from another host: OXRAY_AUTH_TOKEN=<token> oxray start --address {address}")
-        print(f"Connect a driver with: oxray.init(address='{address}')  (or address='auto' on this host)")
+        print(f"Connect a driver on this host with: oxray.init(address='auto'), or oxray.init(address='{address}')")
     else:
         print(f"Started an oxray node at {address}, joined to the head at {head_address}.")
     print("Stop it with: oxray stop")

@@ -90,7 +90,7 @@ pub fn shared_marker(
 /// The object id and node address a shared-memory marker carries.
 pub fn marker_parts(marker: &Object) -> Option<(oxray_common::ObjectId, &str)> {
     const ID_LEN: usize = std::mem::size_of::<oxray_common::ObjectId>();
-    if marker.data.len() < ID_LEN {
+    if ObjectKind::of(marker) != ObjectKind::Shared || marker.data.len() < ID_LEN {
         return None;
     }
     let id = oxray_common::ObjectId::from_bytes(&marker.data[..ID_LEN])?;
@@ -120,5 +120,7 @@ mod tests {
         assert_eq!(ObjectKind::of(&m), ObjectKind::Shared);
         assert_eq!(marker_parts(&m), Some((id, "tcp:10.0.0.1:7|unix:/d.sock")));
         assert_eq!(marker_parts(&shared_marker(&id, b'B', vec![], "")), Some((id, "")));
+        let pickled = Object { data: Bytes::from(vec![7u8; 64]), metadata: Bytes::from_static(b"P"), nested: vec![] };
+        assert_eq!(marker_parts(&pickled), None, "only markers name a shared copy");
     }
 }
