@@ -64,3 +64,5 @@ __all__ = [
     "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "method", "nodes", "put",
     "remote", "shutdown", "wait",
 ]
+
+from oxray import util  # noqa: E402  (Ray makes ray.util available on import)

@@ -17,6 +17,8 @@ pub struct ActorRecord {
     pub detached: bool,
     /// Restarts allowed after crashes; -1 for no limit.
     pub max_restarts: i32,
+    /// How it picks its node (at every start).
+    pub strategy: Option<oxray_proto::SchedulingStrategy>,
     /// The address of the process that created it: a non-detached actor
     /// dies with it.
     pub owner: String,
@@ -108,6 +110,7 @@ mod tests {
             resources: ResourceSet::new(),
             detached: false,
             max_restarts: 1,
+            strategy: None,
             owner: "unix:/owner".into(),
         }
     }

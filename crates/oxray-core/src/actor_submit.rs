@@ -67,6 +67,8 @@ pub struct ActorCreateRequest {
     pub handle: Vec<u8>,
     /// Refs nested inside `args`.
     pub args_nested: Vec<ObjectRefMsg>,
+    /// How the actor picks its node.
+    pub placement: crate::submit::Placement,
 }
 
 /// The callers' side of every actor this process calls.
@@ -162,6 +164,7 @@ impl Inner {
             get_if_exists: req.get_if_exists,
             handle: req.handle,
             class_name: req.class_name,
+            strategy: req.placement.to_wire(),
         });
         match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),

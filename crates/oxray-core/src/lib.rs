@@ -13,6 +13,7 @@ mod execute;
 mod fetch;
 pub mod layout;
 pub mod objects;
+mod placement;
 mod shared;
 pub mod refs;
 pub mod store;
@@ -26,4 +27,7 @@ pub use fetch::WaitLimit;
 pub use submit::Placement;
 pub use objects::{error_object, marker_parts, shared_marker, ObjectKind};
 pub use oxray_store::Region;
-pub use oxray_proto::{ActorInfo, ActorState, Object, ObjectRefMsg, StoreStats, TaskEntry, TaskSpec};
+pub use oxray_proto::{
+    ActorInfo, ActorState, Bundle, CreatePlacementGroup, Object, ObjectRefMsg, PlacementGroupInfo, StoreStats, TaskEntry,
+    TaskSpec,
+};

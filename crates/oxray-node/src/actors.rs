@@ -49,6 +49,7 @@ impl Node {
             ..Default::default()
         };
         let record = ActorRecord {
+            strategy: c.strategy.clone(),
             info: info.clone(),
             spec,
             resources: resources.clone(),
@@ -64,7 +65,7 @@ impl Node {
             shape: resources,
             description: c.class_name,
             warned: false,
-            strategy: None,
+            strategy: c.strategy.clone(),
             spilled: false,
         });
         writer.reply(req, Body::ActorInfo(info));
@@ -258,7 +259,7 @@ impl Node {
                     shape: record.resources.clone(),
                     description: record.info.class_name.clone(),
                     warned: false,
-                    strategy: None,
+                    strategy: record.strategy.clone(),
                     spilled: false,
                 };
                 st.pending.push_back(pending);

@@ -224,6 +224,15 @@ pub(crate) struct State {
     /// Actors running on other nodes: the node daemon and lease holding
     /// each one's worker (head only).
     pub remote_actors: HashMap<ActorId, (String, u64)>,
+    /// Placement-group bundles reserved on this node.
+    pub bundles: crate::placement_groups::HeldBundles,
+}
+
+impl State {
+    /// Every lease with what it holds.
+    pub(crate) fn lease_allocations(&self) -> impl Iterator<Item = (u64, &Allocation)> {
+        self.leases.iter().map(|(id, l)| (*id, &l.alloc))
+    }
 }
 
 /// A `GetActorInfo` with `wait`, answered when the actor is ready or dead.
@@ -248,6 +257,8 @@ pub(crate) struct Node {
     pub store: Mutex<oxray_store::ObjectTable>,
     /// Objects moving between this node and others.
     pub(crate) transfers: crate::transfer::Transfers,
+    /// The cluster's placement groups (head only).
+    pub(crate) placement_groups: Mutex<crate::placement_groups::PlacementGroups>,
     /// The template process that forks workers, when there is one.
     zygote: Mutex<Option<Arc<Zygote>>>,
     stopped: Arc<Notify>,
@@ -286,7 +297,9 @@ impl Node {
                 actors: ActorDirectory::default(),
                 actor_waiters: Vec::new(),
                 remote_actors: HashMap::new(),
+                bundles: Default::default(),
             }),
+            placement_groups: Default::default(),
             store: Mutex::new(store),
             transfers: Default::default(),
             zygote: Mutex::new(None),
@@ -352,6 +365,32 @@ impl Node {
             Body::ClientGone(g) => {
                 let mut st = self.state.lock();
                 self.owner_gone(&mut st, &g.address);
+                drop(st);
+                self.placement_groups_of_gone_owner(&g.address);
+            }
+            Body::CreatePlacementGroup(c) => self.create_placement_group(req, c, writer),
+            Body::GetPlacementGroup(g) => self.get_placement_group(req, g, writer),
+            Body::RemovePlacementGroup(r) => {
+                self.remove_placement_group(&r.pg_id);
+                if req != 0 {
+                    writer.reply(req, Body::Ack(Ack {}));
+                }
+            }
+            Body::PlacementGroupList(_) => {
+                writer.reply(req, Body::PlacementGroupList(self.list_placement_groups()));
+            }
+            Body::ReserveBundles(r) => {
+                let reply = match self.reserve_bundles(r) {
+                    Ok(()) => Body::Ack(Ack {}),
+                    Err(message) => Body::ErrorReply(ErrorReply { message }),
+                };
+                writer.reply(req, reply);
+            }
+            Body::ReturnBundles(r) => {
+                self.return_bundles(&r.pg_id);
+                if req != 0 {
+                    writer.reply(req, Body::Ack(Ack {}));
+                }
             }
             Body::AllocateJobId(_) => {
                 writer.reply(req, Body::JobIdReply(JobIdReply { job_id: self.control.next_job_id() }));
@@ -802,6 +841,10 @@ impl Node {
         }
         st.pending.retain(|p| p.requester.client() != Some(client));
         self.dispatch(&mut st);
+        drop(st);
+        if !c.address.is_empty() && self.is_head() {
+            self.placement_groups_of_gone_owner(&c.address);
+        }
     }
 
     pub(crate) fn shutdown(&self) {

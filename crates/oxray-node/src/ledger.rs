@@ -81,6 +81,26 @@ impl ResourceLedger {
         self.gpus.release(&alloc.gpus);
     }
 
+    /// Sets resources aside for a placement group's bundles: `shape` leaves
+    /// the pool, and the group's own resources (`extra`) join it. `None`
+    /// when `shape` does not fit now.
+    pub fn reserve_bundle(&mut self, shape: &ResourceSet, extra: &ResourceSet) -> Option<Allocation> {
+        let alloc = self.try_acquire(shape)?;
+        self.total.add(extra);
+        self.available.add(extra);
+        Some(alloc)
+    }
+
+    /// Returns a bundle: its group's resources (`extra`) leave the node,
+    /// what it set aside comes back.
+    pub fn return_bundle(&mut self, alloc: &Allocation, extra: &ResourceSet) {
+        for (name, _) in extra.iter() {
+            self.total.set(name, FixedAmount(0));
+            self.available.set(name, FixedAmount(0));
+        }
+        self.release(alloc);
+    }
+
     /// The holder blocked: lend its CPUs to others.
     pub fn lend_cpu(&mut self, alloc: &mut Allocation) {
         if !alloc.lent_cpu {

@@ -11,6 +11,7 @@ mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod ledger;
+mod placement_groups;
 pub mod pool;
 pub mod scheduling;
 mod store_service;

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62"
     )]
     pub body: Option<Body>,
 }
@@ -150,6 +150,11 @@ pub enum Body {
     RemovePlacementGroup(RemovePlacementGroup),
     #[prost(message, tag = "60")]
     PlacementGroupList(PlacementGroupList),
+    // --- placement groups: control service -> node daemon -------------------
+    #[prost(message, tag = "61")]
+    ReserveBundles(ReserveBundles),
+    #[prost(message, tag = "62")]
+    ReturnBundles(ReturnBundles),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -274,6 +279,28 @@ pub struct Bundle {
     /// Where it is reserved (empty while pending).
     #[prost(bytes = "vec", tag = "2")]
     pub node_id: Vec<u8>,
+    /// Its position in the group.
+    #[prost(uint32, tag = "3")]
+    pub index: u32,
+}
+
+/// Reserve some bundles of a group on this node, all or none: the
+/// resources leave the node's pool and come back as the group's own
+/// (`CPU_group_<index>_<pg>` and `CPU_group_<pg>`, as in Ray).
+#[derive(Clone, PartialEq, Message)]
+pub struct ReserveBundles {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
+    #[prost(message, repeated, tag = "2")]
+    pub bundles: Vec<Bundle>,
+}
+
+/// Give back every bundle of a group reserved on this node; workers using
+/// them are stopped.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReturnBundles {
+    #[prost(bytes = "vec", tag = "1")]
+    pub pg_id: Vec<u8>,
 }
 
 /// Reserve a placement group.
@@ -715,6 +742,9 @@ pub struct CreateActor {
     pub handle: Vec<u8>,
     #[prost(string, tag = "9")]
     pub class_name: String,
+    /// How the actor picks its node.
+    #[prost(message, optional, tag = "10")]
+    pub strategy: Option<SchedulingStrategy>,
 }
 
 /// An actor's state, as the control service knows it.

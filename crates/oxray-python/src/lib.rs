@@ -4,6 +4,7 @@
 
 mod error;
 mod object_ref;
+mod placement;
 mod runtime;
 mod shared;
 
@@ -16,5 +17,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<shared::SharedBuffer>()?;
     object_ref::register(m)?;
     runtime::register(m)?;
+    placement::register(m)?;
     Ok(())
 }

@@ -32,7 +32,7 @@ pub fn current_generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
 
-fn connected() -> CoreResult<Arc<CoreWorker>> {
+pub(crate) fn connected() -> CoreResult<Arc<CoreWorker>> {
     core().ok_or(PyCoreError(Error::NotInitialized))
 }
 
@@ -42,7 +42,7 @@ type PyObjectParts = (PyObject, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
 
 /// A serialized value from Python: (pickle stream, out-of-band buffers,
 /// metadata, nested refs).
-type PySerialized<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyAny>>, Bound<'py, PyBytes>, Vec<(Vec<u8>, String)>);
+pub(crate) type PySerialized<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyAny>>, Bound<'py, PyBytes>, Vec<(Vec<u8>, String)>);
 
 fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
     nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner, lender: String::new() }).collect()
@@ -50,7 +50,7 @@ fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
 
 /// Turns a serialized value into an object stored under `id`: errors and
 /// small values inline, large ones in the shared store.
-fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PySerialized<'_>) -> PyResult<Object> {
+pub(crate) fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PySerialized<'_>) -> PyResult<Object> {
     let (main, buffers, metadata, nested) = value;
     if metadata.as_bytes() != b"P" {
         return Ok(Object {
@@ -179,6 +179,21 @@ fn context(py: Python<'_>) -> PyResult<PyObject> {
     Ok(d.into_any().unbind())
 }
 
+/// A `scheduling_strategy` as Python passes it: `None`, or
+/// `(kind, node id in hex, soft)`.
+fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placement> {
+    let Some((kind, node, soft)) = placement else { return Ok(Placement::default()) };
+    let node_id = if node.is_empty() {
+        Vec::new()
+    } else {
+        NodeId::from_hex(&node)
+            .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("'{node}' is not a node id"))))?
+            .0
+            .to_vec()
+    };
+    Ok(Placement { kind, node_id, soft })
+}
+
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
 #[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None))]
@@ -198,20 +213,7 @@ fn submit_task(
     placement: Option<(String, String, bool)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
-    let placement = match placement {
-        None => Placement::default(),
-        Some((kind, node, soft)) => {
-            let node_id = if node.is_empty() {
-                Vec::new()
-            } else {
-                NodeId::from_hex(&node)
-                    .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("'{node}' is not a node id"))))?
-                    .0
-                    .to_vec()
-            };
-            Placement { kind, node_id, soft }
-        }
-    };
+    let placement = placement_of(placement)?;
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
     let req = TaskRequest {
         function_id,
@@ -258,7 +260,7 @@ fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
 /// Registers an actor; returns its info (an existing one's with
 /// `get_if_exists`).
 #[pyfunction]
-#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested))]
+#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested, placement=None))]
 #[allow(clippy::too_many_arguments)]
 fn create_actor(
     py: Python<'_>,
@@ -276,8 +278,10 @@ fn create_actor(
     get_if_exists: bool,
     handle: Vec<u8>,
     nested: Vec<(Vec<u8>, String)>,
+    placement: Option<(String, String, bool)>,
 ) -> PyResult<PyObject> {
     let core = connected()?;
+    let placement = placement_of(placement)?;
     let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
     let req = ActorCreateRequest {
         actor_id: actor_id_of(actor_id)?,
@@ -294,6 +298,7 @@ fn create_actor(
         get_if_exists,
         handle,
         args_nested: nested_refs(nested),
+        placement,
     };
     let info = py.allow_threads(|| core.create_actor(req)).map_err(PyCoreError)?;
     actor_info_dict(py, &info)
@@ -541,11 +546,11 @@ fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
     Ok(list.into_any().unbind())
 }
 
-fn hex_of(b: &[u8]) -> String {
+pub(crate) fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn units_dict<'py>(py: Python<'py>, units: &std::collections::BTreeMap<String, i64>) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn units_dict<'py>(py: Python<'py>, units: &std::collections::BTreeMap<String, i64>) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let set = ResourceSet::from_units(units.iter());
     for (k, v) in set.to_f64_map() {

@@ -107,7 +107,27 @@ def resource_shape(options, default_cpus):
         shape["memory"] = options["memory"]
     for name, amount in (options.get("resources") or {}).items():
         shape[name] = amount
-    return [(k, float(v)) for k, v in shape.items() if v]
+    out = [(k, float(v)) for k, v in shape.items() if v]
+    group, index = _placement_group_of(options)
+    if group is not None:
+        from oxray.util.placement_group import group_shape
+        out = group_shape(out, group, index)
+    return out
+
+
+def _placement_group_of(options):
+    """The placement group (and bundle index) a task or actor runs in:
+    from a PlacementGroupSchedulingStrategy, or Ray's older
+    `placement_group=` options."""
+    from oxray.util import scheduling_strategies as ss
+
+    strategy = options.get("scheduling_strategy")
+    if isinstance(strategy, ss.PlacementGroupSchedulingStrategy):
+        return strategy.placement_group, strategy.placement_group_bundle_index
+    group = options.get("placement_group")
+    if group is not None and group != "default":
+        return group, options.get("placement_group_bundle_index", -1)
+    return None, None
 
 # Options accepted for actors.
 ACTOR_OPTIONS = {
