@@ -18,7 +18,9 @@ fi
 
 cargo build --release --locked -p oxray-cli
 mkdir -p python/oxray/_bin
-cp target/release/oxray python/oxray/_bin/oxray
+# Copy then rename: a daemon still running the old binary keeps it.
+cp target/release/oxray python/oxray/_bin/oxray.new
+mv -f python/oxray/_bin/oxray.new python/oxray/_bin/oxray
 VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --locked --quiet 2>&1 | grep -v "^📦\|^🔗\|^🐍\|^✏️" || true
 .venv/bin/python -c "import oxray, oxray._native" \
   || { echo "setup: the oxray package did not install" >&2; exit 1; }

@@ -71,7 +71,8 @@ def _start(args):
     session_dir = _node.new_session_dir("h")
     try:
         daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False,
-                                   node_ip=node_ip, port=port, head_address=head_address, token=token)
+                                   node_ip=node_ip, port=port, head_address=head_address, token=token,
+                                   health_port=args.health_port)
     except Exception as e:
         import shutil
         shutil.rmtree(session_dir, ignore_errors=True)
@@ -140,9 +141,15 @@ def _stop(args):
 def _status(args):
     oxray = _connect()
     try:
-        for n in oxray.nodes():
-            state = "ALIVE" if n["Alive"] else "DEAD"
-            print(f"node {n['NodeID'][:12]} {state} {n['NodeManagerHostname']}")
+        from oxray import _native
+        for n in _native.cluster_info():
+            state = "ALIVE" if n["alive"] else "DEAD"
+            role = " (head)" if n["is_head"] else ""
+            print(f"node {n['node_id'][:12]} {state} {n['ip']} {n['hostname']}{role}")
+            if n["alive"]:
+                used = ", ".join(f"{k} {n['total'][k] - n['available'].get(k, 0):g}/{n['total'][k]:g}"
+                                 for k in sorted(n["total"]) if k in ("CPU", "GPU") or "_group_" not in k)
+                print(f"    {used}")
         total, avail = oxray.cluster_resources(), oxray.available_resources()
         print("resources (used / total):")
         for k in sorted(total):
@@ -203,6 +210,7 @@ def main(argv=None):
     start.add_argument("--resources", help='custom resources as JSON, e.g. \'{"Custom": 2}\'')
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--block", action="store_true", help="stay in the foreground until the node stops")
+    start.add_argument("--health-port", type=int, help="serve GET /healthz over HTTP on this port (for probes)")
     start.add_argument("--dashboard-host", help="accepted for Ray compatibility (oxray has no dashboard yet)")
     stop = sub.add_parser("stop", help="stop every oxray node this user started on this machine")
     stop.add_argument("--force", action="store_true")

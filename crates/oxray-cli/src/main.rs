@@ -72,6 +72,9 @@ struct DaemonArgs {
     /// node is the head).
     #[arg(long)]
     head_address: Option<String>,
+    /// Serve `GET /healthz` over HTTP on this port, for container probes.
+    #[arg(long)]
+    health_port: Option<u16>,
 }
 
 /// The cluster token comes from the environment, never from the command
@@ -119,6 +122,7 @@ fn main() -> Result<()> {
             };
             let config = NodeConfig {
                 cluster,
+                health_port: args.health_port,
                 spill_dir: args.spill_dir.unwrap_or_else(|| args.session_dir.join("spill")),
                 store_path,
                 object_store_memory: args.object_store_memory,

@@ -76,6 +76,11 @@ impl ControlService {
         self.nodes.lock().clone()
     }
 
+    /// The node `id`.
+    pub fn node(&self, id: &NodeId) -> Option<NodeEntry> {
+        self.nodes.lock().iter().find(|n| &n.node_id == id).cloned()
+    }
+
     /// Stores `value` under `(namespace, key)`.
     pub fn kv_put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
         self.store.put(namespace, key, value);

@@ -131,16 +131,42 @@ impl Inner {
             tasks,
             running: self.exec.current_task().map(|t| t.0.to_vec()).into_iter().collect(),
             worker_id: self.worker_id.0.to_vec(),
+            node_id: self.node_id.0.to_vec(),
         }
     }
 
-    /// Every task of every process on this node: each owner's view, with the
-    /// tasks a worker reports running marked `RUNNING` there.
-    pub(crate) async fn list_tasks(self: &Arc<Self>) -> Result<Vec<TaskEntry>> {
-        let clients = match self.daemon.call(Body::ListClients(ListClients {})).await? {
-            Body::ClientList(l) => l.clients,
-            other => return Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+    /// The processes registered with every live node of the cluster.
+    async fn cluster_clients(self: &Arc<Self>) -> Result<Vec<ClientEntry>> {
+        let unexpected = |other: Body| Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") };
+        let nodes = match self.daemon.call(Body::ClusterInfoRequest(ClusterInfoRequest {})).await? {
+            Body::ClusterInfo(c) => c.nodes,
+            other => return Err(unexpected(other)),
         };
+        let mut clients = match self.daemon.call(Body::ListClients(ListClients {})).await? {
+            Body::ClientList(l) => l.clients,
+            other => return Err(unexpected(other)),
+        };
+        let others = nodes.into_iter().filter(|n| n.alive && n.node_id != self.node_id.0.to_vec()).map(|n| {
+            let me = self.clone();
+            async move {
+                let ask = async {
+                    let peer = me.peers.get(&n.address).await.ok()?;
+                    match peer.call(Body::ListClients(ListClients {})).await {
+                        Ok(Body::ClientList(l)) => Some(l.clients),
+                        _ => None,
+                    }
+                };
+                tokio::time::timeout(ANSWER_WITHIN, ask).await.ok().flatten().unwrap_or_default()
+            }
+        });
+        clients.extend(futures::future::join_all(others).await.into_iter().flatten());
+        Ok(clients)
+    }
+
+    /// Every task of every process of the cluster: each owner's view, with
+    /// the tasks a worker reports running marked `RUNNING` there.
+    pub(crate) async fn list_tasks(self: &Arc<Self>) -> Result<Vec<TaskEntry>> {
+        let clients = self.cluster_clients().await?;
         let answers = clients.into_iter().map(|c| {
             let me = self.clone();
             async move {
@@ -159,14 +185,20 @@ impl Inner {
             }
         });
         let lists: Vec<TaskList> = futures::future::join_all(answers).await.into_iter().flatten().collect();
-        let running: std::collections::HashMap<TaskId, Vec<u8>> = lists
+        let running: std::collections::HashMap<TaskId, (Vec<u8>, Vec<u8>)> = lists
             .iter()
-            .flat_map(|l| l.running.iter().filter_map(|t| TaskId::from_bytes(t)).map(|t| (t, l.worker_id.clone())))
+            .flat_map(|l| {
+                l.running
+                    .iter()
+                    .filter_map(|t| TaskId::from_bytes(t))
+                    .map(|t| (t, (l.worker_id.clone(), l.node_id.clone())))
+            })
             .collect();
         let mut tasks: Vec<TaskEntry> = lists.into_iter().flat_map(|l| l.tasks).collect();
         for t in &mut tasks {
             let Some(id) = TaskId::from_bytes(&t.task_id) else { continue };
-            if let Some(worker) = running.get(&id) {
+            if let Some((worker, node)) = running.get(&id) {
+                t.node_id = node.clone();
                 if t.state == state::SUBMITTED {
                     t.state = state::RUNNING.into();
                     t.worker_id = worker.clone();

@@ -82,39 +82,44 @@ impl Node {
         spec.attempt = incarnation;
         let me = self.me();
         let remote = st.remote_actors.contains_key(&id);
-        let dialer = self.link.as_ref().map(|l| l.peers.dialer().clone()).unwrap_or_default();
+        let peers = self.link.as_ref().map(|l| l.peers.clone());
         tokio::spawn(async move {
             let result = async {
-                let (peer, inbox) = dialer.connect(&address).await?;
+                // Workers on other nodes are reached through the pool (one
+                // connection per worker); this node's over a connection of
+                // their own, as before.
+                let peer = match &peers {
+                    Some(peers) if remote => peers.get(&address).await?,
+                    _ => oxray_proto::transport::Dialer::default().connect(&address).await?.0,
+                };
                 let reply = peer.call(Body::PushTask(spec)).await?;
-                Ok::<_, oxray_common::Error>((peer, inbox, reply))
+                Ok::<_, oxray_common::Error>((peer, reply))
             }
             .await;
             match result {
-                Ok((peer, mut inbox, reply)) => {
+                Ok((peer, reply)) => {
                     me.actor_created(id, incarnation, address, Some(reply));
                     if remote {
                         // A worker on another node: its connection closing
                         // is how the head learns that it died.
-                        while inbox.recv().await.is_some() {}
-                        drop(peer);
-                        let mut st = me.state.lock();
-                        if st.actors.get(&id).is_some_and(|a| a.info.incarnation == incarnation) {
-                            st.remote_actors.remove(&id);
-                            me.actor_worker_died(&mut st, id, pid);
-                            me.dispatch(&mut st);
-                        }
+                        peer.closed().await;
+                        me.remote_actor_lost(id, incarnation, pid);
                     }
                 }
-                Err(_) if remote => {
-                    let mut st = me.state.lock();
-                    st.remote_actors.remove(&id);
-                    me.actor_worker_died(&mut st, id, pid);
-                    me.dispatch(&mut st);
-                }
+                Err(_) if remote => me.remote_actor_lost(id, incarnation, pid),
                 Err(_) => me.actor_created(id, incarnation, address, None),
             }
         });
+    }
+
+    /// The worker of a remote actor is gone: restart or bury the actor.
+    fn remote_actor_lost(&self, id: ActorId, incarnation: u32, pid: u32) {
+        let mut st = self.state.lock();
+        if st.actors.get(&id).is_some_and(|a| a.info.incarnation == incarnation) {
+            st.remote_actors.remove(&id);
+            self.actor_worker_died(&mut st, id, pid);
+            self.dispatch(&mut st);
+        }
     }
 
     /// Actor `id` goes to another node: lease a worker there, then start
@@ -186,7 +191,7 @@ impl Node {
                 record.info.address = address;
             }
         }
-        self.notify_actor_waiters(&mut st);
+        self.notify_actor_waiters(&mut st, id);
     }
 
     /// Answers a lookup by id or by name, at once or (with `wait`) once the
@@ -216,7 +221,11 @@ impl Node {
             return;
         }
         let actor = id.expect("found");
-        st.actor_waiters.push(ActorWaiter { writer: writer.clone(), request: req, actor, min_incarnation: g.min_incarnation });
+        st.actor_waiters.entry(actor).or_default().push(ActorWaiter {
+            writer: writer.clone(),
+            request: req,
+            min_incarnation: g.min_incarnation,
+        });
     }
 
     /// Kills an actor's worker; with `no_restart` the actor stays dead.
@@ -227,7 +236,7 @@ impl Node {
             st.actors.mark_dead(&id, "The actor was killed by oxray.kill().".into());
         }
         self.kill_actor_worker(&st, &id);
-        self.notify_actor_waiters(&mut st);
+        self.notify_actor_waiters(&mut st, id);
     }
 
     /// The actor ends itself (`exit_actor`): it must not be restarted.
@@ -235,7 +244,7 @@ impl Node {
         let Some(id) = ActorId::from_bytes(&e.actor_id) else { return };
         let mut st = self.state.lock();
         st.actors.mark_dead(&id, "The actor exited intentionally by calling exit_actor().".into());
-        self.notify_actor_waiters(&mut st);
+        self.notify_actor_waiters(&mut st, id);
     }
 
     /// Every actor, for state listings.
@@ -272,13 +281,13 @@ impl Node {
                 st.actors.mark_dead(&id, message);
             }
         }
-        self.notify_actor_waiters(st);
+        self.notify_actor_waiters(st, id);
     }
 
     /// Actor `id` cannot be started at all.
     pub(crate) fn actor_failed(&self, st: &mut State, id: ActorId, message: String) {
         st.actors.mark_dead(&id, message);
-        self.notify_actor_waiters(st);
+        self.notify_actor_waiters(st, id);
     }
 
     /// A process disconnected: the non-detached actors it created die with it.
@@ -292,8 +301,8 @@ impl Node {
         for id in owned {
             st.actors.mark_dead(&id, "The actor's owner (the process that created it) has exited.".into());
             self.kill_actor_worker(st, &id);
+            self.notify_actor_waiters(st, id);
         }
-        self.notify_actor_waiters(st);
     }
 
     fn kill_actor_worker(&self, st: &State, id: &ActorId) {
@@ -310,10 +319,15 @@ impl Node {
         }
     }
 
-    fn notify_actor_waiters(&self, st: &mut State) {
+    /// Answers the lookups waiting for actor `id` that its state settles.
+    fn notify_actor_waiters(&self, st: &mut State, id: ActorId) {
         let State { actor_waiters, actors, .. } = st;
-        actor_waiters.retain(|w| {
-            let Some(record) = actors.get(&w.actor) else { return false };
+        let Some(waiters) = actor_waiters.get_mut(&id) else { return };
+        let Some(record) = actors.get(&id) else {
+            actor_waiters.remove(&id);
+            return;
+        };
+        waiters.retain(|w| {
             if is_settled(&record.info, w.min_incarnation) {
                 w.writer.reply(w.request, Body::ActorInfo(record.info.clone()));
                 false
@@ -321,6 +335,9 @@ impl Node {
                 !w.writer.is_closed()
             }
         });
+        if waiters.is_empty() {
+            actor_waiters.remove(&id);
+        }
     }
 }
 

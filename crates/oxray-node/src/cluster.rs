@@ -8,6 +8,7 @@
 //! A node that loses the head stops: its work belongs to a cluster that is
 //! gone.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -27,9 +28,12 @@ use crate::daemon::{hostname, Node, PendingLease, State};
 use crate::scheduling::{view_of, ClusterView, Decision, NodeView};
 use crate::NodeError;
 
-/// How long resource changes gather before they are published: many
+/// How long resource changes gather before a node reports them: many
 /// leases granted at once cost one report.
 const PUBLISH_DELAY: Duration = Duration::from_millis(2);
+/// How long the head gathers changes before sending them to every node:
+/// one message per node carries every change of the period.
+const BROADCAST_PERIOD: Duration = Duration::from_millis(20);
 
 /// What a node of a multi-node cluster keeps about the cluster.
 pub(crate) struct ClusterLink {
@@ -43,12 +47,29 @@ pub(crate) struct ClusterLink {
     /// Wakes the task that publishes this node's resource changes.
     changed: Notify,
     version: AtomicU64,
+    /// Nodes whose entries changed since the head last published (head).
+    dirty: Mutex<std::collections::HashSet<NodeId>>,
 }
 
 impl ClusterLink {
     pub(crate) fn new(config: ClusterConfig) -> Self {
         let peers = Arc::new(PeerPool::new(Dialer::new(&config.node_ip, &config.token)));
-        Self { config, head: OnceLock::new(), peers, view: Mutex::default(), changed: Notify::new(), version: AtomicU64::new(1) }
+        Self {
+            config,
+            head: OnceLock::new(),
+            peers,
+            view: Mutex::default(),
+            changed: Notify::new(),
+            version: AtomicU64::new(1),
+            dirty: Mutex::default(),
+        }
+    }
+
+    /// Node `id` changed: the head sends it to every node at the next
+    /// broadcast.
+    fn mark_dirty(&self, id: NodeId) {
+        self.dirty.lock().insert(id);
+        self.changed.notify_one();
     }
 
     /// Puts this node into its own view.
@@ -125,7 +146,19 @@ impl Node {
                 match env.body {
                     Some(Body::ClusterView(view)) => {
                         if let Some(link) = &me.link {
-                            link.view.lock().replace(&view.nodes, me.node_id);
+                            let mut v = link.view.lock();
+                            if view.delta {
+                                for n in &view.nodes {
+                                    match NodeId::from_bytes(&n.node_id) {
+                                        Some(id) if id != me.node_id => {
+                                            v.update(id, view_of(n));
+                                        }
+                                        _ => {}
+                                    }
+                                }
+                            } else {
+                                v.replace(&view.nodes, me.node_id);
+                            }
                         }
                         let mut st = me.state.lock();
                         me.dispatch(&mut st);
@@ -148,17 +181,23 @@ impl Node {
         }
     }
 
-    /// Publishes resource changes: the head sends the whole view to every
-    /// node; other nodes report their own resources to the head.
+    /// Publishes resource changes: other nodes report their own resources
+    /// to the head; the head sends what changed to every node.
     async fn publish_changes(self: Arc<Self>) {
         let Some(link) = &self.link else { return };
+        let mut last_sent: Option<(BTreeMap<String, i64>, BTreeMap<String, i64>)> = None;
         loop {
             link.changed.notified().await;
-            tokio::time::sleep(PUBLISH_DELAY).await;
+            tokio::time::sleep(if self.is_head() { BROADCAST_PERIOD } else { PUBLISH_DELAY }).await;
             let info = self.self_info(true);
             link.view.lock().update(self.node_id, view_of(&info));
             match self.head() {
                 Some(head) => {
+                    let now = (info.available.clone(), info.total.clone());
+                    if last_sent.as_ref() == Some(&now) {
+                        continue;
+                    }
+                    last_sent = Some(now);
                     head.send(Body::ResourceReport(ResourceReport {
                         node_id: info.node_id,
                         version: info.version,
@@ -166,18 +205,49 @@ impl Node {
                         total: info.total,
                     }));
                 }
-                None => self.broadcast_view(),
+                None => {
+                    let changed = last_sent.as_ref() != Some(&(info.available.clone(), info.total.clone()));
+                    if changed {
+                        last_sent = Some((info.available.clone(), info.total.clone()));
+                        link.dirty.lock().insert(self.node_id);
+                    }
+                    self.broadcast_changes();
+                }
             }
         }
     }
 
-    /// Sends the cluster's resource view to every other node (head only).
-    fn broadcast_view(&self) {
-        let view = Body::ClusterView(self.cluster_info());
+    /// Sends the entries that changed to every other node (head only).
+    fn broadcast_changes(&self) {
+        let Some(link) = &self.link else { return };
+        let dirty: Vec<NodeId> = link.dirty.lock().drain().collect();
+        if dirty.is_empty() {
+            return;
+        }
+        let nodes: Vec<NodeInfo> = dirty.iter().filter_map(|id| self.node_info(id)).collect();
+        let view = Body::ClusterView(ClusterInfo { nodes, delta: true });
         let st = self.state.lock();
         for c in st.clients.values().filter(|c| c.node.is_some()) {
             c.writer.send(Envelope { id: 0, body: Some(view.clone()) });
         }
+    }
+
+    /// One node's entry, from the node table and the view (head only).
+    fn node_info(&self, id: &NodeId) -> Option<NodeInfo> {
+        let entry = self.control.node(id)?;
+        let view = self.link.as_ref()?.view.lock();
+        let n = view.get(id);
+        Some(NodeInfo {
+            node_id: id.0.to_vec(),
+            address: entry.address,
+            alive: entry.alive,
+            total: n.map(|n| n.total.to_units()).unwrap_or_else(|| entry.total.to_units()),
+            available: n.map(|n| n.available.to_units()).unwrap_or_default(),
+            hostname: entry.hostname,
+            is_head: entry.is_head,
+            ip: entry.ip,
+            version: n.map_or(0, |n| n.version),
+        })
     }
 
     /// Another node joins through connection `client` (head only).
@@ -204,7 +274,9 @@ impl Node {
             c.node = Some(id);
         }
         writer.reply(req, Body::ClusterView(self.cluster_info()));
-        self.broadcast_view();
+        if let Some(link) = &self.link {
+            link.mark_dirty(id);
+        }
         let mut st = self.state.lock();
         self.dispatch(&mut st);
     }
@@ -213,14 +285,12 @@ impl Node {
     pub(crate) fn resource_report(&self, r: ResourceReport) {
         let (Some(link), Some(id)) = (&self.link, NodeId::from_bytes(&r.node_id)) else { return };
         let Some(known) = link.view.lock().get(&id).cloned() else { return };
-        let node = NodeView {
-            available: oxray_common::ResourceSet::from_units(r.available.iter()),
-            total: oxray_common::ResourceSet::from_units(r.total.iter()),
-            version: r.version,
-            ..known
-        };
-        if link.view.lock().update(id, node) {
-            link.changed.notify_one();
+        let available = oxray_common::ResourceSet::from_units(r.available.iter());
+        let total = oxray_common::ResourceSet::from_units(r.total.iter());
+        let same = known.available == available && known.total == total;
+        let node = NodeView { available, total, version: r.version, ..known };
+        if link.view.lock().update(id, node) && !same {
+            link.mark_dirty(id);
             let mut st = self.state.lock();
             self.dispatch(&mut st);
         }
@@ -231,7 +301,7 @@ impl Node {
         self.control.mark_node_dead(&id);
         if let Some(link) = &self.link {
             link.view.lock().mark_dead(&id);
-            link.changed.notify_one();
+            link.mark_dirty(id);
         }
         self.dispatch(st);
     }
@@ -278,7 +348,13 @@ impl Node {
         let Some(link) = &self.link else { return Decision::Local };
         let mut view = link.view.lock();
         view.set_available(self.node_id, st.ledger.available().clone());
-        view.place(self.node_id, &p.shape, p.strategy.as_ref(), p.spilled)
+        let decision = view.place(self.node_id, &p.shape, p.strategy.as_ref(), p.spilled);
+        if let Decision::Remote { node_id, .. } = &decision {
+            // Count it there at once: the next decisions should not pile
+            // onto the same node before its next report.
+            view.debit(node_id, &p.shape);
+        }
+        decision
     }
 
     /// Worker output from another node: to this node's drivers.

@@ -35,6 +35,8 @@ pub struct NodeConfig {
     /// Part of a multi-node cluster (`None`: a single-node cluster, Unix
     /// sockets only, no port open).
     pub cluster: Option<ClusterConfig>,
+    /// Serve `GET /healthz` over HTTP on this port (of the node's IP).
+    pub health_port: Option<u16>,
 }
 
 /// How a node takes part in a multi-node cluster.

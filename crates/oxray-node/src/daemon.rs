@@ -31,6 +31,7 @@ const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs a node daemon (with the control service) until the cluster is shut
 /// down. Blocks the calling thread.
 pub fn run(config: NodeConfig) -> Result<(), NodeError> {
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -86,6 +87,10 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         tokio::spawn(node.clone().accept_tcp(tcp));
         node.clone().join_cluster().await?;
     }
+    if let Some(port) = node.config.health_port {
+        let ip = node.config.cluster.as_ref().map_or("127.0.0.1", |c| c.node_ip.as_str()).to_string();
+        node.serve_health(&ip, port).await?;
+    }
     // Written before the socket appears, so whoever waits for the socket
     // finds the address.
     let _ = std::fs::write(node.config.session_dir.join("node_address"), &node.address);
@@ -134,6 +139,14 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     // Let queued replies (the shutdown Ack) reach their sockets.
     tokio::time::sleep(Duration::from_millis(20)).await;
     Ok(())
+}
+
+/// A node talks to many processes and nodes: take the hard limit on open
+/// files rather than the (often 1,024) soft one.
+fn raise_fd_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let _ = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum });
 }
 
 pub(crate) fn hostname() -> String {
@@ -220,7 +233,7 @@ pub(crate) struct State {
     pub ledger: ResourceLedger,
     shutting_down: bool,
     pub actors: ActorDirectory,
-    pub actor_waiters: Vec<ActorWaiter>,
+    pub actor_waiters: HashMap<ActorId, Vec<ActorWaiter>>,
     /// Actors running on other nodes: the node daemon and lease holding
     /// each one's worker (head only).
     pub remote_actors: HashMap<ActorId, (String, u64)>,
@@ -239,7 +252,6 @@ impl State {
 pub(crate) struct ActorWaiter {
     pub writer: FrameWriter,
     pub request: u64,
-    pub actor: ActorId,
     pub min_incarnation: u32,
 }
 
@@ -295,7 +307,7 @@ impl Node {
                 ledger,
                 shutting_down: false,
                 actors: ActorDirectory::default(),
-                actor_waiters: Vec::new(),
+                actor_waiters: HashMap::new(),
                 remote_actors: HashMap::new(),
                 bundles: Default::default(),
             }),
@@ -588,7 +600,7 @@ impl Node {
                 }
             })
             .collect();
-        ClusterInfo { nodes }
+        ClusterInfo { nodes, delta: false }
     }
 
     /// Grants whatever pending lease requests fit, starts workers for those

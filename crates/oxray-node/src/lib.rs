@@ -8,6 +8,7 @@
 
 mod actors;
 mod cluster;
+mod health;
 pub mod config;
 pub mod daemon;
 pub mod ledger;

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 use oxray_common::{NodeId, ResourceSet};
 use oxray_proto::{NodeInfo, SchedulingStrategy};
 
+/// How many fitting nodes a default decision compares.
+const TOP_K: usize = 4;
+
 /// One node as the view knows it.
 #[derive(Clone, Debug)]
 pub struct NodeView {
@@ -80,6 +83,14 @@ impl ClusterView {
         }
     }
 
+    /// Takes `shape` off node `id`'s available resources (until its next
+    /// report says otherwise).
+    pub fn debit(&mut self, id: &NodeId, shape: &ResourceSet) {
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.available.subtract_allow_negative(shape);
+        }
+    }
+
     /// Marks a node dead: it is never chosen again.
     pub fn mark_dead(&mut self, id: &NodeId) {
         if let Some(n) = self.nodes.get_mut(id) {
@@ -134,16 +145,24 @@ impl ClusterView {
     }
 
     /// Ray's default: here while it fits here now; else the least loaded
-    /// node where it fits now; else here if it ever fits here (queued);
-    /// else any node where it ever fits.
-    fn place_default(&self, me: NodeId, shape: &ResourceSet, local_feasible: bool) -> Decision {
+    /// of a few nodes where it fits now (the first [`TOP_K`] found, from a
+    /// point that moves on at each decision, so that a large cluster costs
+    /// no more per decision than a small one); else here if it ever fits
+    /// here (queued); else any node where it ever fits.
+    fn place_default(&mut self, me: NodeId, shape: &ResourceSet, local_feasible: bool) -> Decision {
         let here = self.nodes.get(&me);
         if here.is_some_and(|n| shape.fits_in(&n.available)) {
             return Decision::Local;
         }
+        let start = self.spread_cursor % self.nodes.len().max(1);
+        self.spread_cursor = self.spread_cursor.wrapping_add(1);
         let fits_now = self
-            .alive_others(me)
-            .filter(|(_, n)| shape.fits_in(&n.available))
+            .nodes
+            .iter()
+            .skip(start)
+            .chain(self.nodes.iter().take(start))
+            .filter(|(id, n)| **id != me && n.alive && shape.fits_in(&n.available))
+            .take(TOP_K)
             .max_by(|a, b| free_share(a.1).total_cmp(&free_share(b.1)));
         if let Some((id, n)) = fits_now {
             return Decision::Remote { node_id: *id, address: n.address.clone() };

@@ -51,6 +51,9 @@ impl WriteHalf {
     }
 }
 
+/// The read buffer a connection starts with (it grows for larger frames).
+const READ_BUFFER: usize = 16 * 1024;
+
 /// Most bytes packed into one write before flushing.
 const WRITE_BATCH: usize = 1 << 20;
 
@@ -247,7 +250,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn with_max_frame(source: R, max: usize) -> Self {
         let codec = LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
         Self {
-            inner: FramedRead::with_capacity(source, codec, 64 * 1024),
+            inner: FramedRead::with_capacity(source, codec, READ_BUFFER),
         }
     }
 

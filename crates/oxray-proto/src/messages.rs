@@ -581,6 +581,10 @@ pub struct NodeInfo {
 pub struct ClusterInfo {
     #[prost(message, repeated, tag = "1")]
     pub nodes: Vec<NodeInfo>,
+    /// Only the nodes that changed since the last view sent (the others
+    /// are as they were).
+    #[prost(bool, tag = "2")]
+    pub delta: bool,
 }
 
 /// A reference to an object, with the address of the process that owns it.
@@ -957,6 +961,9 @@ pub struct TaskList {
     pub running: Vec<Vec<u8>>,
     #[prost(bytes = "vec", tag = "3")]
     pub worker_id: Vec<u8>,
+    /// The node the answering process runs on.
+    #[prost(bytes = "vec", tag = "4")]
+    pub node_id: Vec<u8>,
 }
 
 /// One task, as its owner sees it.
@@ -986,4 +993,7 @@ pub struct TaskEntry {
     pub attempt: u32,
     #[prost(uint32, tag = "9")]
     pub job_id: u32,
+    /// The node it runs (or ran) on, when known.
+    #[prost(bytes = "vec", tag = "10")]
+    pub node_id: Vec<u8>,
 }

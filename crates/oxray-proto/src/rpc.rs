@@ -34,6 +34,8 @@ pub struct RpcPeer {
     /// Runs callbacks of calls that fail before they are sent, so that they
     /// never run inside the caller (which may hold its own locks).
     runtime: tokio::runtime::Handle,
+    /// Becomes true when the connection is gone.
+    gone: tokio::sync::watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -92,12 +94,14 @@ impl RpcPeer {
     {
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
+        let (gone_tx, gone) = tokio::sync::watch::channel(false);
         let this = Arc::new(Self {
             writer,
             next_id: AtomicU64::new(1),
             pending: pending.clone(),
             peer,
             runtime: tokio::runtime::Handle::current(),
+            gone,
         });
         tokio::spawn(async move {
             while let Some(env) = reader.next().await {
@@ -117,6 +121,7 @@ impl RpcPeer {
                     (Some(Waiter::Channel(_)), None) => {}
                 }
             }
+            let _ = gone_tx.send(true);
             // Dropping the senders fails every waiting call.
             let waiters = pending.lock().take();
             for (_, waiter) in waiters.into_iter().flatten() {
@@ -126,6 +131,12 @@ impl RpcPeer {
             }
         });
         (this, inbox_rx)
+    }
+
+    /// Resolves once the connection is gone.
+    pub async fn closed(&self) {
+        let mut gone = self.gone.clone();
+        let _ = gone.wait_for(|g| *g).await;
     }
 
     /// The address this peer was reached at.
@@ -170,10 +181,10 @@ impl RpcPeer {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match self.pending.lock().as_mut() {
             Some(p) => p.insert(id, waiter),
-            None => return Err(self.closed()),
+            None => return Err(self.closed_error()),
         };
         if !self.writer.send(Envelope { id, body: Some(body) }) {
-            return Err(self.closed());
+            return Err(self.closed_error());
         }
         Ok(())
     }
@@ -185,7 +196,7 @@ impl RpcPeer {
         match rx.await {
             Ok(Body::ErrorReply(e)) => Err(Error::Rejected(e.message)),
             Ok(body) => Ok(body),
-            Err(_) => Err(self.closed()),
+            Err(_) => Err(self.closed_error()),
         }
     }
 
@@ -204,7 +215,7 @@ impl RpcPeer {
         self.pending.lock().is_none() || self.writer.is_closed()
     }
 
-    fn closed(&self) -> Error {
+    fn closed_error(&self) -> Error {
         Error::Connection {
             peer: self.peer.clone(),
             source: std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed"),

@@ -379,6 +379,7 @@ fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
             d.set_item("state", &t.state)?;
             d.set_item("type", &t.kind)?;
             d.set_item("worker_id", PyBytes::new(py, &t.worker_id))?;
+            d.set_item("node_id", PyBytes::new(py, &t.node_id))?;
             d.set_item("actor_id", PyBytes::new(py, &t.actor_id))?;
             d.set_item("error_type", &t.error_type)?;
             d.set_item("attempt_number", t.attempt)?;

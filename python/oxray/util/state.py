@@ -24,7 +24,7 @@ def list_actors():
 
 _FILTER_OPS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b}
 _TASK_KEYS = {"task_id", "attempt_number", "name", "func_or_class_name", "state", "type", "job_id", "actor_id",
-              "worker_id", "error_type"}
+              "worker_id", "node_id", "error_type"}
 
 
 def list_tasks(filters=None, limit=100, detail=False):
@@ -56,6 +56,7 @@ def list_tasks(filters=None, limit=100, detail=False):
             "job_id": f"{t['job_id']:08x}",
             "actor_id": t["actor_id"].hex() or None,
             "worker_id": t["worker_id"].hex() or None,
+            "node_id": t["node_id"].hex() or None,
             "error_type": t["error_type"] or None,
         }
         if all(test(str(row[key]), str(value)) for key, test, value in checks):
@@ -66,7 +67,7 @@ def list_tasks(filters=None, limit=100, detail=False):
 def list_nodes():
     """Every node of the cluster, as dicts."""
     return [
-        {"node_id": n["NodeID"], "state": "ALIVE" if n["Alive"] else "DEAD",
+        {"node_id": n["NodeID"], "state": "ALIVE" if n["Alive"] else "DEAD", "node_ip": n["NodeManagerAddress"],
          "node_name": n["NodeManagerHostname"], "is_head_node": n["IsHead"], "resources_total": n["Resources"]}
         for n in _worker.nodes()
     ]

@@ -1,0 +1,209 @@
+"""Two hosts, each a network namespace joined by a veth pair: a head started
+with `oxray start --head` on host A, a node that joins it from host B with
+the cluster token, a driver on host A that runs tasks on both hosts and
+moves an array between them, a node refused for a wrong token, and `oxray
+stop` on each host leaving nothing behind. Needs root and `ip netns`."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, oxray_pids, process_gone, wait_for
+
+PID = os.getpid()
+X = 1 + PID % 250
+NS_A, NS_B = f"oxr-a-{PID}", f"oxr-b-{PID}"
+VETH_A, VETH_B = f"oxa{PID}"[:15], f"oxb{PID}"[:15]
+IP_A, IP_B = f"10.213.{X}.1", f"10.213.{X}.2"
+PORT = 6380
+
+
+def sh(*args, timeout=30, check=True):
+    out = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check and out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
+    return out
+
+
+def netns_unavailable():
+    if os.geteuid() != 0:
+        return "needs root to create network namespaces"
+    if not shutil.which("ip"):
+        return "the `ip` command (iproute2) is not installed"
+    probe = f"oxr-probe-{PID}"
+    try:
+        out = sh("ip", "netns", "add", probe, check=False)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"`ip netns add` cannot run: {e}"
+    if out.returncode != 0:
+        return f"`ip netns add` failed: {out.stderr.strip()}"
+    sh("ip", "netns", "delete", probe, check=False)
+    return None
+
+
+def ns_pids(ns):
+    out = sh("ip", "netns", "pids", ns, check=False)
+    return {int(p) for p in out.stdout.split()}
+
+
+def in_ns(ns, tmpdir, args, env=None, timeout=60):
+    """Runs `args` (after the venv's python) in namespace `ns`, as a process
+    of that host: its own RAY_TMPDIR."""
+    full_env = dict(os.environ)
+    full_env.pop("OXRAY_AUTH_TOKEN", None)
+    full_env["RAY_TMPDIR"] = tmpdir
+    full_env.update(env or {})
+    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=REPO)
+
+
+def cli(ns, tmpdir, *args, env=None, timeout=60):
+    return in_ns(ns, tmpdir, ["-m", "oxray.scripts", *args], env=env, timeout=timeout)
+
+
+def recorded_pids(tmpdir):
+    """Pids of the nodes listed in a host's node index."""
+    pids = []
+    nodes = os.path.join(tmpdir, f"oxray-{os.getuid()}", "nodes")
+    for name in os.listdir(nodes) if os.path.isdir(nodes) else []:
+        with open(os.path.join(nodes, name)) as f:
+            pids.append(int(json.load(f)["pid"]))
+    return pids
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    """Two namespaces joined by a veth pair; yields the hosts' private temp
+    directories. Teardown stops the nodes and deletes the namespaces."""
+    reason = netns_unavailable()
+    if reason:
+        pytest.skip(reason)
+    tmp_a, tmp_b = str(tmp_path / "host_a"), str(tmp_path / "host_b")
+    os.makedirs(tmp_a)
+    os.makedirs(tmp_b)
+    try:
+        sh("ip", "netns", "add", NS_A)
+        sh("ip", "netns", "add", NS_B)
+        sh("ip", "link", "add", VETH_A, "type", "veth", "peer", "name", VETH_B)
+        sh("ip", "link", "set", VETH_A, "netns", NS_A)
+        sh("ip", "link", "set", VETH_B, "netns", NS_B)
+        for ns, dev, ip in ((NS_A, VETH_A, IP_A), (NS_B, VETH_B, IP_B)):
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", dev, "up")
+        ping = sh("ip", "netns", "exec", NS_A, "ping", "-c", "1", "-W", "5", IP_B, check=False)
+        if shutil.which("ping") and ping.returncode != 0:
+            raise RuntimeError(f"the namespaces cannot reach each other: {ping.stdout} {ping.stderr}")
+        yield tmp_a, tmp_b
+    finally:
+        # Stop whatever still runs (a failed test stops nothing itself),
+        # then kill by pid what is left in the namespaces.
+        for ns, tmp in ((NS_B, tmp_b), (NS_A, tmp_a)):
+            try:
+                cli(ns, tmp, "stop", timeout=30)
+            except (OSError, subprocess.SubprocessError):
+                pass
+            for pid in ns_pids(ns):
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
+        for ns in (NS_A, NS_B):
+            sh("ip", "netns", "delete", ns, check=False)
+
+
+DRIVER = f"""
+import hashlib, json, oxray
+import numpy as np
+
+oxray.init(address="{IP_A}:{PORT}")
+
+@oxray.remote(num_cpus=1)
+def where():
+    ctx = oxray.get_runtime_context()
+    return ctx.get_node_id()
+
+@oxray.remote(num_cpus=1)
+def make_array():
+    return np.arange(5 * (1 << 20) // 8, dtype=np.int64) * 7 - 3
+
+@oxray.remote(num_cpus=1)
+def digest(a):
+    return hashlib.sha256(a.tobytes()).hexdigest(), oxray.get_runtime_context().get_node_id()
+
+node_a = oxray.get(where.options(resources={{"host_a": 1}}).remote(), timeout=60)
+node_b = oxray.get(where.options(resources={{"host_b": 1}}).remote(), timeout=60)
+made = make_array.options(resources={{"host_b": 1}}).remote()
+arr = oxray.get(made, timeout=60)
+expected = np.arange(5 * (1 << 20) // 8, dtype=np.int64) * 7 - 3
+# The array made on B, read by a task on A; and one put here, read on B.
+on_a = oxray.get(digest.options(resources={{"host_a": 1}}).remote(made), timeout=60)
+noise = np.random.default_rng(3).integers(0, 1 << 60, size=(5 << 20) // 8, dtype=np.int64)
+on_b = oxray.get(digest.options(resources={{"host_b": 1}}).remote(oxray.put(noise)), timeout=60)
+nodes = {{n["NodeID"]: n["NodeManagerAddress"] for n in oxray.nodes() if n["Alive"]}}
+print(json.dumps({{
+    "node_a": node_a, "node_b": node_b, "nodes": nodes,
+    "array_ok": bool(arr.shape == expected.shape and np.array_equal(arr, expected)),
+    "on_a": on_a, "expected_digest": hashlib.sha256(expected.tobytes()).hexdigest(),
+    "on_b": on_b, "noise_digest": hashlib.sha256(noise.tobytes()).hexdigest(),
+    "cpus": oxray.cluster_resources().get("CPU"),
+}}))
+oxray.shutdown()
+"""
+
+
+def test_two_hosts(hosts):
+    tmp_a, tmp_b = hosts
+    head = cli(NS_A, tmp_a, "start", "--head", "--node-ip-address", IP_A, "--port", str(PORT), "--num-cpus", "1",
+               "--resources", json.dumps({"host_a": 1}))
+    assert head.returncode == 0, head.stdout + head.stderr
+    assert f"Started an oxray head at {IP_A}:{PORT}." in head.stdout
+    token_line = [line for line in head.stdout.splitlines() if "token is in" in line]
+    assert token_line, head.stdout
+    token_file = token_line[0].split("token is in", 1)[1].strip().split(" (")[0]
+    with open(token_file) as f:
+        token = f.read().strip()
+    assert len(token) >= 16
+
+    joined = cli(NS_B, tmp_b, "start", "--address", f"{IP_A}:{PORT}", "--node-ip-address", IP_B, "--num-cpus", "1",
+                 "--resources", json.dumps({"host_b": 1}), env={"OXRAY_AUTH_TOKEN": token})
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert f"joined to the head at {IP_A}:{PORT}" in joined.stdout
+
+    driver = in_ns(NS_A, tmp_a, ["-c", DRIVER], timeout=120)
+    assert driver.returncode == 0, driver.stdout + driver.stderr
+    result = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert result["node_a"] != result["node_b"]
+    assert result["nodes"] == {result["node_a"]: IP_A, result["node_b"]: IP_B}
+    assert result["array_ok"]
+    assert result["on_a"] == [result["expected_digest"], result["node_a"]]
+    assert result["on_b"] == [result["noise_digest"], result["node_b"]]
+    assert result["cpus"] == 2
+
+    wrong = cli(NS_B, tmp_b, "start", "--address", f"{IP_A}:{PORT}", "--node-ip-address", IP_B, "--num-cpus", "1",
+                env={"OXRAY_AUTH_TOKEN": "not-the-token-0123456789"})
+    assert wrong.returncode != 0, wrong.stdout + wrong.stderr
+    assert "token" in (wrong.stdout + wrong.stderr).lower()
+    assert "wrong cluster token" in wrong.stdout + wrong.stderr
+
+    # The refused node left nothing running; the cluster still has its two.
+    recorded = {"a": recorded_pids(tmp_a), "b": recorded_pids(tmp_b)}
+    assert len(recorded["a"]) == 1 and len(recorded["b"]) == 1, recorded
+    daemons = set(recorded["a"] + recorded["b"])
+    assert daemons <= set(oxray_pids())
+    in_namespaces = ns_pids(NS_A) | ns_pids(NS_B)
+    assert daemons <= in_namespaces
+
+    for ns, tmp in ((NS_B, tmp_b), (NS_A, tmp_a)):
+        stopped = cli(ns, tmp, "stop", timeout=30)
+        assert stopped.returncode == 0, stopped.stderr
+        assert "Stopped 1 oxray node(s)." in stopped.stdout
+    assert wait_for(lambda: all(process_gone(p) for p in in_namespaces), timeout=15), \
+        [p for p in in_namespaces if not process_gone(p)]
+    assert not (set(oxray_pids()) & (daemons | in_namespaces))
+    assert not ns_pids(NS_A) and not ns_pids(NS_B)
+    assert recorded_pids(tmp_a) == [] and recorded_pids(tmp_b) == []
