@@ -126,3 +126,28 @@ def test_list_tasks_shows_another_drivers_running_task(head, tmp_path):
     finally:
         driver.kill()
         driver.wait()
+
+
+def test_health_endpoint_answers_while_the_head_runs(tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "oxray.scripts", *a], capture_output=True, text=True,
+                                    timeout=60, cwd=REPO, env=env)
+    out = run("start", "--head", "--port", "0", "--num-cpus", "1", "--health-port", str(port))
+    assert out.returncode == 0, out.stderr
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+            assert r.status == 200
+            body = json.loads(r.read())
+        assert body["status"] == "ok" and body["is_head"] is True and len(body["node_id"]) == 32
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nothing", timeout=10)
+        assert e.value.code == 404
+    finally:
+        stopped = run("stop")
+        assert stopped.returncode == 0, stopped.stderr

@@ -51,9 +51,20 @@ def make_cluster(shutdown_only):
     try:
         yield make
     finally:
-        oxray.shutdown()
+        errors = []
+        try:
+            oxray.shutdown()
+        except Exception as e:
+            errors.append(e)
         for c in clusters:
-            c.shutdown()
+            try:
+                c.shutdown()
+            except Exception as e:  # stop the others all the same, then fail
+                errors.append(e)
+                for n in c.list_all_nodes():
+                    n.kill_raylet()
+        if errors:
+            raise errors[0]
 
 
 @oxray.remote(num_cpus=1)
@@ -108,12 +119,12 @@ def test_cpus_come_back_after_spilled_tasks(make_cluster, tmp_path):
         assert sorted(got) == sorted([head.node_id, worker.node_id])
         # Every lease went back: both CPUs are free again, and each node
         # runs a task pinned to it.
-        assert wait_for(lambda: oxray.available_resources().get("CPU") == 2, timeout=10), \
+        assert wait_for(lambda: oxray.available_resources().get("CPU") == 2, timeout=5), \
             oxray.available_resources()
         for n in (head, worker):
             pinned = node_id.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n.node_id, soft=False))
             ref = pinned.remote()
-            assert oxray.wait([ref], timeout=20)[0] == [ref], f"a task pinned to {n} never ran"
+            assert oxray.wait([ref], timeout=10)[0] == [ref], f"a task pinned to {n} never ran"
             assert oxray.get(ref) == n.node_id
 
 
@@ -137,8 +148,10 @@ def test_node_affinity(make_cluster):
     assert wait_for(lambda: gone not in alive_nodes(), timeout=15)
 
     hard = node_id.options(scheduling_strategy=NodeAffinitySchedulingStrategy(gone, soft=False)).remote()
-    with pytest.raises(oxray.exceptions.RayError):
+    with pytest.raises(oxray.exceptions.RayError) as err:
         oxray.get(hard, timeout=30)
+    assert not isinstance(err.value, oxray.exceptions.GetTimeoutError)
+    assert gone in str(err.value)
 
     soft = node_id.options(scheduling_strategy=NodeAffinitySchedulingStrategy(gone, soft=True)).remote()
     assert oxray.get(soft, timeout=30) in {head.node_id, a.node_id}
@@ -271,7 +284,7 @@ def test_named_actor_on_worker_found_by_another_driver(make_cluster):
 
 
 def test_detached_actor_outlives_its_driver(make_cluster):
-    cluster, (_, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"actor_box": 1}},
+    cluster, (_, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"actor_box": 2}},
                                         connect=False)
     cluster.wait_for_nodes()
     out = run_driver(
@@ -285,12 +298,12 @@ def test_detached_actor_outlives_its_driver(make_cluster):
         "        self.items.append(x)\n"
         "        return list(self.items), oxray.get_runtime_context().get_node_id()\n"
         "k = Keeper.options(name='keeper', lifetime='detached', resources={'actor_box': 1}).remote()\n"
-        "t = Keeper.options(name='temporary').remote()\n"
-        "print(oxray.get(k.add.remote('first'), timeout=60)[1], oxray.get(t.add.remote(0), timeout=60)[1])\n"
+        "t = Keeper.options(name='temporary', resources={'actor_box': 1}).remote()\n"
+        "print(oxray.get(k.add.remote('first'), timeout=20)[1], oxray.get(t.add.remote(0), timeout=20)[1])\n",
+        timeout=40,
     )
     assert out.returncode == 0, out.stderr
-    keeper_node, _ = out.stdout.split()
-    assert keeper_node == worker.node_id
+    assert out.stdout.split() == [worker.node_id, worker.node_id]
 
     oxray.init(address=cluster.address, namespace="mn")
     k = oxray.get_actor("keeper")
@@ -299,6 +312,27 @@ def test_detached_actor_outlives_its_driver(make_cluster):
     assert wait_for(lambda: _named_gone("temporary"), timeout=15)
     oxray.kill(k)
     assert wait_for(lambda: _named_gone("keeper"), timeout=15)
+
+
+def test_actors_without_resources_run_on_any_node(make_cluster):
+    """An actor that asks for nothing may land on the head: it must run
+    there like anywhere else, for this driver and for another one."""
+    cluster, nodes = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    ids = {n.node_id for n in nodes}
+    actors = [Counter.remote() for _ in range(3)]
+    got = oxray.get([a.inc.remote() for a in actors], timeout=20)
+    assert [g[0] for g in got] == [1, 1, 1] and {g[1] for g in got} <= ids
+    on_head = Counter.options(name="on_head", namespace="mn", scheduling_strategy=NodeAffinitySchedulingStrategy(
+        cluster.head_node.node_id, soft=False)).remote()
+    assert oxray.get(on_head.inc.remote(), timeout=20) == (1, cluster.head_node.node_id)
+    out = run_driver(
+        "import oxray\n"
+        f"oxray.init(address={cluster.address!r}, namespace='mn')\n"
+        "print(*oxray.get(oxray.get_actor('on_head').inc.remote(), timeout=20))\n",
+        timeout=40,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["2", cluster.head_node.node_id]
 
 
 def _named_gone(name):

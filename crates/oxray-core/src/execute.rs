@@ -129,6 +129,9 @@ impl Inner {
     /// Accepts connections from callers and borrowers on this host.
     pub(crate) async fn serve(self: Arc<Self>, listener: UnixListener) {
         while let Ok((stream, _)) = listener.accept().await {
+            if !oxray_proto::transport::same_user(&stream) {
+                continue;
+            }
             let (r, w) = stream.into_split();
             tokio::spawn(self.clone().serve_connection(FrameReader::new(r), FrameWriter::unix(w)));
         }

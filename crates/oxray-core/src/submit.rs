@@ -306,9 +306,12 @@ impl Inner {
             }
         }
         let wanted = ks.queue.len().min(MAX_LEASE_REQUESTS);
-        while ks.requests < wanted {
-            ks.requests += 1;
-            self.request_lease(key.clone(), ks.description.clone());
+        if ks.requests < wanted {
+            let preferred = ks.queue.front().and_then(|t| tasks.get(t)).map(|t| self.arguments_node(&t.spec)).unwrap_or_default();
+            while ks.requests < wanted {
+                ks.requests += 1;
+                self.request_lease(key.clone(), ks.description.clone(), preferred.clone());
+            }
         }
         let mut any_idle = false;
         for lease in ks.leases.values_mut() {
@@ -432,12 +435,25 @@ impl Inner {
         }
     }
 
-    fn request_lease(self: &Arc<Self>, key: Key, description: String) {
+    /// The node holding a task's first large argument in its shared store,
+    /// when that is another node (empty otherwise).
+    fn arguments_node(&self, spec: &TaskSpec) -> String {
+        spec.resolved_args
+            .iter()
+            .filter_map(crate::objects::marker_parts)
+            .map(|(_, location)| location)
+            .find(|l| !l.is_empty() && *l != self.node_address)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn request_lease(self: &Arc<Self>, key: Key, description: String, preferred: String) {
         let request = RequestLease {
             resources: key.0.to_units(),
             description,
             strategy: key.1.to_wire(),
             spilled: false,
+            preferred,
         };
         let daemon = self.daemon.clone();
         let me = self.clone();

@@ -67,6 +67,7 @@ impl Node {
             warned: false,
             strategy: c.strategy.clone(),
             spilled: false,
+            preferred: String::new(),
         });
         writer.reply(req, Body::ActorInfo(info));
         self.dispatch(&mut st);
@@ -74,8 +75,12 @@ impl Node {
 
     /// A worker was leased for actor `id`: push its creation task.
     pub(crate) fn start_actor(&self, st: &mut State, id: ActorId, address: String, pid: u32, gpu_ids: Vec<u32>) {
+        let remote = st.remote_actors.contains_key(&id);
         let Some(record) = st.actors.get_mut(&id) else { return };
         record.info.pid = pid;
+        if !remote {
+            record.info.node_id = self.node_id.0.to_vec();
+        }
         let incarnation = record.info.incarnation;
         let mut spec = record.spec.clone();
         spec.gpu_ids = gpu_ids;
@@ -90,7 +95,8 @@ impl Node {
                 // their own, as before.
                 let peer = match &peers {
                     Some(peers) if remote => peers.get(&address).await?,
-                    _ => oxray_proto::transport::Dialer::default().connect(&address).await?.0,
+                    Some(peers) => peers.dialer().connect(&address).await?.0,
+                    None => oxray_proto::transport::Dialer::default().connect(&address).await?.0,
                 };
                 let reply = peer.call(Body::PushTask(spec)).await?;
                 Ok::<_, oxray_common::Error>((peer, reply))
@@ -124,7 +130,7 @@ impl Node {
 
     /// Actor `id` goes to another node: lease a worker there, then start
     /// it on that worker. If the node cannot, the request queues here again.
-    pub(crate) fn place_actor_remotely(&self, id: ActorId, p: PendingLease, node: String) {
+    pub(crate) fn place_actor_remotely(&self, id: ActorId, p: PendingLease, node_id: oxray_common::NodeId, node: String) {
         let Some(link) = &self.link else { return };
         let peers = link.peers.clone();
         let me = self.me();
@@ -134,6 +140,7 @@ impl Node {
                 description: p.description.clone(),
                 strategy: p.strategy.clone(),
                 spilled: true,
+                preferred: String::new(),
             };
             let reply = match peers.get(&node).await {
                 Ok(peer) => peer.call(Body::RequestLease(request)).await.ok(),
@@ -145,6 +152,9 @@ impl Node {
                 match reply {
                     Some(Body::LeaseGranted(g)) if wanted => {
                         st.remote_actors.insert(id, (node.clone(), g.lease_id));
+                        if let Some(a) = st.actors.get_mut(&id) {
+                            a.info.node_id = node_id.0.to_vec();
+                        }
                         me.start_actor(&mut st, id, g.address, g.pid, g.gpu_ids);
                         None
                     }
@@ -270,6 +280,7 @@ impl Node {
                     warned: false,
                     strategy: record.strategy.clone(),
                     spilled: false,
+                    preferred: String::new(),
                 };
                 st.pending.push_back(pending);
             } else {

@@ -348,7 +348,10 @@ impl Node {
         let Some(link) = &self.link else { return Decision::Local };
         let mut view = link.view.lock();
         view.set_available(self.node_id, st.ledger.available().clone());
-        let decision = view.place(self.node_id, &p.shape, p.strategy.as_ref(), p.spilled);
+        let decision = match view.prefer(&p.preferred, &p.shape, p.strategy.as_ref(), p.spilled) {
+            Some(d) => d,
+            None => view.place(self.node_id, &p.shape, p.strategy.as_ref(), p.spilled),
+        };
         if let Decision::Remote { node_id, .. } = &decision {
             // Count it there at once: the next decisions should not pile
             // onto the same node before its next report.

@@ -126,6 +126,9 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             _ = terminate.recv() => node.shutdown(),
             accepted = listener.accept() => {
                 if let Ok((stream, _)) = accepted {
+                    if !transport::same_user(&stream) {
+                        continue;
+                    }
                     let (r, w) = stream.into_split();
                     tokio::spawn(node.clone().handle_connection(FrameReader::new(r), FrameWriter::unix(w)));
                 }
@@ -217,6 +220,8 @@ pub(crate) struct PendingLease {
     pub strategy: Option<SchedulingStrategy>,
     /// Sent here by another node: served here, never spilled again.
     pub spilled: bool,
+    /// The node daemon holding the task's large arguments (may be empty).
+    pub preferred: String,
 }
 
 pub(crate) struct State {
@@ -369,6 +374,7 @@ impl Node {
                     warned: false,
                     strategy: r.strategy,
                     spilled: r.spilled,
+                    preferred: r.preferred,
                 });
                 self.dispatch(&mut st);
             }
@@ -635,7 +641,7 @@ impl Node {
                                     w.reply(request, Body::Spillback(Spillback { node_id: node_id.0.to_vec(), address }));
                                 }
                             }
-                            Requester::Actor(id) => self.place_actor_remotely(id, p, address),
+                            Requester::Actor(id) => self.place_actor_remotely(id, p, node_id, address),
                         }
                         continue;
                     }

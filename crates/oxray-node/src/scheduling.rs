@@ -144,6 +144,16 @@ impl ClusterView {
         }
     }
 
+    /// Data locality: a default request whose arguments sit on the node
+    /// at `address` goes there when it fits there now.
+    pub fn prefer(&self, address: &str, shape: &ResourceSet, strategy: Option<&SchedulingStrategy>, spilled: bool) -> Option<Decision> {
+        if address.is_empty() || spilled || strategy.is_some_and(|s| s.kind != "DEFAULT") {
+            return None;
+        }
+        let (id, n) = self.nodes.iter().find(|(_, n)| n.address == address)?;
+        (n.alive && shape.fits_in(&n.available)).then(|| Decision::Remote { node_id: *id, address: n.address.clone() })
+    }
+
     /// Ray's default: here while it fits here now; else the least loaded
     /// of a few nodes where it fits now (the first [`TOP_K`] found, from a
     /// point that moves on at each decision, so that a large cluster costs

@@ -440,6 +440,10 @@ pub struct RequestLease {
     /// but never spill again.
     #[prost(bool, tag = "4")]
     pub spilled: bool,
+    /// The node daemon holding the first queued task's large arguments:
+    /// placed there when it fits now (data locality).
+    #[prost(string, tag = "5")]
+    pub preferred: String,
 }
 
 /// A granted lease: a worker reserved for the requester.
@@ -780,6 +784,9 @@ pub struct ActorInfo {
     pub pid: u32,
     #[prost(uint32, tag = "12")]
     pub num_restarts: u32,
+    /// The node it runs on (empty while pending).
+    #[prost(bytes = "vec", tag = "13")]
+    pub node_id: Vec<u8>,
 }
 
 /// Look an actor up by id, or by name when `actor_id` is empty. With

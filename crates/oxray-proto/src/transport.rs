@@ -175,6 +175,26 @@ pub async fn accept_tcp(stream: TcpStream, token: &str) -> Option<(FrameReader<O
     }
 }
 
+/// Whether the process at the other end of a Unix socket runs as this
+/// process's user: on one host the file system's permissions (a 0700
+/// session directory) already keep others out; this check refuses them
+/// even where a socket's directory is more open. Refusals are logged.
+pub fn same_user(stream: &tokio::net::UnixStream) -> bool {
+    let mine = rustix::process::geteuid().as_raw();
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == mine => true,
+        Ok(cred) => {
+            tracing::warn!("refused a local connection from uid {} (pid {:?})", cred.uid(), cred.pid());
+            eprintln!("oxray: refused a local connection from another user (uid {})", cred.uid());
+            false
+        }
+        Err(e) => {
+            tracing::warn!("refused a local connection whose user is unknown: {e}");
+            false
+        }
+    }
+}
+
 /// Compares tokens in time independent of where they differ.
 fn token_matches(given: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))

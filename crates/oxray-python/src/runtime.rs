@@ -252,6 +252,7 @@ fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
     d.set_item("class_name", &info.class_name)?;
     d.set_item("pid", info.pid)?;
     d.set_item("num_restarts", info.num_restarts)?;
+    d.set_item("node_id", hex_of(&info.node_id))?;
     d.set_item("death_message", &info.death_message)?;
     d.set_item("handle", PyBytes::new(py, &info.handle))?;
     Ok(d.into_any().unbind())

@@ -21,8 +21,10 @@ unsafe impl Sync for Region {}
 impl Region {
     /// Creates the store file of `capacity` bytes (sparse: memory is used
     /// only as objects are written) and maps it.
+    /// Only its user may read or write it (mode 0600).
     pub fn create(path: &Path, capacity: u64) -> std::io::Result<Self> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?;
         file.set_len(capacity)?;
         Self::map(file, path, capacity)
     }

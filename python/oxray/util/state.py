@@ -17,6 +17,7 @@ def list_actors():
             "namespace": a["namespace"],
             "pid": a["pid"],
             "num_restarts": a["num_restarts"],
+            "node_id": a["node_id"] or None,
             "death_cause": a["death_message"] or None,
         })
     return out
