@@ -453,3 +453,26 @@ def test_wrong_token_is_refused(make_cluster):
             daemon.process.kill()
             daemon.stop()
         shutil.rmtree(session_dir, ignore_errors=True)
+        store = os.path.join("/dev/shm", "oxray-" + os.path.basename(session_dir))
+        if os.path.exists(store):  # left by the refused daemon: see the next test
+            os.remove(store)
+
+
+def test_refused_node_leaves_no_store_file(make_cluster):
+    """A node that fails to join exits without leaving its shared-memory
+    store behind (standing nodes' stores are not swept up later)."""
+    from oxray._private import node as _node
+
+    cluster, _ = make_cluster({"num_cpus": 1}, connect=False)
+    session_dir = _node.new_session_dir("h")
+    store = os.path.join("/dev/shm", "oxray-" + os.path.basename(session_dir))
+    try:
+        with pytest.raises(RuntimeError, match="wrong cluster token"):
+            _node.LocalDaemon(session_dir, {"CPU": 1, "object_store_memory": 64 << 20}, prestart_workers=0,
+                              owned=False, node_ip="127.0.0.1", port=0, head_address=cluster.address,
+                              token="wrong-token-0123456789")
+        assert not os.path.exists(store), f"{store} left behind"
+    finally:
+        shutil.rmtree(session_dir, ignore_errors=True)
+        if os.path.exists(store):
+            os.remove(store)

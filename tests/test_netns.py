@@ -20,6 +20,8 @@ NS_A, NS_B = f"oxr-a-{PID}", f"oxr-b-{PID}"
 VETH_A, VETH_B = f"oxa{PID}"[:15], f"oxb{PID}"[:15]
 IP_A, IP_B = f"10.213.{X}.1", f"10.213.{X}.2"
 PORT = 6380
+STARTED = []  # pids of the processes run in the namespaces
+SHM_BEFORE = set()  # /dev/shm before the test (a reused pid is not ours)
 
 
 def sh(*args, timeout=30, check=True):
@@ -52,17 +54,49 @@ def ns_pids(ns):
 
 def in_ns(ns, tmpdir, args, env=None, timeout=60):
     """Runs `args` (after the venv's python) in namespace `ns`, as a process
-    of that host: its own RAY_TMPDIR."""
+    of that host: its own RAY_TMPDIR. Returns the finished process, with
+    its pid."""
     full_env = dict(os.environ)
     full_env.pop("OXRAY_AUTH_TOKEN", None)
     full_env["RAY_TMPDIR"] = tmpdir
     full_env.update(env or {})
-    return subprocess.run(["ip", "netns", "exec", ns, sys.executable, *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=REPO)
+    with subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, *args], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO) as p:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
+        finally:
+            STARTED.append(p.pid)
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err), p.pid
 
 
 def cli(ns, tmpdir, *args, env=None, timeout=60):
-    return in_ns(ns, tmpdir, ["-m", "oxray.scripts", *args], env=env, timeout=timeout)
+    return in_ns(ns, tmpdir, ["-m", "oxray.scripts", *args], env=env, timeout=timeout)[0]
+
+
+def store_files(pid):
+    """The shared-memory stores of the nodes the process `pid` started
+    (`ip netns exec` execs the command: same pid)."""
+    return sorted(n for n in os.listdir("/dev/shm") if n.startswith(f"oxray-h-{pid}-") and n not in SHM_BEFORE)
+
+
+def processes_mentioning(text):
+    """Live processes whose command line contains `text`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and not process_gone(int(entry)):
+            found.append((int(entry), cmdline))
+    return found
 
 
 def recorded_pids(tmpdir):
@@ -75,13 +109,50 @@ def recorded_pids(tmpdir):
     return pids
 
 
+class Hosts:
+    """The two hosts: their private temp directories, the token, and the
+    pids of the commands run on them."""
+
+    def __init__(self, tmp_a, tmp_b):
+        self.tmp_a, self.tmp_b = tmp_a, tmp_b
+        self.token = None
+        self.head_pid = self.joined_pid = None
+
+    def start(self):
+        """`oxray start --head` on A, then a node on B that joins it."""
+        head, self.head_pid = in_ns(NS_A, self.tmp_a, ["-m", "oxray.scripts", "start", "--head",
+                                                       "--node-ip-address", IP_A, "--port", str(PORT),
+                                                       "--num-cpus", "1", "--resources", json.dumps({"host_a": 1})])
+        assert head.returncode == 0, head.stdout + head.stderr
+        assert f"Started an oxray head at {IP_A}:{PORT}." in head.stdout
+        token_line = [line for line in head.stdout.splitlines() if "token is in" in line]
+        assert token_line, head.stdout
+        token_file = token_line[0].split("token is in", 1)[1].strip().split(" (")[0]
+        with open(token_file) as f:
+            self.token = f.read().strip()
+        assert len(self.token) >= 16
+        joined, self.joined_pid = in_ns(NS_B, self.tmp_b, ["-m", "oxray.scripts", "start", "--address",
+                                                           f"{IP_A}:{PORT}", "--node-ip-address", IP_B,
+                                                           "--num-cpus", "1", "--resources", json.dumps({"host_b": 1})],
+                                        env={"OXRAY_AUTH_TOKEN": self.token})
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        assert f"joined to the head at {IP_A}:{PORT}" in joined.stdout
+
+    def join_with_wrong_token(self):
+        return in_ns(NS_B, self.tmp_b, ["-m", "oxray.scripts", "start", "--address", f"{IP_A}:{PORT}",
+                                        "--node-ip-address", IP_B, "--num-cpus", "1"],
+                     env={"OXRAY_AUTH_TOKEN": "not-the-token-0123456789"})
+
+
 @pytest.fixture
 def hosts(tmp_path):
-    """Two namespaces joined by a veth pair; yields the hosts' private temp
-    directories. Teardown stops the nodes and deletes the namespaces."""
+    """Two namespaces joined by a veth pair, a head on A and a node on B.
+    Teardown stops the nodes and deletes the namespaces, even when the
+    test fails."""
     reason = netns_unavailable()
     if reason:
         pytest.skip(reason)
+    SHM_BEFORE.update(os.listdir("/dev/shm"))
     tmp_a, tmp_b = str(tmp_path / "host_a"), str(tmp_path / "host_b")
     os.makedirs(tmp_a)
     os.makedirs(tmp_b)
@@ -95,10 +166,12 @@ def hosts(tmp_path):
             sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", dev)
             sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
             sh("ip", "netns", "exec", ns, "ip", "link", "set", dev, "up")
-        ping = sh("ip", "netns", "exec", NS_A, "ping", "-c", "1", "-W", "5", IP_B, check=False)
-        if shutil.which("ping") and ping.returncode != 0:
-            raise RuntimeError(f"the namespaces cannot reach each other: {ping.stdout} {ping.stderr}")
-        yield tmp_a, tmp_b
+        if shutil.which("ping"):
+            ping = sh("ip", "netns", "exec", NS_A, "ping", "-c", "1", "-W", "5", IP_B, check=False)
+            assert ping.returncode == 0, f"the namespaces cannot reach each other: {ping.stdout} {ping.stderr}"
+        h = Hosts(tmp_a, tmp_b)
+        h.start()
+        yield h
     finally:
         # Stop whatever still runs (a failed test stops nothing itself),
         # then kill by pid what is left in the namespaces.
@@ -114,6 +187,10 @@ def hosts(tmp_path):
                     pass
         for ns in (NS_A, NS_B):
             sh("ip", "netns", "delete", ns, check=False)
+        for pid in STARTED:
+            for name in store_files(pid):
+                os.remove(os.path.join("/dev/shm", name))
+        STARTED.clear()
 
 
 DRIVER = f"""
@@ -156,25 +233,8 @@ oxray.shutdown()
 """
 
 
-def test_two_hosts(hosts):
-    tmp_a, tmp_b = hosts
-    head = cli(NS_A, tmp_a, "start", "--head", "--node-ip-address", IP_A, "--port", str(PORT), "--num-cpus", "1",
-               "--resources", json.dumps({"host_a": 1}))
-    assert head.returncode == 0, head.stdout + head.stderr
-    assert f"Started an oxray head at {IP_A}:{PORT}." in head.stdout
-    token_line = [line for line in head.stdout.splitlines() if "token is in" in line]
-    assert token_line, head.stdout
-    token_file = token_line[0].split("token is in", 1)[1].strip().split(" (")[0]
-    with open(token_file) as f:
-        token = f.read().strip()
-    assert len(token) >= 16
-
-    joined = cli(NS_B, tmp_b, "start", "--address", f"{IP_A}:{PORT}", "--node-ip-address", IP_B, "--num-cpus", "1",
-                 "--resources", json.dumps({"host_b": 1}), env={"OXRAY_AUTH_TOKEN": token})
-    assert joined.returncode == 0, joined.stdout + joined.stderr
-    assert f"joined to the head at {IP_A}:{PORT}" in joined.stdout
-
-    driver = in_ns(NS_A, tmp_a, ["-c", DRIVER], timeout=120)
+def test_tasks_and_objects_across_hosts(hosts):
+    driver, _ = in_ns(NS_A, hosts.tmp_a, ["-c", DRIVER], timeout=120)
     assert driver.returncode == 0, driver.stdout + driver.stderr
     result = json.loads(driver.stdout.strip().splitlines()[-1])
     assert result["node_a"] != result["node_b"]
@@ -184,26 +244,47 @@ def test_two_hosts(hosts):
     assert result["on_b"] == [result["noise_digest"], result["node_b"]]
     assert result["cpus"] == 2
 
-    wrong = cli(NS_B, tmp_b, "start", "--address", f"{IP_A}:{PORT}", "--node-ip-address", IP_B, "--num-cpus", "1",
-                env={"OXRAY_AUTH_TOKEN": "not-the-token-0123456789"})
-    assert wrong.returncode != 0, wrong.stdout + wrong.stderr
-    assert "token" in (wrong.stdout + wrong.stderr).lower()
-    assert "wrong cluster token" in wrong.stdout + wrong.stderr
 
-    # The refused node left nothing running; the cluster still has its two.
-    recorded = {"a": recorded_pids(tmp_a), "b": recorded_pids(tmp_b)}
-    assert len(recorded["a"]) == 1 and len(recorded["b"]) == 1, recorded
-    daemons = set(recorded["a"] + recorded["b"])
-    assert daemons <= set(oxray_pids())
+def test_wrong_token_is_refused(hosts):
+    wrong, pid = hosts.join_with_wrong_token()
+    assert wrong.returncode != 0, wrong.stdout + wrong.stderr
+    assert "wrong cluster token" in wrong.stdout + wrong.stderr
+    # It left nothing running (its daemon ran with a session directory
+    # named after the command's pid) and listed nothing; the cluster keeps
+    # its two nodes, which still take work.
+    assert len(recorded_pids(hosts.tmp_b)) == 1
+    assert wait_for(lambda: not processes_mentioning(f"/h-{pid}-"), timeout=10), processes_mentioning(f"/h-{pid}-")
+    check, _ = in_ns(NS_A, hosts.tmp_a, ["-c", (
+        "import oxray\n"
+        f"oxray.init(address='{IP_A}:{PORT}')\n"
+        "@oxray.remote(num_cpus=1, resources={'host_b': 1})\n"
+        "def f():\n"
+        "    return oxray.get_runtime_context().get_node_id()\n"
+        "alive = {n['NodeID']: n['NodeManagerAddress'] for n in oxray.nodes() if n['Alive']}\n"
+        "print(len(alive), alive[oxray.get(f.remote(), timeout=60)])\n"
+    )], timeout=90)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.split() == ["2", IP_B]
+
+
+def test_stop_leaves_nothing(hosts):
+    daemons = set(recorded_pids(hosts.tmp_a) + recorded_pids(hosts.tmp_b))
+    assert len(daemons) == 2 and daemons <= set(oxray_pids())
     in_namespaces = ns_pids(NS_A) | ns_pids(NS_B)
     assert daemons <= in_namespaces
-
-    for ns, tmp in ((NS_B, tmp_b), (NS_A, tmp_a)):
+    for ns, tmp in ((NS_B, hosts.tmp_b), (NS_A, hosts.tmp_a)):
         stopped = cli(ns, tmp, "stop", timeout=30)
         assert stopped.returncode == 0, stopped.stderr
         assert "Stopped 1 oxray node(s)." in stopped.stdout
     assert wait_for(lambda: all(process_gone(p) for p in in_namespaces), timeout=15), \
         [p for p in in_namespaces if not process_gone(p)]
-    assert not (set(oxray_pids()) & (daemons | in_namespaces))
+    assert not (set(oxray_pids()) & in_namespaces)
     assert not ns_pids(NS_A) and not ns_pids(NS_B)
-    assert recorded_pids(tmp_a) == [] and recorded_pids(tmp_b) == []
+    assert recorded_pids(hosts.tmp_a) == [] and recorded_pids(hosts.tmp_b) == []
+    assert store_files(hosts.head_pid) == [] and store_files(hosts.joined_pid) == []
+
+
+def test_refused_node_leaves_no_store_file(hosts):
+    wrong, pid = hosts.join_with_wrong_token()
+    assert wrong.returncode != 0
+    assert store_files(pid) == []

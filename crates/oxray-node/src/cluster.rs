@@ -34,6 +34,8 @@ const PUBLISH_DELAY: Duration = Duration::from_millis(2);
 /// How long the head gathers changes before sending them to every node:
 /// one message per node carries every change of the period.
 const BROADCAST_PERIOD: Duration = Duration::from_millis(20);
+/// When requests wait, how soon placement looks at the view again.
+const RECHECK: Duration = Duration::from_millis(50);
 
 /// What a node of a multi-node cluster keeps about the cluster.
 pub(crate) struct ClusterLink {
@@ -47,6 +49,8 @@ pub(crate) struct ClusterLink {
     /// Wakes the task that publishes this node's resource changes.
     changed: Notify,
     version: AtomicU64,
+    /// Whether a second look at pending requests is scheduled.
+    recheck_armed: std::sync::atomic::AtomicBool,
     /// Nodes whose entries changed since the head last published (head).
     dirty: Mutex<std::collections::HashSet<NodeId>>,
 }
@@ -61,6 +65,7 @@ impl ClusterLink {
             view: Mutex::default(),
             changed: Notify::new(),
             version: AtomicU64::new(1),
+            recheck_armed: Default::default(),
             dirty: Mutex::default(),
         }
     }
@@ -185,7 +190,7 @@ impl Node {
     /// to the head; the head sends what changed to every node.
     async fn publish_changes(self: Arc<Self>) {
         let Some(link) = &self.link else { return };
-        let mut last_sent: Option<(BTreeMap<String, i64>, BTreeMap<String, i64>)> = None;
+        let mut last_broadcast: Option<(BTreeMap<String, i64>, BTreeMap<String, i64>)> = None;
         loop {
             link.changed.notified().await;
             tokio::time::sleep(if self.is_head() { BROADCAST_PERIOD } else { PUBLISH_DELAY }).await;
@@ -193,11 +198,9 @@ impl Node {
             link.view.lock().update(self.node_id, view_of(&info));
             match self.head() {
                 Some(head) => {
-                    let now = (info.available.clone(), info.total.clone());
-                    if last_sent.as_ref() == Some(&now) {
-                        continue;
-                    }
-                    last_sent = Some(now);
+                    // Sent even when equal to the last report: a lease
+                    // granted and returned meanwhile leaves the resources
+                    // as they were, but others counted it here until now.
                     head.send(Body::ResourceReport(ResourceReport {
                         node_id: info.node_id,
                         version: info.version,
@@ -206,9 +209,9 @@ impl Node {
                     }));
                 }
                 None => {
-                    let changed = last_sent.as_ref() != Some(&(info.available.clone(), info.total.clone()));
+                    let changed = last_broadcast.as_ref() != Some(&(info.available.clone(), info.total.clone()));
                     if changed {
-                        last_sent = Some((info.available.clone(), info.total.clone()));
+                        last_broadcast = Some((info.available.clone(), info.total.clone()));
                         link.dirty.lock().insert(self.node_id);
                     }
                     self.broadcast_changes();
@@ -287,8 +290,8 @@ impl Node {
         let Some(known) = link.view.lock().get(&id).cloned() else { return };
         let available = oxray_common::ResourceSet::from_units(r.available.iter());
         let total = oxray_common::ResourceSet::from_units(r.total.iter());
-        let same = known.available == available && known.total == total;
-        let node = NodeView { available, total, version: r.version, ..known };
+        let same = known.available == available && known.total == total && known.debit.is_none();
+        let node = NodeView { available, total, version: r.version, debit: None, ..known };
         if link.view.lock().update(id, node) && !same {
             link.mark_dirty(id);
             let mut st = self.state.lock();
@@ -341,6 +344,25 @@ impl Node {
             writer.reply(req, reply);
         });
         None
+    }
+
+    /// Requests wait here while the view says no other node has room; the
+    /// view may be behind (what was sent to a node counts there for a
+    /// moment), so look again shortly.
+    pub(crate) fn recheck_pending_later(&self, st: &mut State) {
+        let Some(link) = &self.link else { return };
+        if st.pending.is_empty() || link.recheck_armed.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let me = self.me();
+        tokio::spawn(async move {
+            tokio::time::sleep(RECHECK).await;
+            if let Some(link) = &me.link {
+                link.recheck_armed.store(false, Ordering::Relaxed);
+            }
+            let mut st = me.state.lock();
+            me.dispatch(&mut st);
+        });
     }
 
     /// Where a pending lease request goes, by the cluster's view.

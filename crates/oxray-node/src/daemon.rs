@@ -85,7 +85,12 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     }
     if let Some((tcp, _)) = tcp {
         tokio::spawn(node.clone().accept_tcp(tcp));
-        node.clone().join_cluster().await?;
+        if let Err(e) = node.clone().join_cluster().await {
+            // Refused or unreachable: leave nothing behind.
+            let _ = std::fs::remove_file(&staging);
+            let _ = std::fs::remove_file(&node.config.store_path);
+            return Err(e);
+        }
     }
     if let Some(port) = node.config.health_port {
         let ip = node.config.cluster.as_ref().map_or("127.0.0.1", |c| c.node_ip.as_str()).to_string();
@@ -293,8 +298,13 @@ impl Node {
     fn new(config: NodeConfig, store: oxray_store::ObjectTable, address: String) -> Arc<Self> {
         let ledger = ResourceLedger::new(config.resources.clone());
         let link = config.cluster.clone().map(ClusterLink::new);
+        let node_id = NodeId::random();
+        // Callers hold leases of several nodes at once: start this node's
+        // lease ids at a random point (40 random bits above a 24-bit
+        // counter), so that ids of different nodes never meet.
+        let first_lease = (u64::from_le_bytes(node_id.0[..8].try_into().expect("8 bytes")) >> 24 << 24) | 1;
         Arc::new_cyclic(|me| Node {
-            node_id: NodeId::random(),
+            node_id,
             address,
             link,
             control: ControlService::in_memory(),
@@ -306,7 +316,7 @@ impl Node {
                 starting: 0,
                 failed_starts: 0,
                 last_start_error: String::new(),
-                next_lease: 1,
+                next_lease: first_lease,
                 leases: HashMap::new(),
                 pending: VecDeque::new(),
                 ledger,
@@ -633,7 +643,14 @@ impl Node {
             };
             if self.link.is_some() {
                 match self.placement(st, &p) {
-                    Decision::Local | Decision::Infeasible => {}
+                    Decision::Local => {
+                        // A spread decision stands: looking again would go
+                        // round the nodes once more.
+                        if p.strategy.as_ref().is_some_and(|s| s.kind == "SPREAD") {
+                            p.spilled = true;
+                        }
+                    }
+                    Decision::Infeasible => {}
                     Decision::Remote { node_id, address } => {
                         match p.requester {
                             Requester::Client { request, .. } => {
@@ -743,6 +760,7 @@ impl Node {
             }
         }
         st.pending = waiting;
+        self.recheck_pending_later(st);
         let to_start = need_workers
             .saturating_sub(st.starting)
             .min(self.config.max_starting_workers.saturating_sub(st.starting));

@@ -14,6 +14,11 @@ use oxray_proto::{NodeInfo, SchedulingStrategy};
 /// How many fitting nodes a default decision compares.
 const TOP_K: usize = 4;
 
+/// How long resources sent to a node count as taken there, when the node
+/// reports nothing new: a lease granted and returned between two of its
+/// reports changes nothing it would report.
+const DEBIT_TTL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// One node as the view knows it.
 #[derive(Clone, Debug)]
 pub struct NodeView {
@@ -23,6 +28,23 @@ pub struct NodeView {
     pub alive: bool,
     /// Version of `available`; older reports are ignored.
     pub version: u64,
+    /// Sent there since its last report, and when (see [`DEBIT_TTL`]).
+    pub debit: Option<(ResourceSet, std::time::Instant)>,
+}
+
+impl NodeView {
+    /// Whether `shape` fits in what the node has free now, less what was
+    /// lately sent there.
+    pub fn fits_now(&self, shape: &ResourceSet) -> bool {
+        match &self.debit {
+            Some((debit, at)) if at.elapsed() < DEBIT_TTL => {
+                let mut need = shape.clone();
+                need.add(debit);
+                need.fits_in(&self.available)
+            }
+            _ => shape.fits_in(&self.available),
+        }
+    }
 }
 
 /// The resources of every node of the cluster.
@@ -32,6 +54,8 @@ pub struct ClusterView {
     nodes: BTreeMap<NodeId, NodeView>,
     /// Where the last `SPREAD` request went, to go round the nodes.
     spread_cursor: usize,
+    /// Where default decisions start looking, moved on at each one.
+    default_cursor: usize,
 }
 
 /// Where a request goes.
@@ -80,6 +104,7 @@ impl ClusterView {
     pub fn set_available(&mut self, id: NodeId, available: ResourceSet) {
         if let Some(n) = self.nodes.get_mut(&id) {
             n.available = available;
+            n.debit = None;
         }
     }
 
@@ -87,7 +112,10 @@ impl ClusterView {
     /// report says otherwise).
     pub fn debit(&mut self, id: &NodeId, shape: &ResourceSet) {
         if let Some(n) = self.nodes.get_mut(id) {
-            n.available.subtract_allow_negative(shape);
+            let fresh = n.debit.as_ref().is_some_and(|(_, at)| at.elapsed() < DEBIT_TTL);
+            let mut total = if fresh { n.debit.take().map(|(d, _)| d).unwrap_or_default() } else { ResourceSet::new() };
+            total.add(shape);
+            n.debit = Some((total, std::time::Instant::now()));
         }
     }
 
@@ -151,7 +179,7 @@ impl ClusterView {
             return None;
         }
         let (id, n) = self.nodes.iter().find(|(_, n)| n.address == address)?;
-        (n.alive && shape.fits_in(&n.available)).then(|| Decision::Remote { node_id: *id, address: n.address.clone() })
+        (n.alive && n.fits_now(shape)).then(|| Decision::Remote { node_id: *id, address: n.address.clone() })
     }
 
     /// Ray's default: here while it fits here now; else the least loaded
@@ -161,17 +189,17 @@ impl ClusterView {
     /// here (queued); else any node where it ever fits.
     fn place_default(&mut self, me: NodeId, shape: &ResourceSet, local_feasible: bool) -> Decision {
         let here = self.nodes.get(&me);
-        if here.is_some_and(|n| shape.fits_in(&n.available)) {
+        if here.is_some_and(|n| n.fits_now(shape)) {
             return Decision::Local;
         }
-        let start = self.spread_cursor % self.nodes.len().max(1);
-        self.spread_cursor = self.spread_cursor.wrapping_add(1);
+        let start = self.default_cursor % self.nodes.len().max(1);
+        self.default_cursor = self.default_cursor.wrapping_add(1);
         let fits_now = self
             .nodes
             .iter()
             .skip(start)
             .chain(self.nodes.iter().take(start))
-            .filter(|(id, n)| **id != me && n.alive && shape.fits_in(&n.available))
+            .filter(|(id, n)| **id != me && n.alive && n.fits_now(shape))
             .take(TOP_K)
             .max_by(|a, b| free_share(a.1).total_cmp(&free_share(b.1)));
         if let Some((id, n)) = fits_now {
@@ -193,7 +221,7 @@ impl ClusterView {
             .nodes
             .iter()
             .filter(|(_, n)| n.alive && shape.fits_in(&n.total))
-            .map(|(id, n)| (*id, shape.fits_in(&n.available)))
+            .map(|(id, n)| (*id, n.fits_now(shape)))
             .collect();
         if candidates.is_empty() {
             return Decision::Infeasible;
@@ -235,6 +263,7 @@ pub fn view_of(n: &NodeInfo) -> NodeView {
         available: ResourceSet::from_units(n.available.iter()),
         alive: n.alive,
         version: n.version,
+        debit: None,
     }
 }
 
@@ -247,7 +276,7 @@ mod tests {
     }
 
     fn node(addr: &str, total: &[(&str, f64)], avail: &[(&str, f64)]) -> NodeView {
-        NodeView { address: addr.into(), total: res(total), available: res(avail), alive: true, version: 1 }
+        NodeView { address: addr.into(), total: res(total), available: res(avail), alive: true, version: 1, debit: None }
     }
 
     fn view() -> (ClusterView, NodeId, NodeId, NodeId) {
@@ -276,6 +305,19 @@ mod tests {
         assert_eq!(v.place(a, &res(&[("nothing", 1.0)]), None, false), Decision::Infeasible);
         v.mark_dead(&b);
         assert_eq!(v.place(a, &res(&[("gpu_box", 1.0)]), None, false), Decision::Infeasible);
+    }
+
+    #[test]
+    fn what_was_sent_to_a_node_counts_there_until_it_reports() {
+        let (mut v, a, b, _) = view();
+        v.update(a, NodeView { version: 2, ..node("a", &[("CPU", 4.0)], &[]) });
+        let two = res(&[("CPU", 2.0)]);
+        assert_eq!(v.place(a, &two, None, false), Decision::Remote { node_id: b, address: "b".into() });
+        v.debit(&b, &two);
+        // b is full until it reports (or the debit expires); a queues it.
+        assert_eq!(v.place(a, &two, None, false), Decision::Local);
+        v.update(b, NodeView { version: 2, ..node("b", &[("CPU", 2.0)], &[("CPU", 2.0)]) });
+        assert_eq!(v.place(a, &two, None, false), Decision::Remote { node_id: b, address: "b".into() });
     }
 
     #[test]
