@@ -185,7 +185,7 @@ class ActorClass:
             name, namespace, lifetime == "detached",
             -1 if get("max_restarts") == -1 else int(get("max_restarts") or 0),
             int(max_concurrency), bool(get("get_if_exists")), handle_blob, nested,
-            _options.placement(options),
+            _options.placement(options), _options.placement_group_context(options),
         )
         if info["actor_id"] != actor_id:  # get_if_exists found one
             return ActorHandle(*pickle.loads(info["handle"]))

@@ -166,6 +166,7 @@ class RemoteFunction:
             b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions),
             get("name") or self.__name__,
             _options.placement(options),
+            _options.placement_group_context(options),
         )
         if len(self._prepared_cache) > 64:
             self._prepared_cache.clear()
@@ -175,10 +176,12 @@ class RemoteFunction:
     def _remote(self, args, kwargs, options):
         session = _worker.session()
         function_id = self._registration.id_for(session)
-        num_returns, shape, max_retries, retry_blob, name, placement = self._prepared(options)
+        if session.captured_placement_group is not None:
+            options = _options.with_captured_group(options, session)
+        num_returns, shape, max_retries, retry_blob, name, placement, group = self._prepared(options)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested, placement,
+            session.namespace or "", nested, placement, group,
         )
         return unwrap_returns(returns, num_returns)

@@ -69,6 +69,9 @@ pub struct ActorCreateRequest {
     pub args_nested: Vec<ObjectRefMsg>,
     /// How the actor picks its node.
     pub placement: crate::submit::Placement,
+    /// The placement group it runs in, and whether the tasks it submits
+    /// do too (empty id: none).
+    pub placement_group: (Vec<u8>, bool),
 }
 
 /// The callers' side of every actor this process calls.
@@ -152,6 +155,8 @@ impl Inner {
             max_concurrency: req.max_concurrency,
             namespace: req.namespace.clone(),
             args_nested: req.args_nested.clone(),
+            placement_group_id: req.placement_group.0.clone(),
+            capture_child_tasks: req.placement_group.1,
             ..Default::default()
         };
         let body = Body::CreateActor(CreateActor {

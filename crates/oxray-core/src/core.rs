@@ -78,6 +78,9 @@ pub struct TaskRequest {
     pub args_nested: Vec<ObjectRefMsg>,
     /// How the task picks its node.
     pub placement: crate::submit::Placement,
+    /// The placement group it runs in, and whether the tasks it submits
+    /// do too (empty id: none).
+    pub placement_group: (Vec<u8>, bool),
 }
 
 /// Who and where this process is, for `get_runtime_context()`.

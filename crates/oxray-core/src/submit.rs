@@ -161,6 +161,8 @@ impl Inner {
             owner: self.address.to_string(),
             namespace: req.namespace,
             args_nested: req.args_nested,
+            placement_group_id: req.placement_group.0,
+            capture_child_tasks: req.placement_group.1,
             ..Default::default()
         };
         {

@@ -663,14 +663,7 @@ impl Node {
                         continue;
                     }
                     Decision::Fail(message) => {
-                        match p.requester {
-                            Requester::Client { request, .. } => {
-                                if let Some(w) = &writer {
-                                    w.reply(request, Body::ErrorReply(ErrorReply { message }));
-                                }
-                            }
-                            Requester::Actor(id) => self.actor_failed(st, id, message),
-                        }
+                        self.refuse(st, &p, writer.as_ref(), message);
                         continue;
                     }
                 }
@@ -699,14 +692,7 @@ impl Node {
                      Last output of the worker:\n{}",
                     p.description, st.failed_starts, st.last_start_error
                 );
-                match p.requester {
-                    Requester::Client { request, .. } => {
-                        if let Some(w) = &writer {
-                            w.reply(request, Body::ErrorReply(ErrorReply { message }));
-                        }
-                    }
-                    Requester::Actor(id) => self.actor_failed(st, id, message),
-                }
+                self.refuse(st, &p, writer.as_ref(), message);
                 continue;
             }
             if !p.shape.fits_in(st.ledger.available()) {
@@ -776,6 +762,18 @@ impl Node {
                     c.writer.send(Envelope { id: 0, body: Some(Body::LeaseWanted(LeaseWanted {})) });
                 }
             }
+        }
+    }
+
+    /// A pending request that can never be served: its requester hears why.
+    fn refuse(&self, st: &mut State, p: &PendingLease, writer: Option<&FrameWriter>, message: String) {
+        match p.requester {
+            Requester::Client { request, .. } => {
+                if let Some(w) = writer {
+                    w.reply(request, Body::ErrorReply(ErrorReply { message }));
+                }
+            }
+            Requester::Actor(id) => self.actor_failed(st, id, message),
         }
     }
 

@@ -665,6 +665,12 @@ pub struct TaskSpec {
     /// Refs nested inside the pickled arguments.
     #[prost(message, repeated, tag = "17")]
     pub args_nested: Vec<ObjectRefMsg>,
+    /// The placement group it runs in (empty: none).
+    #[prost(bytes = "vec", tag = "18")]
+    pub placement_group_id: Vec<u8>,
+    /// Tasks it submits run in the same placement group by default.
+    #[prost(bool, tag = "19")]
+    pub capture_child_tasks: bool,
 }
 
 /// The outcome of a task: one object per return, or error objects.

@@ -196,7 +196,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -211,6 +211,7 @@ fn submit_task(
     namespace: String,
     nested: Vec<(Vec<u8>, String)>,
     placement: Option<(String, String, bool)>,
+    placement_group: Option<(Vec<u8>, bool)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -227,6 +228,7 @@ fn submit_task(
         namespace,
         args_nested: nested_refs(nested),
         placement,
+        placement_group: placement_group.unwrap_or_default(),
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -261,7 +263,7 @@ fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
 /// Registers an actor; returns its info (an existing one's with
 /// `get_if_exists`).
 #[pyfunction]
-#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested, placement=None))]
+#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested, placement=None, placement_group=None))]
 #[allow(clippy::too_many_arguments)]
 fn create_actor(
     py: Python<'_>,
@@ -280,6 +282,7 @@ fn create_actor(
     handle: Vec<u8>,
     nested: Vec<(Vec<u8>, String)>,
     placement: Option<(String, String, bool)>,
+    placement_group: Option<(Vec<u8>, bool)>,
 ) -> PyResult<PyObject> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -300,6 +303,7 @@ fn create_actor(
         handle,
         args_nested: nested_refs(nested),
         placement,
+        placement_group: placement_group.unwrap_or_default(),
     };
     let info = py.allow_threads(|| core.create_actor(req)).map_err(PyCoreError)?;
     actor_info_dict(py, &info)
@@ -609,6 +613,14 @@ impl Task {
     #[getter]
     fn retry_exceptions<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.task.spec.retry_exceptions)
+    }
+    #[getter]
+    fn placement_group_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.task.spec.placement_group_id)
+    }
+    #[getter]
+    fn capture_child_tasks(&self) -> bool {
+        self.task.spec.capture_child_tasks
     }
     #[getter]
     fn gpu_ids(&self) -> Vec<u32> {

@@ -115,6 +115,36 @@ def resource_shape(options, default_cpus):
     return out
 
 
+def placement_group_context(options):
+    """`(group id, capture child tasks)` of the group a task or actor runs
+    in, as the runtime carries it to the worker; None outside groups."""
+    from oxray.util import scheduling_strategies as ss
+
+    group, _ = _placement_group_of(options)
+    if group is None:
+        return None
+    strategy = options.get("scheduling_strategy")
+    if isinstance(strategy, ss.PlacementGroupSchedulingStrategy):
+        capture = strategy.placement_group_capture_child_tasks
+    else:
+        capture = options.get("placement_group_capture_child_tasks")
+    return (group.id.binary(), bool(capture))
+
+
+def with_captured_group(options, session):
+    """The options a task submitted from inside a group that captures its
+    child tasks runs with: in that group, unless it chose otherwise."""
+    captured = getattr(session, "captured_placement_group", None)
+    if captured is None or options.get("scheduling_strategy") is not None or options.get("placement_group") is not None:
+        return options
+    from oxray.util import scheduling_strategies as ss
+    from oxray.util.placement_group import PlacementGroup, PlacementGroupID
+
+    group = PlacementGroup(PlacementGroupID(captured))
+    strategy = ss.PlacementGroupSchedulingStrategy(group, -1, placement_group_capture_child_tasks=True)
+    return {**options, "scheduling_strategy": strategy}
+
+
 def _placement_group_of(options):
     """The placement group (and bundle index) a task or actor runs in:
     from a PlacementGroupSchedulingStrategy, or Ray's older

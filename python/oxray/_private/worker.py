@@ -29,6 +29,10 @@ class _Session:
         self.gpu_ids = []
         # Worker mode: the executor running pushed tasks.
         self.executor = None
+        # Worker mode: the placement group the running task (or this actor)
+        # is in, and the one its child tasks go to by default.
+        self.current_placement_group = None
+        self.captured_placement_group = None
 
 
 _session = None

@@ -192,6 +192,12 @@ class Executor:
         """The callable and arguments of a task."""
         if task.namespace:
             self.session.namespace = task.namespace
+        if not task.method_name:
+            # A plain task or an actor's creation: the group it runs in
+            # (an actor's calls keep its creation's).
+            group = task.placement_group_id or None
+            self.session.current_placement_group = group
+            self.session.captured_placement_group = group if task.capture_child_tasks else None
         args, kwargs = self._arguments(task)
         if task.actor_creation:
             cls = self.function(task.function_id)

@@ -170,7 +170,7 @@ def get_current_placement_group():
     outside groups."""
     s = _worker.session()
     current = getattr(s, "current_placement_group", None)
-    return current
+    return PlacementGroup(PlacementGroupID(current)) if current else None
 
 
 def group_shape(shape, placement_group, bundle_index):
