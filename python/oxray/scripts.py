@@ -150,6 +150,16 @@ def _status(args):
                 used = ", ".join(f"{k} {n['total'][k] - n['available'].get(k, 0):g}/{n['total'][k]:g}"
                                  for k in sorted(n["total"]) if k in ("CPU", "GPU") or "_group_" not in k)
                 print(f"    {used}")
+        demands = {}
+        for n in _native.cluster_info():
+            for shape, count in n.get("pending", []):
+                key = ", ".join(f"{k}: {v:g}" for k, v in sorted(shape.items()))
+                demands[key] = demands.get(key, 0) + count
+        print("pending demands:")
+        for key, count in sorted(demands.items()):
+            print(f"  {{{key}}} * {count}")
+        if not demands:
+            print("  (no resource demands)")
         total, avail = oxray.cluster_resources(), oxray.available_resources()
         print("resources (used / total):")
         for k in sorted(total):

@@ -113,6 +113,7 @@ impl Node {
             is_head: self.is_head(),
             ip: self.ip().to_string(),
             version: self.link.as_ref().map_or(0, |l| l.version.fetch_add(1, Ordering::Relaxed)),
+            pending: st.demands(),
         }
     }
 
@@ -206,6 +207,7 @@ impl Node {
                         version: info.version,
                         available: info.available,
                         total: info.total,
+                        pending: info.pending,
                     }));
                 }
                 None => {
@@ -250,6 +252,7 @@ impl Node {
             is_head: entry.is_head,
             ip: entry.ip,
             version: n.map_or(0, |n| n.version),
+            pending: n.map(|n| n.pending.clone()).unwrap_or_default(),
         })
     }
 
@@ -291,7 +294,7 @@ impl Node {
         let available = oxray_common::ResourceSet::from_units(r.available.iter());
         let total = oxray_common::ResourceSet::from_units(r.total.iter());
         let same = known.available == available && known.total == total && known.debit.is_none();
-        let node = NodeView { available, total, version: r.version, debit: None, ..known };
+        let node = NodeView { available, total, version: r.version, debit: None, pending: r.pending, ..known };
         if link.view.lock().update(id, node) && !same {
             link.mark_dirty(id);
             let mut st = self.state.lock();
@@ -351,7 +354,9 @@ impl Node {
     /// moment), so look again shortly.
     pub(crate) fn recheck_pending_later(&self, st: &mut State) {
         let Some(link) = &self.link else { return };
-        if st.pending.is_empty() || link.recheck_armed.swap(true, Ordering::Relaxed) {
+        // Requests no node can ever serve wait for a node to join, which
+        // brings a new view anyway.
+        if st.pending.iter().all(|p| p.warned) || link.recheck_armed.swap(true, Ordering::Relaxed) {
             return;
         }
         let me = self.me();

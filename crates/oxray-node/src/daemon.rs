@@ -249,9 +249,20 @@ pub(crate) struct State {
     pub remote_actors: HashMap<ActorId, (String, u64)>,
     /// Placement-group bundles reserved on this node.
     pub bundles: crate::placement_groups::HeldBundles,
+    /// Infeasible shapes already reported, by requesting connection.
+    warned_shapes: std::collections::HashSet<(Option<u64>, std::collections::BTreeMap<String, i64>)>,
 }
 
 impl State {
+    /// The lease requests waiting here, by shape.
+    pub(crate) fn demands(&self) -> Vec<Demand> {
+        let mut by_shape: std::collections::BTreeMap<std::collections::BTreeMap<String, i64>, u32> = Default::default();
+        for p in &self.pending {
+            *by_shape.entry(p.shape.to_units()).or_default() += 1;
+        }
+        by_shape.into_iter().map(|(resources, count)| Demand { resources, count }).collect()
+    }
+
     /// Every lease with what it holds.
     pub(crate) fn lease_allocations(&self) -> impl Iterator<Item = (u64, &Allocation)> {
         self.leases.iter().map(|(id, l)| (*id, &l.alloc))
@@ -325,6 +336,7 @@ impl Node {
                 actor_waiters: HashMap::new(),
                 remote_actors: HashMap::new(),
                 bundles: Default::default(),
+                warned_shapes: Default::default(),
             }),
             placement_groups: Default::default(),
             store: Mutex::new(store),
@@ -613,6 +625,11 @@ impl Node {
                     is_head: n.is_head,
                     ip: n.ip,
                     version: remote.map_or(0, |r| r.version),
+                    pending: if n.node_id == self.node_id {
+                        st.demands()
+                    } else {
+                        remote.map(|r| r.pending.clone()).unwrap_or_default()
+                    },
                 }
             })
             .collect();
@@ -669,8 +686,10 @@ impl Node {
                 }
             }
             if !st.ledger.is_feasible(&p.shape) {
-                if !p.warned {
-                    p.warned = true;
+                // Once per requester and shape, however many requests wait.
+                let first = !p.warned && st.warned_shapes.insert((p.requester.client(), p.shape.to_units()));
+                p.warned = true;
+                if first {
                     let text = infeasible_warning(&p, st.ledger.total());
                     let owner = match p.requester {
                         Requester::Actor(id) => st
@@ -746,6 +765,10 @@ impl Node {
             }
         }
         st.pending = waiting;
+        if !st.pending.is_empty() {
+            // `oxray status` shows what waits, through the head.
+            self.resources_changed();
+        }
         self.recheck_pending_later(st);
         let to_start = need_workers
             .saturating_sub(st.starting)
@@ -874,6 +897,7 @@ impl Node {
             self.end_lease(&mut st, lease, true);
         }
         st.pending.retain(|p| p.requester.client() != Some(client));
+        st.warned_shapes.retain(|(c, _)| *c != Some(client));
         self.dispatch(&mut st);
         drop(st);
         if !c.address.is_empty() && self.is_head() {

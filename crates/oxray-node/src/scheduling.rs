@@ -30,6 +30,8 @@ pub struct NodeView {
     pub version: u64,
     /// Sent there since its last report, and when (see [`DEBIT_TTL`]).
     pub debit: Option<(ResourceSet, std::time::Instant)>,
+    /// Requests waiting there, as it last reported them.
+    pub pending: Vec<oxray_proto::Demand>,
 }
 
 impl NodeView {
@@ -264,6 +266,7 @@ pub fn view_of(n: &NodeInfo) -> NodeView {
         alive: n.alive,
         version: n.version,
         debit: None,
+        pending: n.pending.clone(),
     }
 }
 
@@ -276,7 +279,7 @@ mod tests {
     }
 
     fn node(addr: &str, total: &[(&str, f64)], avail: &[(&str, f64)]) -> NodeView {
-        NodeView { address: addr.into(), total: res(total), available: res(avail), alive: true, version: 1, debit: None }
+        NodeView { address: addr.into(), total: res(total), available: res(avail), alive: true, version: 1, debit: None, pending: vec![] }
     }
 
     fn view() -> (ClusterView, NodeId, NodeId, NodeId) {

@@ -196,6 +196,9 @@ pub struct ResourceReport {
     pub available: BTreeMap<String, i64>,
     #[prost(btree_map = "string, int64", tag = "4")]
     pub total: BTreeMap<String, i64>,
+    /// Lease requests waiting there, by shape.
+    #[prost(message, repeated, tag = "5")]
+    pub pending: Vec<Demand>,
 }
 
 /// A process registered with a node daemon disconnected (sent to the head:
@@ -578,6 +581,18 @@ pub struct NodeInfo {
     /// Version of `available` (see [`ResourceReport`]).
     #[prost(uint64, tag = "9")]
     pub version: u64,
+    /// Lease requests waiting on this node, by shape.
+    #[prost(message, repeated, tag = "10")]
+    pub pending: Vec<Demand>,
+}
+
+/// Requests of one resource shape waiting for resources.
+#[derive(Clone, PartialEq, Message)]
+pub struct Demand {
+    #[prost(btree_map = "string, int64", tag = "1")]
+    pub resources: BTreeMap<String, i64>,
+    #[prost(uint32, tag = "2")]
+    pub count: u32,
 }
 
 /// Reply to [`ClusterInfoRequest`].

@@ -547,6 +547,11 @@ fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
         d.set_item("ip", if n.ip.is_empty() { "127.0.0.1".to_string() } else { n.ip })?;
         d.set_item("total", units_dict(py, &n.total)?)?;
         d.set_item("available", units_dict(py, &n.available)?)?;
+        let pending = PyList::empty(py);
+        for demand in &n.pending {
+            pending.append((units_dict(py, &demand.resources)?, demand.count))?;
+        }
+        d.set_item("pending", pending)?;
         list.append(d)?;
     }
     Ok(list.into_any().unbind())

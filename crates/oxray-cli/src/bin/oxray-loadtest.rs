@@ -129,6 +129,7 @@ async fn run_node(head: String, worker: Arc<str>) -> Result<Arc<RpcPeer>> {
         is_head: false,
         ip: "127.0.0.1".into(),
         version: 1,
+        pending: vec![],
     };
     peer.call(Body::RegisterNode(RegisterNode { node: Some(info) })).await?;
     let reporter = peer.clone();
@@ -142,7 +143,7 @@ async fn run_node(head: String, worker: Arc<str>) -> Result<Arc<RpcPeer>> {
                 _ = tick.tick() => {
                     version += 1;
                     reporter.send(Body::ResourceReport(ResourceReport {
-                        node_id: id.0.to_vec(), version, available: total.clone(), total: total.clone(),
+                        node_id: id.0.to_vec(), version, available: total.clone(), total: total.clone(), pending: vec![],
                     }));
                 }
             }
