@@ -371,8 +371,16 @@ impl Node {
             id
         };
         while let Some(env) = reader.next().await {
-            if let Some(body) = env.body {
-                self.handle_message(client_id, env.id, body, &writer);
+            match env.body {
+                // A bulk read writes raw bytes on this connection: nothing
+                // else may be read or sent until it is done.
+                Some(Body::ReadChunk(r)) if r.raw => {
+                    if !self.serve_raw_chunk(client_id, env.id, r, &writer).await {
+                        break;
+                    }
+                }
+                Some(body) => self.handle_message(client_id, env.id, body, &writer),
+                None => {}
             }
         }
         self.client_gone(client_id);
@@ -435,7 +443,10 @@ impl Node {
             Body::AllocateJobId(_) => {
                 writer.reply(req, Body::JobIdReply(JobIdReply { job_id: self.control.next_job_id() }));
             }
-            Body::ReadChunk(r) => self.read_chunk(client, req, r, writer),
+            Body::ReadChunk(_) => {
+                let message = "chunks are read as bulk streams (ReadChunk.raw)".to_string();
+                writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+            }
             Body::LogLines(l) => self.relay_lines(l),
             Body::ReturnLease(r) => {
                 let mut st = self.state.lock();

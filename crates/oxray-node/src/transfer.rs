@@ -8,9 +8,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::io::AsyncReadExt;
 use oxray_common::ObjectId;
 use oxray_proto::frame::FrameWriter;
+use oxray_proto::transport::{self, RawConnection};
 use oxray_proto::*;
 use parking_lot::Mutex;
 
@@ -23,9 +24,20 @@ const IN_FLIGHT: usize = 4;
 /// The store client a pull writes as (not a connection id).
 const PULL_CLIENT: u64 = u64::MAX - 1;
 
+/// Reads a chunk's header frame; returns the object's size.
+async fn read_header(conn: &mut Box<dyn RawConnection>) -> Result<u64, String> {
+    match transport::read_frame(conn).await.map_err(|e| e.to_string())? {
+        Envelope { body: Some(Body::Chunk(c)), .. } if c.error.is_empty() => Ok(c.total),
+        Envelope { body: Some(Body::Chunk(c)), .. } => Err(c.error),
+        other => Err(format!("unexpected reply to a chunk read: {other:?}")),
+    }
+}
+
 /// Pulls in progress and copies handed out.
 #[derive(Default)]
 pub(crate) struct Transfers {
+    /// Bulk connections to other nodes, idle between pulls.
+    idle: Mutex<HashMap<String, Vec<Box<dyn RawConnection>>>>,
     /// Who waits for each object being pulled here.
     pulls: Mutex<HashMap<ObjectId, Vec<PullWaiter>>>,
     /// The nodes (daemon addresses) that copied each object of this store.
@@ -44,27 +56,26 @@ fn store_failure(message: String) -> Body {
 }
 
 impl Node {
-    /// Serves a chunk of a local object to another node. The first chunk
-    /// pins the object for that connection; the last one unpins it.
-    pub(crate) fn read_chunk(&self, client: u64, req: u64, r: ReadChunk, writer: &FrameWriter) {
-        let fail = |error: String| {
-            writer.reply(req, Body::Chunk(Chunk { error, ..Default::default() }));
+    /// Serves a chunk as a bulk stream: a `Chunk` frame saying how much
+    /// follows, then the bytes themselves, written straight from the store.
+    /// False when the connection broke.
+    pub(crate) async fn serve_raw_chunk(&self, client: u64, req: u64, r: ReadChunk, writer: &FrameWriter) -> bool {
+        let Some(id) = ObjectId::from_bytes(&r.id) else {
+            writer.reply(req, Body::Chunk(Chunk { error: "bad object id".into(), ..Default::default() }));
+            return true;
         };
-        let Some(id) = ObjectId::from_bytes(&r.id) else { return fail("bad object id".into()) };
-        let (region, offset, size) = {
+        let located = {
             let mut store = self.store.lock();
             match store.get(&id, client) {
-                Ok((offset, size)) => {
-                    let last = r.offset.saturating_add(r.len) >= size;
-                    if r.offset > 0 {
-                        store.release(&id, client); // the first chunk's pin holds it
-                    }
-                    if last {
-                        store.release(&id, client);
-                    }
-                    (store.region().clone(), offset, size)
-                }
-                Err(e) => return fail(format!("{e} (on node {})", self.address)),
+                Ok((offset, size)) => Ok((store.region().clone(), offset, size)),
+                Err(e) => Err(format!("{e} (on node {})", self.address)),
+            }
+        };
+        let (region, offset, size) = match located {
+            Ok(found) => found,
+            Err(error) => {
+                writer.reply(req, Body::Chunk(Chunk { error, ..Default::default() }));
+                return true;
             }
         };
         if r.offset == 0 && !r.reader.is_empty() {
@@ -72,10 +83,13 @@ impl Node {
         }
         let start = r.offset.min(size);
         let len = r.len.min(size - start);
-        // SAFETY: sealed objects are immutable, and this one is pinned for
-        // the reader until its last chunk is served.
-        let data = bytes::Bytes::copy_from_slice(unsafe { region.slice(offset + start, len) });
-        writer.reply(req, Body::Chunk(Chunk { total: size, data, error: String::new() }));
+        writer.reply(req, Body::Chunk(Chunk { total: size, data: bytes::Bytes::new(), error: String::new() }));
+        // SAFETY: sealed objects are immutable, and this one stays pinned
+        // (for this connection) until the bytes are written.
+        let data = unsafe { region.slice(offset + start, len) };
+        let written = writer.write_raw(data).await.is_ok();
+        self.store.lock().release(&id, client);
+        written
     }
 
     /// A `StoreGet` for an object this node lacks, held by the node at
@@ -107,61 +121,81 @@ impl Node {
         });
     }
 
-    /// Copies object `id` from the node at `source` into this node's store.
+    /// Copies object `id` from the node at `source` into this node's store,
+    /// over a bulk stream: chunk requests go ahead ([`IN_FLIGHT`] at once),
+    /// and each chunk's bytes are read straight into the store.
     async fn pull(&self, id: ObjectId, source: &str) -> Result<(), String> {
         let Some(link) = &self.link else { return Err("this node is not part of a multi-node cluster".into()) };
-        let unreachable = |e: oxray_common::Error| format!("cannot fetch object {} from node {source}: {e}", id.hex());
-        let peer = link.peers.get(source).await.map_err(unreachable)?;
-        let read = |offset: u64| ReadChunk { id: id.0.to_vec(), offset, len: CHUNK, reader: self.address.clone() };
-        let first = match peer.call(Body::ReadChunk(read(0))).await.map_err(unreachable)? {
-            Body::Chunk(c) if c.error.is_empty() => c,
-            Body::Chunk(c) => return Err(c.error),
-            other => return Err(format!("unexpected reply to a chunk read: {other:?}")),
+        let fail = |e: &dyn std::fmt::Display| format!("cannot fetch object {} from node {source}: {e}", id.hex());
+        let idle = self.transfers.idle.lock().get_mut(source).and_then(Vec::pop);
+        let mut conn = match idle {
+            Some(c) => c,
+            None => link.peers.dialer().connect_raw(source).await.map_err(|e| fail(&e))?,
         };
-        let total = first.total;
-        let created = self.store.lock().create(id, total, PULL_CLIENT);
-        let Some(base) = created.map_err(|e| e.to_string())? else {
-            return Ok(()); // a copy exists already
+        let request = |offset: u64| Envelope {
+            id: 1,
+            body: Some(Body::ReadChunk(ReadChunk {
+                id: id.0.to_vec(),
+                offset,
+                len: CHUNK,
+                reader: self.address.clone(),
+                raw: true,
+            })),
         };
-        let region = self.store.lock().region().clone();
-        let write = |at: u64, data: &[u8]| -> Result<(), String> {
-            if at + data.len() as u64 > total {
-                return Err("a chunk ran past the object's end".into());
+        let mut made = false;
+        let result = async {
+            transport::write_frame(&mut conn, request(0)).await.map_err(|e| fail(&e))?;
+            let total = read_header(&mut conn).await.map_err(|e| fail(&e))?;
+            let created = self.store.lock().create(id, total, PULL_CLIENT);
+            let base = match created {
+                Ok(Some(base)) => Some(base),
+                Ok(None) => None, // a copy exists already: read and drop
+                Err(e) => return Err(e.to_string()),
+            };
+            made = base.is_some();
+            let region = self.store.lock().region().clone();
+            if let Some(base) = base {
+                region.populate(base, total);
             }
-            // SAFETY: the range belongs to this unsealed object, written
-            // only here.
-            unsafe { region.slice_mut(base + at, data.len() as u64) }.copy_from_slice(data);
-            Ok(())
-        };
-        let outcome = async {
-            write(0, &first.data)?;
-            let mut next = first.data.len() as u64;
-            let mut in_flight = FuturesUnordered::new();
-            loop {
-                while in_flight.len() < IN_FLIGHT && next < total {
-                    let at = next;
-                    next += CHUNK;
-                    let call = peer.call(Body::ReadChunk(read(at)));
-                    in_flight.push(async move { (at, call.await) });
+            let chunks = total.div_ceil(CHUNK).max(1);
+            let mut requested = 1;
+            let mut scratch = Vec::new();
+            for i in 0..chunks {
+                while requested < chunks && requested < i + 1 + IN_FLIGHT as u64 {
+                    transport::write_frame(&mut conn, request(requested * CHUNK)).await.map_err(|e| fail(&e))?;
+                    requested += 1;
                 }
-                let Some((at, reply)) = in_flight.next().await else { break };
-                match reply.map_err(unreachable)? {
-                    Body::Chunk(c) if c.error.is_empty() => write(at, &c.data)?,
-                    Body::Chunk(c) => return Err(c.error),
-                    other => return Err(format!("unexpected reply to a chunk read: {other:?}")),
+                if i > 0 {
+                    read_header(&mut conn).await.map_err(|e| fail(&e))?;
                 }
+                let at = i * CHUNK;
+                let len = CHUNK.min(total - at);
+                let out: &mut [u8] = match base {
+                    // SAFETY: the range belongs to this unsealed object,
+                    // written only here.
+                    Some(base) => unsafe { region.slice_mut(base + at, len) },
+                    None => {
+                        scratch.resize(len as usize, 0);
+                        &mut scratch
+                    }
+                };
+                conn.read_exact(out).await.map_err(|e| fail(&e))?;
             }
-            Ok(())
+            Ok::<_, String>(())
         }
         .await;
-        let mut store = self.store.lock();
-        match outcome {
+        match result {
             Ok(()) => {
-                store.seal(&id);
+                if made {
+                    self.store.lock().seal(&id);
+                }
+                self.transfers.idle.lock().entry(source.to_string()).or_default().push(conn);
                 Ok(())
             }
             Err(e) => {
-                store.abort(&id);
+                if made {
+                    self.store.lock().abort(&id);
+                }
                 Err(e)
             }
         }

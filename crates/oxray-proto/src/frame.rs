@@ -178,6 +178,31 @@ impl FrameWriter {
             Sink::Direct(d) => d.pending.lock().closed,
         }
     }
+
+    /// Writes `data` as raw bytes after everything queued so far, straight
+    /// from the caller's memory (no copy into a frame): the bulk stream of
+    /// an object transfer. Only for socket writers; the caller must not
+    /// send anything else on this connection until it returns.
+    pub async fn write_raw(&self, data: &[u8]) -> std::io::Result<()> {
+        let Sink::Direct(d) = &*self.inner else {
+            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "raw writes need a socket writer"));
+        };
+        if !d.drain().await {
+            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed"));
+        }
+        let mut pos = 0;
+        while pos < data.len() {
+            match d.half.try_write(&data[pos..]) {
+                Ok(n) => pos += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => d.half.writable().await?,
+                Err(e) => {
+                    d.pending.lock().closed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl DirectSink {
@@ -257,6 +282,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Changes the largest frame accepted from now on.
     pub fn set_max_frame(&mut self, max: usize) {
         self.inner.decoder_mut().set_max_frame_length(max);
+    }
+
+    /// The stream back, with the bytes read from it but not yet decoded.
+    pub fn into_parts(self) -> (R, BytesMut) {
+        let parts = self.inner.into_parts();
+        (parts.io, parts.read_buf)
     }
 
     /// The next envelope; `None` at end of stream or on a broken frame.

@@ -245,6 +245,10 @@ pub struct ReadChunk {
     /// primary copy is.
     #[prost(string, tag = "4")]
     pub reader: String,
+    /// Bulk stream: the reply is a [`Chunk`] frame without data, followed
+    /// by the data itself as raw bytes on the connection.
+    #[prost(bool, tag = "5")]
+    pub raw: bool,
 }
 
 /// Reply to [`ReadChunk`].

@@ -19,6 +19,7 @@ use std::time::Duration;
 use oxray_common::{Error, Result};
 use subtle::ConstantTimeEq;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -81,8 +82,13 @@ pub struct Dialer {
 impl Dialer {
     /// A dialer for a process on the host with IP `local_ip`, proving
     /// `token` to TCP peers.
+    /// With `OXRAY_SAME_HOST_TCP=1` in the environment, peers on the same
+    /// host are reached over TCP too (to measure the network path on one
+    /// machine).
     pub fn new(local_ip: &str, token: &str) -> Self {
-        Self { local_ip: local_ip.to_string(), token: Arc::from(token) }
+        let tcp_only = std::env::var("OXRAY_SAME_HOST_TCP").is_ok_and(|v| v == "1");
+        let local_ip = if tcp_only && !local_ip.is_empty() { String::new() } else { local_ip.to_string() };
+        Self { local_ip, token: Arc::from(token) }
     }
 
     /// The token proved to TCP peers.
@@ -96,7 +102,7 @@ impl Dialer {
         let a = Address::parse(address);
         let same_host = match a.ip() {
             None => true,
-            Some(ip) => ip == self.local_ip,
+            Some(ip) => !self.local_ip.is_empty() && ip == self.local_ip,
         };
         match (&a.unix, &a.tcp) {
             (Some(path), _) if same_host || a.tcp.is_none() => RpcPeer::connect_unix(path).await,
@@ -108,6 +114,60 @@ impl Dialer {
 
 fn tcp_error(peer: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |source| Error::Connection { peer: peer.to_string(), source }
+}
+
+/// A connection used as a raw byte stream (bulk object transfers).
+pub trait RawConnection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> RawConnection for T {}
+
+impl Dialer {
+    /// Connects to `address` for a raw byte stream, choosing the transport
+    /// as [`Dialer::connect`] does (a TCP peer sees the token first).
+    pub async fn connect_raw(&self, address: &str) -> Result<Box<dyn RawConnection>> {
+        let a = Address::parse(address);
+        let same_host = a.ip().is_none_or(|ip| !self.local_ip.is_empty() && ip == self.local_ip);
+        match (&a.unix, &a.tcp) {
+            (Some(path), _) if same_host || a.tcp.is_none() => {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(tcp_error(path))?;
+                Ok(Box::new(stream))
+            }
+            (_, Some(tcp)) => {
+                let mut stream = TcpStream::connect(tcp).await.map_err(tcp_error(tcp))?;
+                let _ = stream.set_nodelay(true);
+                let hello = Body::Hello(Hello { token: self.token.to_string(), version: PROTOCOL_VERSION });
+                write_frame(&mut stream, Envelope { id: 0, body: Some(hello) }).await.map_err(tcp_error(tcp))?;
+                let reply = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await;
+                match reply {
+                    Ok(Ok(Envelope { body: Some(Body::Welcome(_)), .. })) => Ok(Box::new(stream)),
+                    Ok(Ok(Envelope { body: Some(Body::ErrorReply(e)), .. })) => {
+                        Err(Error::Unauthorized { peer: tcp.clone(), reason: e.message })
+                    }
+                    _ => Err(Error::Unauthorized { peer: tcp.clone(), reason: "no answer to the handshake".into() }),
+                }
+            }
+            _ => Err(Error::Protocol { peer: address.to_string(), reason: "not an address".into() }),
+        }
+    }
+}
+
+/// Writes one framed envelope to a raw stream.
+pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, env: Envelope) -> std::io::Result<()> {
+    let mut buf = bytes::BytesMut::new();
+    crate::frame::encode_frame(&env, &mut buf);
+    w.write_all(&buf).await
+}
+
+/// Reads one framed envelope from a raw stream, reading nothing past it
+/// (what follows may be raw bytes).
+pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> std::io::Result<Envelope> {
+    use prost::Message;
+    let len = r.read_u32().await? as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
+    }
+    let mut buf = vec![0u8; len];
+    r.read_exact(&mut buf).await?;
+    Envelope::decode(buf.as_slice()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Opens a TCP connection to `addr` and proves `token`; returns the
