@@ -18,55 +18,6 @@ from barrier import arrive_and_wait
 from conftest import run_driver, wait_for
 
 
-@pytest.fixture(autouse=True, scope="module")
-def private_node_index(tmp_path_factory):
-    """Clusters record their nodes in this user's node index (what `oxray
-    stop` stops): a private one keeps other test runs' `stop` off them."""
-    old = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = str(tmp_path_factory.mktemp("raytmp"))
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = old
-
-
-@pytest.fixture
-def make_cluster(shutdown_only):
-    """Starts clusters (head first, then worker nodes) and stops them all,
-    with the driver disconnected first, even when the test fails."""
-    clusters = []
-
-    def make(head, *workers, connect=True):
-        c = Cluster()
-        clusters.append(c)
-        nodes = [c.add_node(**head)] + [c.add_node(**w) for w in workers]
-        if connect:
-            oxray.init(address=c.address)
-            c.wait_for_nodes()
-        return c, nodes
-
-    try:
-        yield make
-    finally:
-        errors = []
-        try:
-            oxray.shutdown()
-        except Exception as e:
-            errors.append(e)
-        for c in clusters:
-            try:
-                c.shutdown()
-            except Exception as e:  # stop the others all the same, then fail
-                errors.append(e)
-                for n in c.list_all_nodes():
-                    n.kill_raylet()
-        if errors:
-            raise errors[0]
-
-
 @oxray.remote(num_cpus=1)
 def node_id():
     return oxray.get_runtime_context().get_node_id()

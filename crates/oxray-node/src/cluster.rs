@@ -37,6 +37,16 @@ const BROADCAST_PERIOD: Duration = Duration::from_millis(20);
 /// When requests wait, how soon placement looks at the view again.
 const RECHECK: Duration = Duration::from_millis(50);
 
+/// How often a node tells the head it is alive, and how many periods of
+/// silence make the head declare it dead: a node killed outright is
+/// noticed at once (its connection breaks); a frozen or cut-off one after
+/// period x threshold. `OXRAY_HEALTH_CHECK_PERIOD_MS` and
+/// `OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD` change them.
+fn health_check() -> (Duration, u32) {
+    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    (Duration::from_millis(env("OXRAY_HEALTH_CHECK_PERIOD_MS", 1000).max(10)), env("OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD", 4).max(1) as u32)
+}
+
 /// What a node of a multi-node cluster keeps about the cluster.
 pub(crate) struct ClusterLink {
     pub config: ClusterConfig,
@@ -53,6 +63,8 @@ pub(crate) struct ClusterLink {
     recheck_armed: std::sync::atomic::AtomicBool,
     /// Nodes whose entries changed since the head last published (head).
     dirty: Mutex<std::collections::HashSet<NodeId>>,
+    /// When each node was last heard from (head).
+    last_heard: Mutex<std::collections::HashMap<NodeId, std::time::Instant>>,
 }
 
 impl ClusterLink {
@@ -67,6 +79,7 @@ impl ClusterLink {
             version: AtomicU64::new(1),
             recheck_armed: Default::default(),
             dirty: Mutex::default(),
+            last_heard: Mutex::default(),
         }
     }
 
@@ -135,7 +148,10 @@ impl Node {
     pub(crate) async fn join_cluster(self: Arc<Self>) -> Result<(), NodeError> {
         let Some(link) = &self.link else { return Ok(()) };
         tokio::spawn(self.clone().publish_changes());
-        let Some(head_addr) = link.config.head.clone() else { return Ok(()) };
+        let Some(head_addr) = link.config.head.clone() else {
+            tokio::spawn(self.clone().check_node_health());
+            return Ok(());
+        };
         let joined = async {
             let (head, inbox) = RpcPeer::connect_tcp(&head_addr, &link.config.token).await?;
             let reply = head.call(Body::RegisterNode(RegisterNode { node: Some(self.self_info(true)) })).await?;
@@ -146,6 +162,7 @@ impl Node {
             link.view.lock().replace(&view.nodes, self.node_id);
         }
         let _ = link.head.set(head);
+        tokio::spawn(self.clone().send_heartbeats());
         let me = self.clone();
         tokio::spawn(async move {
             while let Some(env) = inbox.recv().await {
@@ -170,6 +187,12 @@ impl Node {
                         me.dispatch(&mut st);
                     }
                     Some(Body::LogLines(l)) => me.relay_lines(l),
+                    Some(Body::ShutdownCluster(_)) => {
+                        // The head declared this node dead (it was silent
+                        // too long): its work was given to others.
+                        eprintln!("oxray: the head declared this node dead; stopping it");
+                        me.shutdown();
+                    }
                     _ => {}
                 }
             }
@@ -178,6 +201,57 @@ impl Node {
             me.shutdown();
         });
         Ok(())
+    }
+
+    /// Reminds the head that this node is alive, every health-check period
+    /// (a report of its resources, which changes nothing when they did not).
+    async fn send_heartbeats(self: Arc<Self>) {
+        let (period, _) = health_check();
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let Some(head) = self.head() else { return };
+            let info = self.self_info(true);
+            let report = ResourceReport {
+                node_id: info.node_id,
+                version: info.version,
+                available: info.available,
+                total: info.total,
+                pending: info.pending,
+            };
+            if !head.send(Body::ResourceReport(report)) {
+                return;
+            }
+        }
+    }
+
+    /// Declares dead the nodes the head has not heard from for the
+    /// health-check threshold (head only).
+    async fn check_node_health(self: Arc<Self>) {
+        let Some(link) = &self.link else { return };
+        let (period, threshold) = health_check();
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            let silent: Vec<NodeId> = link
+                .last_heard
+                .lock()
+                .iter()
+                .filter(|(_, at)| at.elapsed() > period * threshold)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in silent {
+                tracing::warn!("node {} was silent for {:?}: declared dead", id.hex(), period * threshold);
+                eprintln!("oxray: node {} was silent for {:?}; declaring it dead", id.hex(), period * threshold);
+                let mut st = self.state.lock();
+                // If it ever speaks again, it hears that it is dead.
+                if let Some(c) = st.clients.values_mut().find(|c| c.node == Some(id)) {
+                    c.node = None;
+                    c.writer.send(Envelope { id: 0, body: Some(Body::ShutdownCluster(ShutdownCluster {})) });
+                }
+                self.node_gone(&mut st, id);
+            }
+        }
     }
 
     /// This node's resources changed: publish soon.
@@ -279,6 +353,9 @@ impl Node {
         if let Some(c) = self.state.lock().clients.get_mut(&client) {
             c.node = Some(id);
         }
+        if let Some(link) = &self.link {
+            link.last_heard.lock().insert(id, std::time::Instant::now());
+        }
         writer.reply(req, Body::ClusterView(self.cluster_info()));
         if let Some(link) = &self.link {
             link.mark_dirty(id);
@@ -290,6 +367,10 @@ impl Node {
     /// A node's resources changed (head only).
     pub(crate) fn resource_report(&self, r: ResourceReport) {
         let (Some(link), Some(id)) = (&self.link, NodeId::from_bytes(&r.node_id)) else { return };
+        match link.last_heard.lock().get_mut(&id) {
+            Some(at) => *at = std::time::Instant::now(),
+            None => return, // declared dead: its reports change nothing
+        }
         let Some(known) = link.view.lock().get(&id).cloned() else { return };
         let available = oxray_common::ResourceSet::from_units(r.available.iter());
         let total = oxray_common::ResourceSet::from_units(r.total.iter());
@@ -306,6 +387,7 @@ impl Node {
     pub(crate) fn node_gone(&self, st: &mut State, id: NodeId) {
         self.control.mark_node_dead(&id);
         if let Some(link) = &self.link {
+            link.last_heard.lock().remove(&id);
             link.view.lock().mark_dead(&id);
             link.mark_dirty(id);
         }
