@@ -96,6 +96,17 @@ impl ClusterLink {
     }
 }
 
+/// What a node tells the head about itself.
+fn report_of(info: NodeInfo) -> ResourceReport {
+    ResourceReport {
+        node_id: info.node_id,
+        version: info.version,
+        available: info.available,
+        total: info.total,
+        pending: info.pending,
+    }
+}
+
 impl Node {
     /// Whether this node serves the control service (a single-node
     /// cluster's only node is its head).
@@ -211,15 +222,7 @@ impl Node {
         loop {
             tick.tick().await;
             let Some(head) = self.head() else { return };
-            let info = self.self_info(true);
-            let report = ResourceReport {
-                node_id: info.node_id,
-                version: info.version,
-                available: info.available,
-                total: info.total,
-                pending: info.pending,
-            };
-            if !head.send(Body::ResourceReport(report)) {
+            if !head.send(Body::ResourceReport(report_of(self.self_info(true)))) {
                 return;
             }
         }
@@ -276,13 +279,7 @@ impl Node {
                     // Sent even when equal to the last report: a lease
                     // granted and returned meanwhile leaves the resources
                     // as they were, but others counted it here until now.
-                    head.send(Body::ResourceReport(ResourceReport {
-                        node_id: info.node_id,
-                        version: info.version,
-                        available: info.available,
-                        total: info.total,
-                        pending: info.pending,
-                    }));
+                    head.send(Body::ResourceReport(report_of(info)));
                 }
                 None => {
                     let changed = last_broadcast.as_ref() != Some(&(info.available.clone(), info.total.clone()));
