@@ -117,14 +117,50 @@ def run_driver(code, timeout=60, env=None):
                           timeout=timeout, env=full_env, cwd=REPO)
 
 
+# Sessions (and so processes) created from here on are this test run's.
+_RUN_STARTED = time.time()
+
+
+def _session_of(pid, args):
+    """The session directory an oxray process belongs to: its daemon's
+    `--session-dir`, or the OXRAY_SESSION_DIR a worker inherits."""
+    if "--session-dir" in args:
+        return args[args.index("--session-dir") + 1] if args.index("--session-dir") + 1 < len(args) else None
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"OXRAY_SESSION_DIR="):
+                    return item.split(b"=", 1)[1].decode()
+    except OSError:
+        pass
+    return None
+
+
 def oxray_pids():
-    """Pids of live oxray daemons and workers on this machine."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    """Pids of live oxray daemons and workers that this test run started:
+    those of sessions created since it began (or whose session directory
+    is gone). A cluster of the user's own on this machine is never listed."""
     pids = []
-    for line in out.splitlines()[1:]:
-        pid, _, args = line.strip().partition(" ")
-        if "oxray daemon" in args or "oxray._private.worker_main" in args:
-            pids.append(int(pid))
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            continue
+        joined = " ".join(args)
+        is_daemon = any(a.endswith("/oxray") or a == "oxray" for a in args[:1]) and "daemon" in args[1:2]
+        is_worker = "oxray._private.worker_main" in joined or "oxray._private.zygote" in joined
+        if not (is_daemon or is_worker) or process_gone(int(entry)):
+            continue
+        session = _session_of(entry, args)
+        try:
+            ours = session is None or os.stat(session).st_ctime >= _RUN_STARTED - 1
+        except OSError:
+            ours = True  # its session is gone: a leftover
+        if ours:
+            pids.append(int(entry))
     return pids
 
 
