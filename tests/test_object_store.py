@@ -10,7 +10,7 @@ import pytest
 import oxray
 from oxray import _native
 from oxray.exceptions import ObjectStoreFullError
-from conftest import wait_for
+from conftest import run_driver, wait_for
 
 MB = 1 << 20
 
@@ -259,3 +259,23 @@ def test_ref_returned_by_a_task_is_freed_by_its_owner(cluster):
     assert store_used() >= base + 3 * MB
     del box
     assert wait_for(lambda: store_used() == base, timeout=10)
+
+
+def test_arrays_stay_valid_after_shutdown_and_a_new_init(shutdown_only):
+    # An array read from the store keeps its mapping: after shutdown() it
+    # still reads (no crash), and a new session's objects never show
+    # through it.
+    out = run_driver(
+        "import oxray, numpy as np\n"
+        "oxray.init(num_cpus=1)\n"
+        "a = oxray.get(oxray.put(np.ones(10_000_000)))\n"
+        "oxray.shutdown()\n"
+        "print(a.sum())\n"
+        "oxray.init(num_cpus=1)\n"
+        "b = oxray.get(oxray.put(np.full(10_000_000, 2.0)))\n"
+        "print(a.sum(), b.sum())\n"
+        "oxray.shutdown()\n"
+        "print(a.sum(), b.sum())\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["10000000.0", "10000000.0", "20000000.0", "10000000.0", "20000000.0"]

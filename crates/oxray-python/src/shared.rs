@@ -28,6 +28,10 @@ pub struct SharedBuffer {
     len: isize,
     itemsize: isize,
     generation: u64,
+    /// The mapping `ptr` points into: kept alive by every view of it, so an
+    /// array read before `shutdown()` (or before a new `init()`) stays valid
+    /// and unchanged.
+    _mapping: std::sync::Arc<oxray_core::Region>,
 }
 
 #[pymethods]
@@ -98,6 +102,7 @@ pub fn map_shared(py: Python<'_>, core: &CoreWorker, id: ObjectId, location: &st
         len: size as isize,
         itemsize: 1,
         generation: current_generation(),
+        _mapping: region.clone(),
     })
 }
 
