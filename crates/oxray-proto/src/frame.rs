@@ -20,9 +20,23 @@ use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
 use crate::messages::{Body, Envelope};
 
-/// The largest frame accepted (objects travel inline until the shared store
-/// takes them).
-pub const MAX_FRAME: usize = u32::MAX as usize;
+/// The largest frame accepted unless `OXRAY_MAX_FRAME_BYTES` says
+/// otherwise. Values over 100 KiB travel through the shared store and
+/// objects between nodes as bulk streams, so frames stay far below it; the
+/// limit keeps a 4-byte length from making a process reserve gigabytes.
+pub const DEFAULT_MAX_FRAME: usize = 512 << 20;
+
+/// The largest frame this process accepts (see [`DEFAULT_MAX_FRAME`]).
+pub fn max_frame() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::env::var("OXRAY_MAX_FRAME_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n: &usize| *n >= 1 << 20)
+            .unwrap_or(DEFAULT_MAX_FRAME)
+    })
+}
 
 /// The largest first frame of a TCP connection, read before the peer has
 /// proved the cluster token: a stranger cannot make us reserve more.
@@ -268,7 +282,7 @@ pub struct FrameReader<R> {
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Wraps the read half of a stream.
     pub fn new(source: R) -> Self {
-        Self::with_max_frame(source, MAX_FRAME)
+        Self::with_max_frame(source, max_frame())
     }
 
     /// Wraps the read half of a stream, refusing frames over `max` bytes.
@@ -370,6 +384,14 @@ mod tests {
         let mut reader = FrameReader::new(b);
         let env = reader.next().await.unwrap();
         assert_eq!(env.body, Some(Body::Warning(Warning { text })));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_length_ends_the_stream_without_reserving_it() {
+        let (mut a, b) = tokio::io::duplex(1 << 16);
+        a.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+        let mut reader = FrameReader::new(b);
+        assert!(reader.next().await.is_none());
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::frame::{FrameReader, FrameWriter, MAX_FRAME, MAX_HELLO_FRAME};
+use crate::frame::{max_frame, FrameReader, FrameWriter, MAX_HELLO_FRAME};
 use crate::messages::{Body, Envelope, ErrorReply, Hello, Welcome, PROTOCOL_VERSION};
 use crate::rpc::RpcPeer;
 
@@ -162,7 +162,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, env: Envelop
 pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> std::io::Result<Envelope> {
     use prost::Message;
     let len = r.read_u32().await? as usize;
-    if len > MAX_FRAME {
+    if len > max_frame() {
         return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
     }
     let mut buf = vec![0u8; len];
@@ -221,7 +221,7 @@ pub async fn accept_tcp(stream: TcpStream, token: &str) -> Option<(FrameReader<O
     match refusal {
         None => {
             writer.send(Envelope { id: 0, body: Some(Body::Welcome(Welcome { version: PROTOCOL_VERSION })) });
-            reader.set_max_frame(MAX_FRAME);
+            reader.set_max_frame(max_frame());
             Some((reader, writer))
         }
         Some(reason) => {
