@@ -427,3 +427,20 @@ def test_refused_node_leaves_no_store_file(make_cluster):
         shutil.rmtree(session_dir, ignore_errors=True)
         if os.path.exists(store):
             os.remove(store)
+
+
+def test_worker_output_of_other_nodes_reaches_the_driver(make_cluster):
+    cluster, (head, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}}, connect=False)
+    out = run_driver(
+        "import oxray, time\n"
+        f"oxray.init(address={cluster.address!r})\n"
+        "@oxray.remote(resources={'far': 1})\n"
+        "def speak():\n"
+        "    print('hello from far away')\n"
+        "    return 1\n"
+        "oxray.get(speak.remote())\n"
+        "time.sleep(0.5)\n"
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [ln for ln in out.stdout.splitlines() if "hello from far away" in ln]
+    assert lines and "ip=127.0.0.1" in lines[0] and lines[0].startswith("(speak pid="), out.stdout

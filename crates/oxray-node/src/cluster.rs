@@ -197,7 +197,7 @@ impl Node {
                         let mut st = me.state.lock();
                         me.dispatch(&mut st);
                     }
-                    Some(Body::LogLines(l)) => me.relay_lines(l),
+                    Some(Body::LogLines(l)) => me.to_local_drivers(&l, false),
                     Some(Body::ShutdownCluster(_)) => {
                         // The head declared this node dead (it was silent
                         // too long): its work was given to others.
@@ -466,23 +466,36 @@ impl Node {
         decision
     }
 
-    /// Worker output from another node: to this node's drivers.
-    pub(crate) fn relay_lines(&self, l: LogLines) {
-        use crate::pool::WorkerEvents;
-        if self.head().is_some() {
+    /// Worker output: to this node's drivers and, on the head, to every
+    /// other node but the one it came from (`from`, a node's connection).
+    pub(crate) fn relay_lines(&self, l: LogLines, from: Option<u64>) {
+        self.to_local_drivers(&l, self.is_head());
+        if !self.is_head() {
             return;
         }
+        let body = Body::LogLines(l);
         let st = self.state.lock();
-        let drivers = st.clients.values().filter(|c| c.is_driver());
+        for (_, c) in st.clients.iter().filter(|(id, c)| c.node.is_some() && Some(**id) != from) {
+            c.writer.send(Envelope { id: 0, body: Some(body.clone()) });
+        }
+    }
+
+    /// Worker output to the drivers of this node; printed here when there
+    /// are none and `print_if_none` (the head of a standing cluster).
+    pub(crate) fn to_local_drivers(&self, l: &LogLines, print_if_none: bool) {
+        let st = self.state.lock();
         let mut any = false;
-        for d in drivers {
+        for d in st.clients.values().filter(|c| c.is_driver()) {
             any = true;
             d.writer.send(Envelope { id: 0, body: Some(Body::LogLines(l.clone())) });
         }
-        drop(st);
-        if !any {
-            for line in l.lines {
-                self.on_line(0, l.stderr, line);
+        if !any && print_if_none {
+            for line in &l.lines {
+                if l.stderr {
+                    eprintln!("{line}");
+                } else {
+                    println!("{line}");
+                }
             }
         }
     }

@@ -447,7 +447,7 @@ impl Node {
                 let message = "chunks are read as bulk streams (ReadChunk.raw)".to_string();
                 writer.reply(req, Body::ErrorReply(ErrorReply { message }));
             }
-            Body::LogLines(l) => self.relay_lines(l),
+            Body::LogLines(l) => self.relay_lines(l, Some(client)),
             Body::ReturnLease(r) => {
                 let mut st = self.state.lock();
                 self.end_lease(&mut st, r.lease_id, r.kill_worker);
@@ -934,27 +934,14 @@ impl Node {
 
 impl WorkerEvents for Node {
     fn on_line(&self, pid: u32, stderr: bool, line: String) {
-        if let Some(head) = self.head() {
-            // Drivers hear every node's workers through the head.
-            let ip = self.ip().to_string();
-            head.send(Body::LogLines(LogLines { pid, stderr, lines: vec![with_ip(&line, &ip)] }));
-            return;
-        }
-        let st = self.state.lock();
-        let drivers: Vec<&Client> = st.clients.values().filter(|c| c.is_driver()).collect();
-        if drivers.is_empty() {
-            if stderr {
-                eprintln!("{line}");
-            } else {
-                println!("{line}");
+        let lines = LogLines { pid, stderr, lines: vec![with_ip(&line, self.ip())] };
+        match self.head() {
+            // The head passes them on to the drivers of every other node.
+            Some(head) => {
+                self.to_local_drivers(&lines, false);
+                head.send(Body::LogLines(lines));
             }
-            return;
-        }
-        for d in drivers {
-            d.writer.send(Envelope {
-                id: 0,
-                body: Some(Body::LogLines(LogLines { pid, stderr, lines: vec![line.clone()] })),
-            });
+            None => self.relay_lines(lines, None),
         }
     }
 
