@@ -93,3 +93,19 @@ def test_actor_in_a_group(cluster_4cpu):
     oxray.kill(a)
     oxray.util.remove_placement_group(pg)
     assert wait_for(lambda: cpus_free() == 4)
+
+
+def test_removing_a_group_ends_its_actors(cluster_4cpu):
+    @oxray.remote(num_cpus=1, max_restarts=3)
+    class Member:
+        def ping(self):
+            return "pong"
+
+    pg = oxray.util.placement_group([{"CPU": 1}])
+    oxray.get(pg.ready(), timeout=30)
+    a = Member.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg, 0)).remote()
+    assert oxray.get(a.ping.remote(), timeout=30) == "pong"
+    oxray.util.remove_placement_group(pg)
+    with pytest.raises(oxray.exceptions.RayActorError, match="placement group was removed"):
+        oxray.get(a.ping.remote(), timeout=30)
+    assert wait_for(lambda: cpus_free() == 4)

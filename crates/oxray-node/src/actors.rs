@@ -295,6 +295,16 @@ impl Node {
         self.notify_actor_waiters(st, id);
     }
 
+    /// Actor `id` ends for good: marked dead, its worker killed.
+    pub(crate) fn actor_ended(&self, st: &mut State, id: ActorId, message: String) {
+        if st.actors.get(&id).is_none_or(|a| a.state() == ActorState::Dead) {
+            return;
+        }
+        st.actors.mark_dead(&id, message);
+        self.kill_actor_worker(st, &id);
+        self.notify_actor_waiters(st, id);
+    }
+
     /// Actor `id` cannot be started at all.
     pub(crate) fn actor_failed(&self, st: &mut State, id: ActorId, message: String) {
         st.actors.mark_dead(&id, message);
@@ -310,9 +320,7 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in owned {
-            st.actors.mark_dead(&id, "The actor's owner (the process that created it) has exited.".into());
-            self.kill_actor_worker(st, &id);
-            self.notify_actor_waiters(st, id);
+            self.actor_ended(st, id, "The actor's owner (the process that created it) has exited.".into());
         }
     }
 

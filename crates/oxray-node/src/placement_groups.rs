@@ -386,6 +386,20 @@ impl Node {
             }
             nodes
         };
+        // Its actors end with it, for good (they could never start again).
+        let suffix = format!("_{}", hex(pg_id));
+        {
+            let mut st = self.state.lock();
+            let members: Vec<oxray_common::ActorId> = st
+                .actors
+                .iter()
+                .filter(|(_, a)| a.resources.iter().any(|(name, _)| name.contains("_group_") && name.ends_with(&suffix)))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in members {
+                self.actor_ended(&mut st, id, "The actor's placement group was removed.".into());
+            }
+        }
         for node in nodes {
             self.return_on(node, pg_id.to_vec());
         }
