@@ -444,3 +444,24 @@ def test_worker_output_of_other_nodes_reaches_the_driver(make_cluster):
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if "hello from far away" in ln]
     assert lines and "ip=127.0.0.1" in lines[0] and lines[0].startswith("(speak pid="), out.stdout
+
+
+def test_wait_fetch_local_copies_objects_to_this_node(make_cluster):
+    cluster, (head, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"maker": 1}})
+
+    @oxray.remote(resources={"maker": 1})
+    def make(seed):
+        return np.full(2_000_000, seed, dtype=np.uint64)
+
+    def here(ref):
+        from oxray.util.state import list_objects
+
+        return any(o["object_id"] == ref.hex() for o in list_objects())
+
+    far = make.remote(1)
+    ready, _ = oxray.wait([far], fetch_local=False, timeout=60)
+    assert ready == [far] and not here(far), "fetch_local=False leaves it on its node"
+    near = make.remote(2)
+    ready, _ = oxray.wait([near], fetch_local=True, timeout=60)
+    assert ready == [near] and here(near), "fetch_local=True brings a copy here"
+    assert int(oxray.get(near)[123]) == 2 and int(oxray.get(far)[-1]) == 1

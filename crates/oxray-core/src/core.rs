@@ -551,6 +551,12 @@ impl CoreWorker {
         self.inner.get(ids, limit)
     }
 
+    /// Copies to this node the shared objects among `ids` that live on
+    /// other nodes (what `wait(fetch_local=True)` promises).
+    pub fn fetch_local(&self, ids: &[ObjectId]) {
+        self.inner.fetch_local(ids);
+    }
+
     /// Waits until `num_returns` of `ids` are ready or `timeout` passes;
     /// returns which are ready.
     pub fn wait(&self, ids: &[ObjectId], num_returns: usize, limit: WaitLimit<'_>) -> Result<Vec<bool>> {

@@ -75,6 +75,33 @@ impl Inner {
         Ok((entry.0, entry.1))
     }
 
+    /// Copies to this node the shared objects among `ids` whose values are
+    /// here but whose bytes live on another node (`wait(fetch_local=True)`),
+    /// all at once; failures are left for `get` to report.
+    pub(crate) fn fetch_local(&self, ids: &[ObjectId]) {
+        let remote: Vec<(ObjectId, String)> = ids
+            .iter()
+            .filter_map(|id| match self.store.lookup(id) {
+                crate::store::Lookup::Ready(o) => crate::objects::marker_parts(&o).map(|(i, l)| (i, self.remote(l))),
+                _ => None,
+            })
+            .filter(|(_, source)| !source.is_empty())
+            .collect();
+        if remote.is_empty() {
+            return;
+        }
+        let pulls = remote.into_iter().map(|(id, source)| async move {
+            if self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec(), source })).await.is_ok() {
+                // Only the copy was wanted: no pin.
+                self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
+            }
+        });
+        let _ = self.block_on(async {
+            futures::future::join_all(pulls).await;
+            Ok(())
+        });
+    }
+
     /// One user of a mapped object is done with it.
     pub(crate) fn store_release(&self, id: ObjectId) {
         let mut map = self.mapped.map.lock();

@@ -428,12 +428,13 @@ fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResu
 /// ready; returns `(ready, not_ready)`, each in input order, with at most
 /// `num_returns` ready.
 #[pyfunction]
-#[pyo3(signature = (refs, num_returns, timeout=None))]
+#[pyo3(signature = (refs, num_returns, timeout=None, fetch_local=false))]
 fn wait<'py>(
     py: Python<'py>,
     refs: &Bound<'py, PyList>,
     num_returns: usize,
     timeout: Option<f64>,
+    fetch_local: bool,
 ) -> PyResult<(Bound<'py, PyList>, Bound<'py, PyList>)> {
     let core = connected()?;
     let mut ids = Vec::with_capacity(refs.len());
@@ -455,13 +456,18 @@ fn wait<'py>(
     let flags = interruptible(py, timeout, |limit| core.wait(&ids, num_returns, limit))?;
     let (ready, not_ready) = (PyList::empty(py), PyList::empty(py));
     let mut taken = 0;
-    for (item, ok) in refs.iter().zip(flags) {
+    let mut ready_ids = Vec::new();
+    for ((item, ok), id) in refs.iter().zip(flags).zip(&ids) {
         if ok && taken < num_returns {
             taken += 1;
             ready.append(item)?;
+            ready_ids.push(*id);
         } else {
             not_ready.append(item)?;
         }
+    }
+    if fetch_local && !ready_ids.is_empty() {
+        py.allow_threads(|| core.fetch_local(&ready_ids));
     }
     Ok((ready, not_ready))
 }

@@ -255,7 +255,7 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
     # Element types and uniqueness are checked natively, in one pass.
-    return _native.wait(refs, num_returns, timeout)
+    return _native.wait(refs, num_returns, timeout, fetch_local)
 
 
 def cancel(object_ref, *, force=False, recursive=True):
