@@ -288,3 +288,36 @@ def test_refused_node_leaves_no_store_file(hosts):
     wrong, pid = hosts.join_with_wrong_token()
     assert wrong.returncode != 0
     assert store_files(pid) == []
+
+
+@pytest.fixture
+def fast_health_checks(monkeypatch):
+    # The daemons started by `hosts` inherit these: a silent node is
+    # declared dead after 4 x 250 ms.
+    monkeypatch.setenv("OXRAY_HEALTH_CHECK_PERIOD_MS", "250")
+    monkeypatch.setenv("OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD", "4")
+
+
+def test_partitioned_node_is_declared_dead_and_stops_when_the_link_returns(fast_health_checks, hosts):
+    (node_b_daemon,) = recorded_pids(hosts.tmp_b)
+    sh("ip", "netns", "exec", NS_B, "ip", "link", "set", VETH_B, "down")
+    try:
+        watch, _ = in_ns(NS_A, hosts.tmp_a, ["-c", (
+            "import oxray, time\n"
+            f"oxray.init(address='{IP_A}:{PORT}')\n"
+            "t = time.monotonic()\n"
+            f"while any(n['Alive'] and n['NodeManagerAddress'] == '{IP_B}' for n in oxray.nodes()):\n"
+            "    assert time.monotonic() - t < 20, 'still alive after 20 s'\n"
+            "    time.sleep(0.05)\n"
+            "@oxray.remote(num_cpus=1, resources={'host_a': 1})\n"
+            "def f():\n"
+            "    return 'still working'\n"
+            "print(round(time.monotonic() - t, 1), oxray.get(f.remote(), timeout=60))\n"
+        )], timeout=90)
+    finally:
+        sh("ip", "netns", "exec", NS_B, "ip", "link", "set", VETH_B, "up")
+    assert watch.returncode == 0, watch.stdout + watch.stderr
+    seconds, _, rest = watch.stdout.strip().splitlines()[-1].partition(" ")
+    assert float(seconds) < 20 and rest == "still working"
+    # Back on the network, node B hears that it was declared dead and stops.
+    assert wait_for(lambda: process_gone(node_b_daemon), timeout=60)
