@@ -27,6 +27,8 @@ pub enum ObjectKind {
     /// The value lives in the node's shared-memory store; the metadata's
     /// second byte says how to read it there.
     Shared = b'X',
+    /// The task can never be scheduled as asked (UTF-8 message).
+    Unschedulable = b'U',
 }
 
 impl ObjectKind {
@@ -41,6 +43,7 @@ impl ObjectKind {
             Some(b'A') => Self::ActorDied,
             Some(b'D') => Self::ActorInitFailed,
             Some(b'X') => Self::Shared,
+            Some(b'U') => Self::Unschedulable,
             _ => Self::Pickled,
         }
     }
@@ -65,6 +68,7 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
             ObjectKind::ActorDied => b"A",
             ObjectKind::ActorInitFailed => b"D",
             ObjectKind::Shared => b"X",
+            ObjectKind::Unschedulable => b"U",
         }),
         nested: Vec::new(),
     }

@@ -469,6 +469,10 @@ impl Inner {
     }
 
     async fn on_lease_reply(self: Arc<Self>, key: Key, daemon: Arc<RpcPeer>, request: RequestLease, reply: Option<Body>) {
+        let kind = match &reply {
+            Some(Body::Unschedulable(_)) => ObjectKind::Unschedulable,
+            _ => ObjectKind::SystemError,
+        };
         match reply {
             Some(Body::Spillback(s)) => {
                 // Another node fits: ask its daemon, which grants or queues
@@ -520,7 +524,7 @@ impl Inner {
                 }
                 self.pump(&mut st, &key);
             }
-            Some(Body::ErrorReply(e)) => {
+            Some(Body::ErrorReply(e)) | Some(Body::Unschedulable(e)) => {
                 let mut st = self.submit.lock();
                 let failed: Vec<Task> = match st.keys.get_mut(&key) {
                     Some(ks) => {
@@ -532,7 +536,7 @@ impl Inner {
                 };
                 drop(st);
                 for task in failed {
-                    self.finish(&task, |_| error_object(ObjectKind::SystemError, e.message.clone()));
+                    self.finish(&task, |_| error_object(kind, e.message.clone()));
                 }
             }
             _ => {} // The daemon is gone; daemon_lost fails everything.

@@ -691,7 +691,14 @@ impl Node {
                         continue;
                     }
                     Decision::Fail(message) => {
-                        self.refuse(st, &p, writer.as_ref(), message);
+                        match p.requester {
+                            Requester::Client { request, .. } => {
+                                if let Some(w) = &writer {
+                                    w.reply(request, Body::Unschedulable(ErrorReply { message }));
+                                }
+                            }
+                            Requester::Actor(id) => self.actor_failed(st, id, message),
+                        }
                         continue;
                     }
                 }

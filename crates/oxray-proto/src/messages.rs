@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63"
     )]
     pub body: Option<Body>,
 }
@@ -155,6 +155,10 @@ pub enum Body {
     ReserveBundles(ReserveBundles),
     #[prost(message, tag = "62")]
     ReturnBundles(ReturnBundles),
+    /// Reply to a [`RequestLease`] that no node can ever serve as asked
+    /// (hard node affinity to a node that is gone).
+    #[prost(message, tag = "63")]
+    Unschedulable(ErrorReply),
 }
 
 /// The protocol version spoken; a peer of another version is refused.

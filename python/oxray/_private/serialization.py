@@ -27,6 +27,7 @@ LOST = b"L"
 SYSTEM_ERROR = b"S"
 ACTOR_DIED = b"A"
 ACTOR_INIT_FAILED = b"D"
+UNSCHEDULABLE = b"U"
 
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
 
@@ -129,6 +130,8 @@ def deserialize(data, metadata, nested=None):
         return ErrorValue(exceptions.TaskCancelledError(error_message=message))
     if kind == LOST:
         return ErrorValue(exceptions.ObjectLostError(message))
+    if kind == UNSCHEDULABLE:
+        return ErrorValue(exceptions.TaskUnschedulableError(message))
     return ErrorValue(exceptions.RaySystemError(message))
 
 
