@@ -151,3 +151,14 @@ def test_health_endpoint_answers_while_the_head_runs(tmp_path):
     finally:
         stopped = run("stop")
         assert stopped.returncode == 0, stopped.stderr
+
+
+def test_a_driver_cannot_shut_down_a_standing_cluster(head):
+    out = run_driver(
+        "import oxray\n"
+        "oxray.init(address='auto')\n"
+        "oxray._native.shutdown(stop_cluster=True)\n"
+    )
+    assert out.returncode == 0, out.stderr
+    status = oxray_cli("status")
+    assert status.returncode == 0 and "ALIVE" in status.stdout, status.stdout + status.stderr

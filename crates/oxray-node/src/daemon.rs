@@ -480,15 +480,34 @@ impl Node {
                 }
             }
             Body::KillWorker(k) => {
+                // Only the holder of a worker's lease may kill it (forced
+                // cancellation of its own task).
                 let st = self.state.lock();
-                if let Some(w) = WorkerId::from_bytes(&k.worker_id).and_then(|id| st.workers.get(&id)) {
-                    kill_pid(w.pid);
+                let worker = WorkerId::from_bytes(&k.worker_id).and_then(|id| st.workers.get(&id));
+                let held = worker.and_then(|w| w.lease).and_then(|l| st.leases.get(&l)).is_some_and(|l| l.holder == client);
+                match worker {
+                    Some(w) if held => {
+                        kill_pid(w.pid);
+                        writer.reply(req, Body::Ack(Ack {}));
+                    }
+                    _ => {
+                        let message = "refused to kill a worker this connection holds no lease on".to_string();
+                        writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+                    }
                 }
-                writer.reply(req, Body::Ack(Ack {}));
             }
             Body::ShutdownCluster(_) => {
-                writer.reply(req, Body::Ack(Ack {}));
-                self.shutdown();
+                // Only the driver that started this cluster ends it this way;
+                // a standing cluster is stopped with `oxray stop`.
+                let owner = self.state.lock().clients.get(&client).is_some_and(|c| c.owns_cluster);
+                if owner {
+                    writer.reply(req, Body::Ack(Ack {}));
+                    self.shutdown();
+                } else {
+                    let message =
+                        "only the process that started this cluster may shut it down; stop it with `oxray stop`".to_string();
+                    writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+                }
             }
             Body::KvPut(p) => {
                 self.control.kv_put(&p.namespace, &p.key, p.value);
