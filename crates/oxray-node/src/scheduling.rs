@@ -13,6 +13,9 @@ use oxray_proto::{NodeInfo, SchedulingStrategy};
 
 /// How many fitting nodes a default decision compares.
 const TOP_K: usize = 4;
+/// A node busier than this (share of its CPUs in use) sends work to less
+/// loaded nodes; below it, work stays local (Ray's default, 0.5).
+const LOCAL_THRESHOLD: f64 = 0.5;
 
 /// How long resources sent to a node count as taken there, when the node
 /// reports nothing new: a lease granted and returned between two of its
@@ -184,14 +187,15 @@ impl ClusterView {
         (n.alive && n.fits_now(shape)).then(|| Decision::Remote { node_id: *id, address: n.address.clone() })
     }
 
-    /// Ray's default: here while it fits here now; else the least loaded
-    /// of a few nodes where it fits now (the first [`TOP_K`] found, from a
-    /// point that moves on at each decision, so that a large cluster costs
-    /// no more per decision than a small one); else here if it ever fits
-    /// here (queued); else any node where it ever fits.
+    /// Ray's default (hybrid) policy: here while this node is less than
+    /// [`LOCAL_THRESHOLD`] busy and it fits; else the least loaded of this
+    /// node and a few others where it fits now (the first [`TOP_K`] found,
+    /// from a point that moves on at each decision, so that a large cluster
+    /// costs no more per decision than a small one); else here if it ever
+    /// fits here (queued); else any node where it ever fits.
     fn place_default(&mut self, me: NodeId, shape: &ResourceSet, local_feasible: bool) -> Decision {
-        let here = self.nodes.get(&me);
-        if here.is_some_and(|n| n.fits_now(shape)) {
+        let here = self.nodes.get(&me).filter(|n| n.fits_now(shape)).map(free_share);
+        if here.is_some_and(|free| free > 1.0 - LOCAL_THRESHOLD) {
             return Decision::Local;
         }
         let start = self.default_cursor % self.nodes.len().max(1);
@@ -204,8 +208,11 @@ impl ClusterView {
             .filter(|(id, n)| **id != me && n.alive && n.fits_now(shape))
             .take(TOP_K)
             .max_by(|a, b| free_share(a.1).total_cmp(&free_share(b.1)));
-        if let Some((id, n)) = fits_now {
-            return Decision::Remote { node_id: *id, address: n.address.clone() };
+        match (here, fits_now) {
+            (Some(free_here), Some((_, n))) if free_share(n) <= free_here => return Decision::Local,
+            (_, Some((id, n))) => return Decision::Remote { node_id: *id, address: n.address.clone() },
+            (Some(_), None) => return Decision::Local,
+            (None, None) => {}
         }
         if local_feasible {
             return Decision::Local;
@@ -299,6 +306,18 @@ mod tests {
         assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), None, false), Decision::Remote { node_id: b, address: "b".into() });
         // A spilled request stays where it was sent.
         assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), None, true), Decision::Local);
+    }
+
+    #[test]
+    fn a_busy_node_sends_work_to_a_less_loaded_one() {
+        let (mut v, a, b, _) = view();
+        let one = res(&[("CPU", 1.0)]);
+        v.update(a, NodeView { version: 2, ..node("a", &[("CPU", 4.0)], &[("CPU", 3.0)]) });
+        assert_eq!(v.place(a, &one, None, false), Decision::Local, "25% busy: stays");
+        v.update(a, NodeView { version: 3, ..node("a", &[("CPU", 4.0)], &[("CPU", 1.0)]) });
+        assert_eq!(v.place(a, &one, None, false), Decision::Remote { node_id: b, address: "b".into() }, "75% busy");
+        v.update(b, NodeView { version: 2, ..node("b", &[("CPU", 8.0)], &[("CPU", 1.0)]) });
+        assert_eq!(v.place(a, &one, None, false), Decision::Local, "the others are busier");
     }
 
     #[test]
