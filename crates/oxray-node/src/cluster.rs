@@ -371,10 +371,15 @@ impl Node {
         let Some(known) = link.view.lock().get(&id).cloned() else { return };
         let available = oxray_common::ResourceSet::from_units(r.available.iter());
         let total = oxray_common::ResourceSet::from_units(r.total.iter());
-        let same = known.available == available && known.total == total && known.debit.is_none();
+        let changed = known.available != available || known.total != total;
+        // A report also ends what was counted there since the last one:
+        // requests waiting for that may go now (no news for other nodes).
+        let had_debit = known.debit.is_some();
         let node = NodeView { available, total, version: r.version, debit: None, pending: r.pending, ..known };
-        if link.view.lock().update(id, node) && !same {
-            link.mark_dirty(id);
+        if link.view.lock().update(id, node) && (changed || had_debit) {
+            if changed {
+                link.mark_dirty(id);
+            }
             let mut st = self.state.lock();
             self.dispatch(&mut st);
         }
