@@ -153,3 +153,21 @@ def test_dropped_refs_free_their_values(cluster):
     oxray.get(results)
     del results
     assert _native.num_stored() <= base
+
+
+def test_a_ref_whose_owner_died_raises_owner_died_error(cluster):
+    @oxray.remote
+    class Maker:
+        def make(self):
+            # A value owned by this actor, handed out by reference.
+            return [oxray.put("kept by the actor")]
+
+    maker = Maker.remote()
+    [ref] = oxray.get(maker.make.remote())
+    oxray.kill(maker)
+    # Once a call fails, the actor's process is gone.
+    with pytest.raises(oxray.exceptions.RayActorError):
+        oxray.get(maker.make.remote(), timeout=30)
+    with pytest.raises(oxray.exceptions.OwnerDiedError) as err:
+        oxray.get(ref, timeout=30)
+    assert isinstance(err.value, oxray.exceptions.ObjectLostError)

@@ -81,8 +81,12 @@ impl Inner {
                 Ok(Body::ObjectReply(r)) => error_object(ObjectKind::Lost, r.error),
                 Ok(other) => error_object(ObjectKind::SystemError, format!("unexpected reply {other:?}")),
                 Err(e) => error_object(
-                    ObjectKind::Lost,
-                    format!("Object {} is lost: its owner at {owner} is unreachable ({e}).", id.hex()),
+                    ObjectKind::OwnerDied,
+                    format!(
+                        "Object {} is lost because its owner at {owner} has died or is unreachable ({e}); \
+                         an object lives only as long as the process that created it.",
+                        id.hex()
+                    ),
                 ),
             };
             me.fulfil_holding(id, object, false);

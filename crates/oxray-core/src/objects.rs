@@ -29,6 +29,8 @@ pub enum ObjectKind {
     Shared = b'X',
     /// The task can never be scheduled as asked (UTF-8 message).
     Unschedulable = b'U',
+    /// The object's owner process is gone (UTF-8 message).
+    OwnerDied = b'O',
 }
 
 impl ObjectKind {
@@ -44,6 +46,7 @@ impl ObjectKind {
             Some(b'D') => Self::ActorInitFailed,
             Some(b'X') => Self::Shared,
             Some(b'U') => Self::Unschedulable,
+            Some(b'O') => Self::OwnerDied,
             _ => Self::Pickled,
         }
     }
@@ -69,6 +72,7 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
             ObjectKind::ActorInitFailed => b"D",
             ObjectKind::Shared => b"X",
             ObjectKind::Unschedulable => b"U",
+            ObjectKind::OwnerDied => b"O",
         }),
         nested: Vec::new(),
     }

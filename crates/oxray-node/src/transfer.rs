@@ -21,6 +21,8 @@ use crate::daemon::Node;
 const CHUNK: u64 = 8 << 20;
 /// Chunks requested at once per pull.
 const IN_FLIGHT: usize = 4;
+/// How long a pull waits for room in a store that readers keep full.
+const ADMIT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// The store client a pull writes as (not a connection id).
 const PULL_CLIENT: u64 = u64::MAX - 1;
 
@@ -146,12 +148,7 @@ impl Node {
         let result = async {
             transport::write_frame(&mut conn, request(0)).await.map_err(|e| fail(&e))?;
             let total = read_header(&mut conn).await.map_err(|e| fail(&e))?;
-            let created = self.store.lock().create(id, total, PULL_CLIENT);
-            let base = match created {
-                Ok(Some(base)) => Some(base),
-                Ok(None) => None, // a copy exists already: read and drop
-                Err(e) => return Err(e.to_string()),
-            };
+            let base = self.admit(id, total).await?;
             made = base.is_some();
             let region = self.store.lock().region().clone();
             if let Some(base) = base {
@@ -197,6 +194,26 @@ impl Node {
                     self.store.lock().abort(&id);
                 }
                 Err(e)
+            }
+        }
+    }
+
+    /// Room for a pulled object of `size` bytes in this node's store:
+    /// unpinned objects are spilled to make it, and while readers pin what
+    /// fills the store the pull waits for them (up to [`ADMIT_WITHIN`])
+    /// rather than fail. `None` when a copy exists already.
+    async fn admit(&self, id: ObjectId, size: u64) -> Result<Option<u64>, String> {
+        let deadline = std::time::Instant::now() + ADMIT_WITHIN;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            let created = self.store.lock().create(id, size, PULL_CLIENT);
+            match created {
+                Ok(base) => return Ok(base),
+                Err(oxray_store::StoreError::Full { .. }) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.to_string()),
             }
         }
     }

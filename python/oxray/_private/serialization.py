@@ -28,6 +28,7 @@ SYSTEM_ERROR = b"S"
 ACTOR_DIED = b"A"
 ACTOR_INIT_FAILED = b"D"
 UNSCHEDULABLE = b"U"
+OWNER_DIED = b"O"
 
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
 
@@ -130,6 +131,8 @@ def deserialize(data, metadata, nested=None):
         return ErrorValue(exceptions.TaskCancelledError(error_message=message))
     if kind == LOST:
         return ErrorValue(exceptions.ObjectLostError(message))
+    if kind == OWNER_DIED:
+        return ErrorValue(exceptions.OwnerDiedError(message))
     if kind == UNSCHEDULABLE:
         return ErrorValue(exceptions.TaskUnschedulableError(message))
     return ErrorValue(exceptions.RaySystemError(message))
