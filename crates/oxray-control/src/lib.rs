@@ -18,12 +18,17 @@ pub use store::{ControlStore, MemoryStore};
 /// A node as the control service records it.
 #[derive(Clone, Debug)]
 pub struct NodeEntry {
+    /// The node's id (random, new at every start).
     pub node_id: NodeId,
     /// Address of the node daemon.
     pub address: String,
+    /// The host's name, for listings.
     pub hostname: String,
+    /// Whether it serves the control service.
     pub is_head: bool,
+    /// False once it died; dead nodes stay listed, as in Ray's `nodes()`.
     pub alive: bool,
+    /// Everything it has.
     pub total: ResourceSet,
     /// The node's IP (empty on a single-node cluster).
     pub ip: String,

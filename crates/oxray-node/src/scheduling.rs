@@ -25,9 +25,13 @@ const DEBIT_TTL: std::time::Duration = std::time::Duration::from_millis(100);
 /// One node as the view knows it.
 #[derive(Clone, Debug)]
 pub struct NodeView {
+    /// The node daemon's address (where spilled requests go).
     pub address: String,
+    /// Everything the node has.
     pub total: ResourceSet,
+    /// What it had free at its last report.
     pub available: ResourceSet,
+    /// Dead nodes stay listed but are never chosen.
     pub alive: bool,
     /// Version of `available`; older reports are ignored.
     pub version: u64,
