@@ -11,7 +11,11 @@ use oxray_common::ResourceSet;
 use oxray_node::NodeConfig;
 
 #[derive(Parser)]
-#[command(name = "oxray", version, about = "oxray: Ray's core with a Rust runtime")]
+#[command(
+    name = "oxray",
+    version,
+    about = "oxray: Ray's core with a Rust runtime"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -92,13 +96,16 @@ fn parse_resources(specs: &[String]) -> Result<ResourceSet> {
             .with_context(|| format!("--resource {name}: '{amount}' is not a number"))?;
         pairs.push((name.to_string(), amount));
     }
-    Ok(ResourceSet::from_f64(pairs.iter().map(|(n, a)| (n.as_str(), *a)))?)
+    Ok(ResourceSet::from_f64(
+        pairs.iter().map(|(n, a)| (n.as_str(), *a)),
+    )?)
 }
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("OXRAY_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("OXRAY_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -107,8 +114,15 @@ fn main() -> Result<()> {
             std::fs::create_dir_all(&args.session_dir)
                 .with_context(|| format!("cannot create {}", args.session_dir.display()))?;
             let shm = PathBuf::from("/dev/shm");
-            let store_dir = if shm.is_dir() { shm } else { args.session_dir.clone() };
-            let session_name = args.session_dir.file_name().map(|n| n.to_string_lossy().into_owned());
+            let store_dir = if shm.is_dir() {
+                shm
+            } else {
+                args.session_dir.clone()
+            };
+            let session_name = args
+                .session_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned());
             let store_path = store_dir.join(format!("oxray-{}", session_name.unwrap_or_default()));
             let cluster = match args.node_ip {
                 Some(node_ip) => {
@@ -116,14 +130,21 @@ fn main() -> Result<()> {
                     if token.len() < 16 {
                         bail!("a multi-node daemon needs the cluster token (16 characters or more) in {TOKEN_VAR}");
                     }
-                    Some(oxray_node::ClusterConfig { node_ip, port: args.port, head: args.head_address, token })
+                    Some(oxray_node::ClusterConfig {
+                        node_ip,
+                        port: args.port,
+                        head: args.head_address,
+                        token,
+                    })
                 }
                 None => None,
             };
             let config = NodeConfig {
                 cluster,
                 health_port: args.health_port,
-                spill_dir: args.spill_dir.unwrap_or_else(|| args.session_dir.join("spill")),
+                spill_dir: args
+                    .spill_dir
+                    .unwrap_or_else(|| args.session_dir.join("spill")),
                 store_path,
                 object_store_memory: args.object_store_memory,
                 socket_path: args.session_dir.join("daemon.sock"),

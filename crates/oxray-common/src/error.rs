@@ -31,7 +31,11 @@ pub enum Error {
     Protocol { peer: String, reason: String },
     /// An object whose owner is gone, so its value can never be fetched.
     #[error("object {object} is lost: its owner at {owner} is unreachable ({reason})")]
-    ObjectLost { object: String, owner: String, reason: String },
+    ObjectLost {
+        object: String,
+        owner: String,
+        reason: String,
+    },
     /// The shared-memory store cannot hold the object.
     #[error("{0}")]
     ObjectStoreFull(String),

@@ -142,7 +142,8 @@ impl ObjectId {
 
     /// The actor whose handles this id counts, if it is such an id.
     pub fn actor_of_handles(&self) -> Option<ActorId> {
-        self.is_actor_handle().then(|| ActorId(self.0[..16].try_into().expect("16 bytes")))
+        self.is_actor_handle()
+            .then(|| ActorId(self.0[..16].try_into().expect("16 bytes")))
     }
 
     fn is_actor_handle(&self) -> bool {
@@ -171,7 +172,10 @@ mod tests {
         let h = ObjectId::for_actor_handles(&a);
         assert_eq!(h.actor_of_handles(), Some(a));
         assert!(!h.is_put());
-        assert_eq!(ObjectId::for_task(&TaskId::nth([1; 8], 1), 1).actor_of_handles(), None);
+        assert_eq!(
+            ObjectId::for_task(&TaskId::nth([1; 8], 1), 1).actor_of_handles(),
+            None
+        );
     }
 
     #[test]

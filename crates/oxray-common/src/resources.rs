@@ -34,7 +34,9 @@ impl FixedAmount {
             return Err(invalid("the amount must be a finite number"));
         }
         if value < 0.0 {
-            return Err(invalid(&format!("the amount must be non-negative, got {value}")));
+            return Err(invalid(&format!(
+                "the amount must be non-negative, got {value}"
+            )));
         }
         let scaled = value * UNITS_PER_WHOLE as f64;
         if scaled > i64::MAX as f64 / 2.0 {
@@ -168,7 +170,9 @@ impl ResourceSet {
 
     /// The amounts as floats.
     pub fn to_f64_map(&self) -> BTreeMap<String, f64> {
-        self.iter().map(|(k, v)| (k.to_string(), v.as_f64())).collect()
+        self.iter()
+            .map(|(k, v)| (k.to_string(), v.as_f64()))
+            .collect()
     }
 
     /// The amounts in raw fixed-point units, for the wire.
@@ -251,7 +255,11 @@ impl InstanceSlots {
         for &i in &ids {
             self.free[i].0 = 0;
         }
-        Some(ids.into_iter().map(|i| (i, FixedAmount(UNITS_PER_WHOLE))).collect())
+        Some(
+            ids.into_iter()
+                .map(|i| (i, FixedAmount(UNITS_PER_WHOLE)))
+                .collect(),
+        )
     }
 
     /// Gives back what [`InstanceSlots::allocate`] handed out.
@@ -336,6 +344,9 @@ mod tests {
         assert_eq!(two.len(), 2);
         assert!(g.allocate(FixedAmount(3 * UNITS_PER_WHOLE)).is_none());
         g.release(&two);
-        assert_eq!(g.allocate(FixedAmount(4 * UNITS_PER_WHOLE)).unwrap().len(), 4);
+        assert_eq!(
+            g.allocate(FixedAmount(4 * UNITS_PER_WHOLE)).unwrap().len(),
+            4
+        );
     }
 }

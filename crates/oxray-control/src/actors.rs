@@ -76,7 +76,9 @@ impl ActorDirectory {
 
     /// The live actor named `name` in `namespace`.
     pub fn by_name(&self, namespace: &str, name: &str) -> Option<ActorId> {
-        self.names.get(&(namespace.to_string(), name.to_string())).copied()
+        self.names
+            .get(&(namespace.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Marks an actor dead for good and frees its name.
@@ -105,7 +107,11 @@ mod tests {
 
     fn record(name: &str) -> ActorRecord {
         ActorRecord {
-            info: ActorInfo { name: name.into(), namespace: "ns".into(), ..Default::default() },
+            info: ActorInfo {
+                name: name.into(),
+                namespace: "ns".into(),
+                ..Default::default()
+            },
             spec: TaskSpec::default(),
             resources: ResourceSet::new(),
             detached: false,

@@ -71,7 +71,12 @@ impl ControlService {
 
     /// Marks a node dead; it stays listed, as in Ray's `nodes()`.
     pub fn mark_node_dead(&self, node_id: &NodeId) {
-        for n in self.nodes.lock().iter_mut().filter(|n| &n.node_id == node_id) {
+        for n in self
+            .nodes
+            .lock()
+            .iter_mut()
+            .filter(|n| &n.node_id == node_id)
+        {
             n.alive = false;
         }
     }

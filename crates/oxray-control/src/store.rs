@@ -24,10 +24,15 @@ pub struct MemoryStore {
 
 impl ControlStore for MemoryStore {
     fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
-        self.table.lock().insert((namespace.to_string(), key.to_vec()), value);
+        self.table
+            .lock()
+            .insert((namespace.to_string(), key.to_vec()), value);
     }
 
     fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
-        self.table.lock().get(&(namespace.to_string(), key.to_vec())).cloned()
+        self.table
+            .lock()
+            .get(&(namespace.to_string(), key.to_vec()))
+            .cloned()
     }
 }

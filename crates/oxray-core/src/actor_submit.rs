@@ -138,7 +138,11 @@ impl Inner {
             // outlive the caller's refs.
             self.refs.mark_escaped(id);
         }
-        for id in req.args_nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+        for id in req
+            .args_nested
+            .iter()
+            .filter_map(|r| ObjectId::from_bytes(&r.id))
+        {
             self.refs.mark_escaped(&id);
         }
         let spec = TaskSpec {
@@ -173,7 +177,10 @@ impl Inner {
         });
         match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
-            Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            Ok(other) => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
             Err(e) => Err(e),
         }
@@ -183,7 +190,8 @@ impl Inner {
     /// reference for the caller.
     pub(crate) fn submit_actor_task(self: &Arc<Self>, req: ActorCallRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
+        let returns =
+            self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -202,7 +210,16 @@ impl Inner {
             let q = st.actors.entry(req.actor_id).or_default();
             let seq = q.next_seq;
             q.next_seq += 1;
-            q.calls.insert(task_id, Call { spec, seq, resolved, retries_left: req.max_task_retries, interrupted: false });
+            q.calls.insert(
+                task_id,
+                Call {
+                    spec,
+                    seq,
+                    resolved,
+                    retries_left: req.max_task_retries,
+                    interrupted: false,
+                },
+            );
             q.queue.push_back(task_id);
             if resolved {
                 self.pump_actor(q, req.actor_id);
@@ -211,15 +228,23 @@ impl Inner {
         if !resolved {
             let me = self.clone();
             let actor = req.actor_id;
-            self.handle.spawn(async move { me.resolve_actor_call(actor, task_id, req.ref_args).await });
+            self.handle
+                .spawn(async move { me.resolve_actor_call(actor, task_id, req.ref_args).await });
         }
         returns
     }
 
-    async fn resolve_actor_call(self: Arc<Self>, actor: ActorId, task_id: TaskId, args: Vec<ObjectId>) {
+    async fn resolve_actor_call(
+        self: Arc<Self>,
+        actor: ActorId,
+        task_id: TaskId,
+        args: Vec<ObjectId>,
+    ) {
         let (values, failed) = self.resolve_args(&args).await;
         let mut st = self.actor_submit.lock();
-        let Some(q) = st.actors.get_mut(&actor) else { return };
+        let Some(q) = st.actors.get_mut(&actor) else {
+            return;
+        };
         if let Some(err) = failed {
             if let Some(call) = q.calls.remove(&task_id) {
                 q.queue.retain(|t| *t != task_id);
@@ -238,7 +263,11 @@ impl Inner {
     /// Sends what can be sent, or finds out where the actor is first.
     fn pump_actor(self: &Arc<Self>, q: &mut ActorQueue, actor: ActorId) {
         if let Some(death) = &q.dead {
-            let calls: Vec<Call> = q.queue.drain(..).filter_map(|t| q.calls.remove(&t)).collect();
+            let calls: Vec<Call> = q
+                .queue
+                .drain(..)
+                .filter_map(|t| q.calls.remove(&t))
+                .collect();
             for call in calls {
                 self.finish_call(&call.spec, |_| death.clone());
             }
@@ -263,20 +292,34 @@ impl Inner {
             let me = self.clone();
             let incarnation = q.incarnation;
             let spec = self.lend_spec(&call.spec);
-            peer.call_with(Body::PushTask(spec), move |reply| me.on_actor_reply(actor, task_id, incarnation, reply));
+            peer.call_with(Body::PushTask(spec), move |reply| {
+                me.on_actor_reply(actor, task_id, incarnation, reply)
+            });
         }
     }
 
-    fn on_actor_reply(self: &Arc<Self>, actor: ActorId, task_id: TaskId, incarnation: u32, reply: Option<Body>) {
+    fn on_actor_reply(
+        self: &Arc<Self>,
+        actor: ActorId,
+        task_id: TaskId,
+        incarnation: u32,
+        reply: Option<Body>,
+    ) {
         let mut st = self.actor_submit.lock();
-        let Some(q) = st.actors.get_mut(&actor) else { return };
+        let Some(q) = st.actors.get_mut(&actor) else {
+            return;
+        };
         match reply {
             Some(Body::TaskReply(r)) => {
-                let Some(call) = q.calls.remove(&task_id) else { return };
+                let Some(call) = q.calls.remove(&task_id) else {
+                    return;
+                };
                 drop(st);
                 let mut returns = r.returns.into_iter();
                 self.finish_call(&call.spec, |_| {
-                    returns.next().unwrap_or_else(|| error_object(ObjectKind::SystemError, "missing return value"))
+                    returns.next().unwrap_or_else(|| {
+                        error_object(ObjectKind::SystemError, "missing return value")
+                    })
                 });
             }
             _ => {
@@ -289,7 +332,10 @@ impl Inner {
                 if let Some(call) = q.calls.get_mut(&task_id) {
                     call.interrupted = true;
                     let seq = call.seq;
-                    let pos = q.queue.iter().position(|t| q.calls.get(t).is_some_and(|c| c.seq > seq));
+                    let pos = q
+                        .queue
+                        .iter()
+                        .position(|t| q.calls.get(t).is_some_and(|c| c.seq > seq));
                     match pos {
                         Some(p) => q.queue.insert(p, task_id),
                         None => q.queue.push_back(task_id),
@@ -322,11 +368,21 @@ impl Inner {
                     }
                 }
                 Some(Body::ActorInfo(info)) => (None, Some(death_object(&info))),
-                Some(Body::ErrorReply(e)) => (None, Some(error_object(ObjectKind::ActorDied, e.message))),
-                _ => (None, Some(error_object(ObjectKind::ActorDied, "the oxray daemon is gone"))),
+                Some(Body::ErrorReply(e)) => {
+                    (None, Some(error_object(ObjectKind::ActorDied, e.message)))
+                }
+                _ => (
+                    None,
+                    Some(error_object(
+                        ObjectKind::ActorDied,
+                        "the oxray daemon is gone",
+                    )),
+                ),
             };
             let mut st = me.actor_submit.lock();
-            let Some(q) = st.actors.get_mut(&actor) else { return };
+            let Some(q) = st.actors.get_mut(&actor) else {
+                return;
+            };
             q.resolving = false;
             match (peer, death) {
                 (Some((peer, incarnation)), _) => {
@@ -345,7 +401,9 @@ impl Inner {
     fn settle_interrupted(&self, q: &mut ActorQueue) {
         let mut failed = Vec::new();
         for task_id in &q.queue {
-            let Some(call) = q.calls.get_mut(task_id) else { continue };
+            let Some(call) = q.calls.get_mut(task_id) else {
+                continue;
+            };
             if !call.interrupted {
                 continue;
             }
@@ -382,12 +440,20 @@ impl Inner {
 
     /// Kills an actor (through the control service).
     pub(crate) fn kill_actor(&self, actor: ActorId, no_restart: bool) -> Result<()> {
-        let body = Body::KillActor(KillActor { actor_id: actor.0.to_vec(), no_restart });
+        let body = Body::KillActor(KillActor {
+            actor_id: actor.0.to_vec(),
+            no_restart,
+        });
         self.block_on(self.daemon.call(body)).map(|_| ())
     }
 
     /// Looks an actor up (by name when `actor` is `None`).
-    pub(crate) fn actor_info(&self, actor: Option<ActorId>, name: &str, namespace: &str) -> Result<ActorInfo> {
+    pub(crate) fn actor_info(
+        &self,
+        actor: Option<ActorId>,
+        name: &str,
+        namespace: &str,
+    ) -> Result<ActorInfo> {
         let body = Body::GetActorInfo(GetActorInfo {
             actor_id: actor.map(|a| a.0.to_vec()).unwrap_or_default(),
             name: name.to_string(),
@@ -397,7 +463,10 @@ impl Inner {
         });
         match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
-            Ok(other) => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            Ok(other) => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
             Err(e) => Err(e),
         }
@@ -407,14 +476,19 @@ impl Inner {
     pub(crate) fn list_actors(&self) -> Result<Vec<ActorInfo>> {
         match self.block_on(self.daemon.call(Body::ListActors(ListActors::default())))? {
             Body::ListActors(l) => Ok(l.actors),
-            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
         }
     }
 
     /// Tells the control service this actor is ending itself, and waits for
     /// it to be recorded.
     pub(crate) fn actor_exiting(&self, actor: ActorId) -> Result<()> {
-        let body = Body::ActorExiting(ActorExiting { actor_id: actor.0.to_vec() });
+        let body = Body::ActorExiting(ActorExiting {
+            actor_id: actor.0.to_vec(),
+        });
         self.block_on(self.daemon.call(body)).map(|_| ())
     }
 }

@@ -13,16 +13,16 @@ use parking_lot::Mutex;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 
+use crate::actor_submit::{ActorCallRequest, ActorCreateRequest, ActorSubmitState};
 use crate::driver::Driver;
 use crate::execute::{ExecState, IncomingTask};
 use crate::fetch::WaitLimit;
 use crate::objects::{error_object, ObjectKind};
-use oxray_proto::peers::PeerPool;
 use crate::refs::{RefTable, Released};
 use crate::shared::MappedObjects;
 use crate::store::MemoryStore;
-use crate::actor_submit::{ActorCallRequest, ActorCreateRequest, ActorSubmitState};
 use crate::submit::SubmitState;
+use oxray_proto::peers::PeerPool;
 
 /// Whether this process is a driver (a user program) or a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +51,22 @@ pub struct Options {
 async fn bind_tcp(ip: &str) -> Result<(tokio::net::TcpListener, String)> {
     let listener = tokio::net::TcpListener::bind((ip, 0))
         .await
-        .map_err(|source| Error::Connection { peer: format!("{ip}:0 (listening)"), source })?;
-    let port = listener.local_addr().map_err(|source| Error::Connection { peer: ip.to_string(), source })?.port();
-    let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+        .map_err(|source| Error::Connection {
+            peer: format!("{ip}:0 (listening)"),
+            source,
+        })?;
+    let port = listener
+        .local_addr()
+        .map_err(|source| Error::Connection {
+            peer: ip.to_string(),
+            source,
+        })?
+        .port();
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    };
     Ok((listener, format!("{host}:{port}")))
 }
 
@@ -151,7 +164,9 @@ impl Inner {
     /// references it held to refs nested in it, and the holds other
     /// processes lent us are given back.
     pub fn release_ref_n(&self, id: &ObjectId, n: u32) {
-        let Released::Free { owned, lenders } = self.refs.release_n(id, n) else { return };
+        let Released::Free { owned, lenders } = self.refs.release_n(id, n) else {
+            return;
+        };
         if let (Some(actor), true) = (id.actor_of_handles(), owned) {
             // The last handle of an actor this process created is gone: end
             // it once the calls already sent are done.
@@ -163,7 +178,11 @@ impl Inner {
             if owned {
                 self.delete_shared_copy(&value);
             }
-            for nested in value.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+            for nested in value
+                .nested
+                .iter()
+                .filter_map(|r| ObjectId::from_bytes(&r.id))
+            {
                 self.release_ref(&nested);
             }
         }
@@ -181,7 +200,10 @@ impl Inner {
         self.handle.spawn(async move {
             // A lender that is gone has nothing left to free.
             if let Ok(peer) = me.peers.get(&lender).await {
-                peer.send(Body::ReleaseLent(ReleaseLent { id: id.0.to_vec(), count }));
+                peer.send(Body::ReleaseLent(ReleaseLent {
+                    id: id.0.to_vec(),
+                    count,
+                }));
             }
         });
     }
@@ -190,13 +212,20 @@ impl Inner {
     pub fn hold_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectId> {
         let mut held = Vec::with_capacity(refs.len());
         for r in refs {
-            let Some(id) = ObjectId::from_bytes(&r.id) else { continue };
+            let Some(id) = ObjectId::from_bytes(&r.id) else {
+                continue;
+            };
             let owned = self.is_me(&r.owner);
-            let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
+            let owner: Arc<str> = if owned {
+                self.address.clone()
+            } else {
+                Arc::from(r.owner.as_str())
+            };
             if r.lender.is_empty() {
                 self.refs.add(id, &owner, owned);
             } else {
-                self.refs.add_lent(id, &owner, owned, &Arc::from(r.lender.as_str()));
+                self.refs
+                    .add_lent(id, &owner, owned, &Arc::from(r.lender.as_str()));
             }
             held.push(id);
         }
@@ -208,7 +237,11 @@ impl Inner {
     /// its holds go, and for an `owned` value its shared-memory copy too.
     pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) {
         let held = self.hold_refs(&object.nested);
-        let marker = if owned { crate::objects::marker_parts(&object).map(|(i, l)| (i, l.to_string())) } else { None };
+        let marker = if owned {
+            crate::objects::marker_parts(&object).map(|(i, l)| (i, l.to_string()))
+        } else {
+            None
+        };
         if !self.store.fulfil(id, Arc::new(object)) {
             if let Some((id, location)) = marker {
                 self.store_delete(id, &location);
@@ -240,10 +273,18 @@ impl Inner {
             .map(|r| {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
                     let owned = self.is_me(&r.owner);
-                    let owner: Arc<str> = if owned { self.address.clone() } else { Arc::from(r.owner.as_str()) };
+                    let owner: Arc<str> = if owned {
+                        self.address.clone()
+                    } else {
+                        Arc::from(r.owner.as_str())
+                    };
                     self.refs.add(id, &owner, owned);
                 }
-                ObjectRefMsg { id: r.id.clone(), owner: r.owner.clone(), lender: self.address.to_string() }
+                ObjectRefMsg {
+                    id: r.id.clone(),
+                    owner: r.owner.clone(),
+                    lender: self.address.to_string(),
+                }
             })
             .collect()
     }
@@ -253,13 +294,21 @@ impl Inner {
         if object.nested.is_empty() {
             return object.clone();
         }
-        Object { data: object.data.clone(), metadata: object.metadata.clone(), nested: self.lend_refs(&object.nested) }
+        Object {
+            data: object.data.clone(),
+            metadata: object.metadata.clone(),
+            nested: self.lend_refs(&object.nested),
+        }
     }
 
     /// A value that leaves this process for good (an actor's constructor
     /// arguments, run again at each restart): its refs escape.
     pub fn escape_nested(&self, object: &Object) {
-        for id in object.nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)) {
+        for id in object
+            .nested
+            .iter()
+            .filter_map(|r| ObjectId::from_bytes(&r.id))
+        {
             self.refs.mark_escaped(&id);
         }
     }
@@ -287,9 +336,11 @@ impl Inner {
             unsafe { libc::_exit(1) };
         }
         *self.dead.lock() = Some(reason.clone());
-        let message = format!("the oxray daemon died ({reason}); this object can no longer be computed");
+        let message =
+            format!("the oxray daemon died ({reason}); this object can no longer be computed");
         self.fail_all_tasks(&message);
-        self.store.fail_all_pending(|| error_object(ObjectKind::SystemError, message.clone()));
+        self.store
+            .fail_all_pending(|| error_object(ObjectKind::SystemError, message.clone()));
     }
 
     async fn handle_daemon_messages(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Envelope>) {
@@ -333,8 +384,11 @@ impl CoreWorker {
         let driver = Driver::start()?;
         let setup = driver.block_on(async {
             let _ = std::fs::remove_file(&opts.listen_path);
-            let listener = UnixListener::bind(&opts.listen_path)
-                .map_err(|source| Error::Connection { peer: opts.listen_path.clone(), source })?;
+            let listener =
+                UnixListener::bind(&opts.listen_path).map_err(|source| Error::Connection {
+                    peer: opts.listen_path.clone(),
+                    source,
+                })?;
             let (daemon, inbox) = RpcPeer::connect_unix(&opts.daemon_socket).await?;
             // On a node of a multi-node cluster, other hosts reach this
             // process over TCP, on the node's IP.
@@ -361,16 +415,21 @@ impl CoreWorker {
                 }))
                 .await?;
             let Body::Registered(reg) = reply else {
-                return Err(Error::Protocol { peer: opts.daemon_socket.clone(), reason: "expected Registered".into() });
+                return Err(Error::Protocol {
+                    peer: opts.daemon_socket.clone(),
+                    reason: "expected Registered".into(),
+                });
             };
             let region = if reg.store_path.is_empty() {
                 None
             } else {
                 let path = std::path::Path::new(&reg.store_path);
-                Some(Arc::new(oxray_store::Region::open(path).map_err(|source| Error::Connection {
-                    peer: reg.store_path.clone(),
-                    source,
-                })?))
+                Some(Arc::new(oxray_store::Region::open(path).map_err(
+                    |source| Error::Connection {
+                        peer: reg.store_path.clone(),
+                        source,
+                    },
+                )?))
             };
             let dialer = oxray_proto::transport::Dialer::new(&reg.node_ip, &reg.token);
             let inner = Arc::new_cyclic(|me| Inner {
@@ -408,7 +467,11 @@ impl CoreWorker {
             tokio::spawn(inner.clone().handle_daemon_messages(inbox));
             tokio::spawn(inner.clone().serve(listener));
             if let Some((listener, _)) = tcp {
-                tokio::spawn(inner.clone().serve_tcp(listener, dialer.token().to_string()));
+                tokio::spawn(
+                    inner
+                        .clone()
+                        .serve_tcp(listener, dialer.token().to_string()),
+                );
             }
             Ok::<_, Error>(inner)
         });
@@ -465,7 +528,12 @@ impl CoreWorker {
     }
 
     /// Looks an actor up by id, or by name and namespace.
-    pub fn actor_info(&self, actor: Option<ActorId>, name: &str, namespace: &str) -> Result<ActorInfo> {
+    pub fn actor_info(
+        &self,
+        actor: Option<ActorId>,
+        name: &str,
+        namespace: &str,
+    ) -> Result<ActorInfo> {
         self.inner.check_alive()?;
         self.inner.actor_info(actor, name, namespace)
     }
@@ -483,7 +551,10 @@ impl CoreWorker {
 
     /// A fresh id for a `put`.
     pub fn new_put_id(&self) -> ObjectId {
-        ObjectId::for_task(&self.inner.next_task_id(), oxray_common::ids::PUT_INDEX_BIT | 1)
+        ObjectId::for_task(
+            &self.inner.next_task_id(),
+            oxray_common::ids::PUT_INDEX_BIT | 1,
+        )
     }
 
     /// Stores a value under `id` (from [`CoreWorker::new_put_id`]); the
@@ -559,7 +630,12 @@ impl CoreWorker {
 
     /// Waits until `num_returns` of `ids` are ready or `timeout` passes;
     /// returns which are ready.
-    pub fn wait(&self, ids: &[ObjectId], num_returns: usize, limit: WaitLimit<'_>) -> Result<Vec<bool>> {
+    pub fn wait(
+        &self,
+        ids: &[ObjectId],
+        num_returns: usize,
+        limit: WaitLimit<'_>,
+    ) -> Result<Vec<bool>> {
         self.inner.wait(ids, num_returns, limit)
     }
 
@@ -571,7 +647,11 @@ impl CoreWorker {
 
     /// Counts one more reference to `id`, owned by `owner`.
     pub fn add_ref(&self, id: ObjectId, owner: &str) {
-        let owner: Arc<str> = if self.inner.is_me(owner) { self.inner.address.clone() } else { Arc::from(owner) };
+        let owner: Arc<str> = if self.inner.is_me(owner) {
+            self.inner.address.clone()
+        } else {
+            Arc::from(owner)
+        };
         let owned = self.inner.is_me(&owner);
         self.inner.refs.add(id, &owner, owned);
     }
@@ -608,26 +688,43 @@ impl CoreWorker {
     /// Stores a value in the control service's key-value table.
     pub fn kv_put(&self, namespace: &str, key: &[u8], value: Vec<u8>) -> Result<()> {
         self.inner.check_alive()?;
-        let body = Body::KvPut(KvPut { namespace: namespace.into(), key: key.to_vec(), value });
+        let body = Body::KvPut(KvPut {
+            namespace: namespace.into(),
+            key: key.to_vec(),
+            value,
+        });
         self.block_on(self.inner.daemon.call(body)).map(|_| ())
     }
 
     /// Reads a value from the control service's key-value table.
     pub fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.inner.check_alive()?;
-        let body = Body::KvGet(KvGet { namespace: namespace.into(), key: key.to_vec() });
+        let body = Body::KvGet(KvGet {
+            namespace: namespace.into(),
+            key: key.to_vec(),
+        });
         match self.block_on(self.inner.daemon.call(body))? {
             Body::KvValue(v) => Ok(v.found.then_some(v.value)),
-            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
         }
     }
 
     /// The cluster's node table.
     pub fn cluster_info(&self) -> Result<ClusterInfo> {
         self.inner.check_alive()?;
-        match self.block_on(self.inner.daemon.call(Body::ClusterInfoRequest(ClusterInfoRequest {})))? {
+        match self.block_on(
+            self.inner
+                .daemon
+                .call(Body::ClusterInfoRequest(ClusterInfoRequest {})),
+        )? {
             Body::ClusterInfo(c) => Ok(c),
-            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
         }
     }
 
@@ -647,7 +744,10 @@ impl CoreWorker {
         self.inner
             .exec
             .notify_fd()
-            .map_err(|source| Error::Connection { peer: "task notification pipe".into(), source })
+            .map_err(|source| Error::Connection {
+                peer: "task notification pipe".into(),
+                source,
+            })
     }
 
     /// Sends a task's outcome back to its caller.
@@ -679,8 +779,14 @@ impl CoreWorker {
             return; // shut down already
         }
         if stop_cluster && self.inner.dead.lock().is_none() {
-            let call = self.inner.daemon.call(Body::ShutdownCluster(ShutdownCluster {}));
-            let _ = self.inner.driver.block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await });
+            let call = self
+                .inner
+                .daemon
+                .call(Body::ShutdownCluster(ShutdownCluster {}));
+            let _ = self
+                .inner
+                .driver
+                .block_on(async { tokio::time::timeout(Duration::from_secs(5), call).await });
         }
         self.inner.exec.close();
         *self.inner.dead.lock() = Some("oxray was shut down".into());

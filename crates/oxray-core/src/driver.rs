@@ -17,9 +17,9 @@
 //! longer than [`SETTLE`] it is eager again.
 
 use std::future::Future;
-use std::task::Poll;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -92,7 +92,10 @@ impl Driver {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|source| Error::Connection { peer: "tokio runtime".into(), source })?;
+            .map_err(|source| Error::Connection {
+                peer: "tokio runtime".into(),
+                source,
+            })?;
         let shared = Arc::new(Shared {
             runtime: Mutex::new(Some(Arc::new(runtime))),
             waiting: AtomicUsize::new(0),
@@ -110,7 +113,10 @@ impl Driver {
         let thread = std::thread::Builder::new()
             .name("oxray-core".into())
             .spawn(move || bg.background())
-            .map_err(|source| Error::Connection { peer: "background driver thread".into(), source })?;
+            .map_err(|source| Error::Connection {
+                peer: "background driver thread".into(),
+                source,
+            })?;
         shared.state.lock().thread = Some(thread);
         Ok(Self { shared })
     }
@@ -121,7 +127,11 @@ impl Driver {
     }
 
     fn runtime(&self) -> Result<Arc<Runtime>> {
-        self.shared.runtime.lock().clone().ok_or(Error::NotInitialized)
+        self.shared
+            .runtime
+            .lock()
+            .clone()
+            .ok_or(Error::NotInitialized)
     }
 
     /// Runs `f` to completion, driving the loop from this thread meanwhile.
@@ -145,7 +155,11 @@ impl Driver {
         }
         let mut f = std::pin::pin!(f);
         let mut out = None;
-        let spin = if alone && s.lazy() { s.spin_budget() } else { 0 };
+        let spin = if alone && s.lazy() {
+            s.spin_budget()
+        } else {
+            0
+        };
         while out.is_none() && s.now().saturating_sub(entered) < spin {
             // One turn of the loop that never sleeps: poll, run what is
             // ready, read the sockets, poll again.
@@ -173,11 +187,16 @@ impl Driver {
         if alone {
             let took = left.saturating_sub(entered).min(SETTLE.as_micros() as u64);
             let typical = s.typical_wait.load(Ordering::Relaxed);
-            let typical = if typical == u64::MAX { took } else { (typical * 7 + took) / 8 };
+            let typical = if typical == u64::MAX {
+                took
+            } else {
+                (typical * 7 + took) / 8
+            };
             s.typical_wait.store(typical, Ordering::Relaxed);
         }
         if s.waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
-            if left.saturating_sub(s.entered_at.load(Ordering::Relaxed)) > SETTLE.as_micros() as u64 {
+            if left.saturating_sub(s.entered_at.load(Ordering::Relaxed)) > SETTLE.as_micros() as u64
+            {
                 s.streak.store(0, Ordering::Relaxed);
             }
             s.left_at.store(left, Ordering::Relaxed);
@@ -203,7 +222,9 @@ impl Driver {
         if let Some(t) = thread {
             let _ = t.join();
         }
-        let Some(runtime) = s.runtime.lock().take() else { return };
+        let Some(runtime) = s.runtime.lock().take() else {
+            return;
+        };
         // Callers still inside block_on hold the runtime; the last one to
         // leave drops it.
         if let Ok(runtime) = Arc::try_unwrap(runtime) {
@@ -243,13 +264,17 @@ impl Shared {
                         return;
                     }
                     if self.waiting.load(Ordering::SeqCst) == 0 {
-                        let idle = self.now().saturating_sub(self.left_at.load(Ordering::Relaxed));
+                        let idle = self
+                            .now()
+                            .saturating_sub(self.left_at.load(Ordering::Relaxed));
                         if !self.lazy() || idle >= GRACE.as_micros() as u64 {
                             break;
                         }
                         self.cv.wait_for(&mut st, GRACE);
                     } else if self.lazy() {
-                        let waited = self.now().saturating_sub(self.entered_at.load(Ordering::Relaxed));
+                        let waited = self
+                            .now()
+                            .saturating_sub(self.entered_at.load(Ordering::Relaxed));
                         if waited > SETTLE.as_micros() as u64 {
                             self.streak.store(0, Ordering::Relaxed);
                             continue;
@@ -262,7 +287,9 @@ impl Shared {
                     }
                 }
             }
-            let Some(runtime) = self.runtime.lock().clone() else { return };
+            let Some(runtime) = self.runtime.lock().clone() else {
+                return;
+            };
             self.background_driving.store(true, Ordering::SeqCst);
             runtime.block_on(async {
                 let released = self.release.notified();
@@ -299,11 +326,22 @@ mod tests {
         let driver = Driver::start().unwrap();
         // A streak of quick waits makes the background lazy ...
         for i in 0..10 {
-            assert_eq!(driver.block_on(async move { tokio::task::yield_now().await; i }).unwrap(), i);
+            assert_eq!(
+                driver
+                    .block_on(async move {
+                        tokio::task::yield_now().await;
+                        i
+                    })
+                    .unwrap(),
+                i
+            );
         }
         // ... yet a task spawned afterwards still runs without any caller.
         let (tx, rx) = std::sync::mpsc::channel();
-        driver.handle().unwrap().spawn(async move { tx.send(()).unwrap() });
+        driver
+            .handle()
+            .unwrap()
+            .spawn(async move { tx.send(()).unwrap() });
         rx.recv_timeout(Duration::from_secs(5)).unwrap();
         driver.shutdown();
         assert!(driver.block_on(async {}).is_err(), "no loop after shutdown");

@@ -9,8 +9,8 @@ use oxray_common::{ObjectId, TaskId};
 use oxray_proto::frame::{FrameReader, FrameWriter};
 use oxray_proto::*;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use tokio::net::UnixListener;
+use tokio::sync::Notify;
 
 use crate::core::Inner;
 use crate::objects::{error_object, ObjectKind};
@@ -81,7 +81,9 @@ impl ExecState {
 
     /// A file descriptor that becomes readable whenever a task arrives.
     pub fn notify_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
-        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC)?;
+        let (read, write) = rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
+        )?;
         *self.notify.lock() = Some(write);
         Ok(read)
     }
@@ -93,7 +95,9 @@ impl ExecState {
         if q.closed {
             return Err(Closed);
         }
-        let Some(task) = q.tasks.pop_front() else { return Ok(None) };
+        let Some(task) = q.tasks.pop_front() else {
+            return Ok(None);
+        };
         *self.current.lock() = Some(task.task_id());
         Ok(Some(task))
     }
@@ -133,24 +137,37 @@ impl Inner {
                 continue;
             }
             let (r, w) = stream.into_split();
-            tokio::spawn(self.clone().serve_connection(FrameReader::new(r), FrameWriter::unix(w)));
+            tokio::spawn(
+                self.clone()
+                    .serve_connection(FrameReader::new(r), FrameWriter::unix(w)),
+            );
         }
     }
 
     /// Accepts connections from other hosts, each once it proved `token`.
-    pub(crate) async fn serve_tcp(self: Arc<Self>, listener: tokio::net::TcpListener, token: String) {
+    pub(crate) async fn serve_tcp(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        token: String,
+    ) {
         let token: Arc<str> = Arc::from(token);
         while let Ok((stream, _)) = listener.accept().await {
             let (me, token) = (self.clone(), token.clone());
             tokio::spawn(async move {
-                if let Some((reader, writer)) = oxray_proto::transport::accept_tcp(stream, &token).await {
+                if let Some((reader, writer)) =
+                    oxray_proto::transport::accept_tcp(stream, &token).await
+                {
                     me.serve_connection(reader, writer).await;
                 }
             });
         }
     }
 
-    async fn serve_connection<R: tokio::io::AsyncRead + Unpin>(self: Arc<Self>, mut reader: FrameReader<R>, writer: FrameWriter) {
+    async fn serve_connection<R: tokio::io::AsyncRead + Unpin>(
+        self: Arc<Self>,
+        mut reader: FrameReader<R>,
+        writer: FrameWriter,
+    ) {
         while let Some(env) = reader.next().await {
             if let Some(body) = env.body {
                 self.handle_peer_message(env.id, body, &writer);
@@ -165,8 +182,15 @@ impl Inner {
                 for arg in &spec.resolved_args {
                     held.extend(self.hold_refs(&arg.nested));
                 }
-                let task = IncomingTask { spec, request, writer: writer.clone(), held };
-                if task.spec.actor_id.is_empty() && self.exec.blocked.load(std::sync::atomic::Ordering::SeqCst) {
+                let task = IncomingTask {
+                    spec,
+                    request,
+                    writer: writer.clone(),
+                    held,
+                };
+                if task.spec.actor_id.is_empty()
+                    && self.exec.blocked.load(std::sync::atomic::Ordering::SeqCst)
+                {
                     self.bounce(task);
                 } else {
                     self.exec.push(task)
@@ -181,7 +205,9 @@ impl Inner {
                 }
             }
             Body::CancelTask(c) => {
-                let Some(task_id) = TaskId::from_bytes(&c.task_id) else { return };
+                let Some(task_id) = TaskId::from_bytes(&c.task_id) else {
+                    return;
+                };
                 if c.recursive {
                     self.cancel_children(task_id, c.force);
                 }
@@ -199,14 +225,22 @@ impl Inner {
                 }
             }
             Body::GetObject(g) => {
-                let Some(id) = ObjectId::from_bytes(&g.id) else { return };
+                let Some(id) = ObjectId::from_bytes(&g.id) else {
+                    return;
+                };
                 if let Lookup::Absent = self.store.lookup(&id) {
                     let error = format!(
                         "Object {} is lost: its owner at {} no longer holds it.",
                         id.hex(),
                         self.address
                     );
-                    writer.reply(request, Body::ObjectReply(ObjectReply { object: None, error }));
+                    writer.reply(
+                        request,
+                        Body::ObjectReply(ObjectReply {
+                            object: None,
+                            error,
+                        }),
+                    );
                     return;
                 }
                 let writer = writer.clone();
@@ -215,14 +249,22 @@ impl Inner {
                     id,
                     Box::new(move |o| {
                         let lent = me.lend(o);
-                        writer.reply(request, Body::ObjectReply(ObjectReply { object: Some(lent), error: String::new() }));
+                        writer.reply(
+                            request,
+                            Body::ObjectReply(ObjectReply {
+                                object: Some(lent),
+                                error: String::new(),
+                            }),
+                        );
                     }),
                 );
             }
             other => {
                 writer.reply(
                     request,
-                    Body::ErrorReply(ErrorReply { message: format!("a core worker does not handle {other:?}") }),
+                    Body::ErrorReply(ErrorReply {
+                        message: format!("a core worker does not handle {other:?}"),
+                    }),
                 );
             }
         }
@@ -263,7 +305,9 @@ impl Inner {
     /// tasks queued behind it and those pushed meanwhile, so that they run
     /// on another worker instead of waiting (or deadlocking).
     pub(crate) fn set_blocked(&self, blocked: bool) {
-        self.exec.blocked.store(blocked, std::sync::atomic::Ordering::SeqCst);
+        self.exec
+            .blocked
+            .store(blocked, std::sync::atomic::Ordering::SeqCst);
         if blocked {
             for task in self.exec.take_plain_tasks() {
                 self.bounce(task);
@@ -295,7 +339,12 @@ impl Inner {
         }
         task.writer.reply(
             task.request,
-            Body::TaskReply(TaskReply { task_id: task.spec.task_id.clone(), returns, retryable, bounced: false }),
+            Body::TaskReply(TaskReply {
+                task_id: task.spec.task_id.clone(),
+                returns,
+                retryable,
+                bounced: false,
+            }),
         );
     }
 }

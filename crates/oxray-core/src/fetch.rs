@@ -30,7 +30,10 @@ pub struct WaitLimit<'a> {
 impl WaitLimit<'_> {
     /// Only a timeout.
     pub fn timeout(timeout: Option<Duration>) -> WaitLimit<'static> {
-        WaitLimit { timeout, interrupted: &|| false }
+        WaitLimit {
+            timeout,
+            interrupted: &|| false,
+        }
     }
 }
 
@@ -61,7 +64,8 @@ impl Inner {
                          (all references to it were dropped).",
                         id.hex()
                     );
-                    self.store.put(id, Arc::new(error_object(ObjectKind::Lost, message)));
+                    self.store
+                        .put(id, Arc::new(error_object(ObjectKind::Lost, message)));
                 }
             }
         }
@@ -96,15 +100,26 @@ impl Inner {
     /// The value of `id`, waiting as long as it takes.
     pub(crate) async fn resolve(self: &Arc<Self>, id: ObjectId) -> Arc<Object> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.when_ready(id, Box::new(move |o| {
-            let _ = tx.send(o.clone());
-        }));
-        rx.await
-            .unwrap_or_else(|_| Arc::new(error_object(ObjectKind::SystemError, "the runtime shut down")))
+        self.when_ready(
+            id,
+            Box::new(move |o| {
+                let _ = tx.send(o.clone());
+            }),
+        );
+        rx.await.unwrap_or_else(|_| {
+            Arc::new(error_object(
+                ObjectKind::SystemError,
+                "the runtime shut down",
+            ))
+        })
     }
 
     /// Blocks until all of `ids` are ready, or fails after `timeout`.
-    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], limit: WaitLimit<'_>) -> Result<Vec<Arc<Object>>> {
+    pub(crate) fn get(
+        self: &Arc<Self>,
+        ids: &[ObjectId],
+        limit: WaitLimit<'_>,
+    ) -> Result<Vec<Arc<Object>>> {
         let waiter = self.register_waiter(ids);
         let need = ids.len();
         let timeout = limit.timeout;
@@ -112,11 +127,20 @@ impl Inner {
             return Err(Error::Timeout(timeout.unwrap_or_default().as_secs_f64()));
         }
         let st = waiter.state.lock();
-        Ok(st.ready.iter().map(|o| o.clone().expect("counted ready")).collect())
+        Ok(st
+            .ready
+            .iter()
+            .map(|o| o.clone().expect("counted ready"))
+            .collect())
     }
 
     /// Blocks until `num_returns` of `ids` are ready or `timeout` passes.
-    pub(crate) fn wait(self: &Arc<Self>, ids: &[ObjectId], num_returns: usize, limit: WaitLimit<'_>) -> Result<Vec<bool>> {
+    pub(crate) fn wait(
+        self: &Arc<Self>,
+        ids: &[ObjectId],
+        num_returns: usize,
+        limit: WaitLimit<'_>,
+    ) -> Result<Vec<bool>> {
         self.check_alive()?;
         // Fast path: enough are ready already (the common case when a
         // caller drains a list with repeated waits).
@@ -132,7 +156,10 @@ impl Inner {
 
     fn register_waiter(self: &Arc<Self>, ids: &[ObjectId]) -> Arc<Waiter> {
         let waiter = Arc::new(Waiter {
-            state: Mutex::new(WaitState { ready: vec![None; ids.len()], count: 0 }),
+            state: Mutex::new(WaitState {
+                ready: vec![None; ids.len()],
+                count: 0,
+            }),
             more: Notify::new(),
         });
         for (i, id) in ids.iter().enumerate() {
@@ -145,16 +172,19 @@ impl Inner {
             // A weak handle: a waiter that gave up costs nothing when the
             // value arrives later.
             let w = Arc::downgrade(&waiter);
-            self.when_ready(*id, Box::new(move |o| {
-                if let Some(w) = w.upgrade() {
-                    let mut st = w.state.lock();
-                    if st.ready[i].is_none() {
-                        st.ready[i] = Some(o.clone());
-                        st.count += 1;
-                        w.more.notify_one();
+            self.when_ready(
+                *id,
+                Box::new(move |o| {
+                    if let Some(w) = w.upgrade() {
+                        let mut st = w.state.lock();
+                        if st.ready[i].is_none() {
+                            st.ready[i] = Some(o.clone());
+                            st.count += 1;
+                            w.more.notify_one();
+                        }
                     }
-                }
-            }));
+                }),
+            );
         }
         waiter
     }

@@ -38,7 +38,11 @@ pub fn plan(main_len: usize, buffer_lens: &[usize]) -> Plan {
         buffer_offsets.push(at);
         end = at + len;
     }
-    Plan { main_offset, buffer_offsets, size: end }
+    Plan {
+        main_offset,
+        buffer_offsets,
+        size: end,
+    }
 }
 
 /// Writes the header and the pickle stream into `out` (of `plan.size`

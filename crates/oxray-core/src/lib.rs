@@ -14,20 +14,20 @@ mod fetch;
 pub mod layout;
 pub mod objects;
 mod placement;
-mod shared;
 pub mod refs;
+mod shared;
 pub mod store;
 mod submit;
 mod task_log;
 
-pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
+pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use execute::IncomingTask;
 pub use fetch::WaitLimit;
-pub use submit::Placement;
 pub use objects::{error_object, marker_parts, shared_marker, ObjectKind};
-pub use oxray_store::Region;
 pub use oxray_proto::{
-    ActorInfo, ActorState, Bundle, CreatePlacementGroup, Object, ObjectRefMsg, PlacementGroupInfo, StoreStats, TaskEntry,
-    TaskSpec,
+    ActorInfo, ActorState, Bundle, CreatePlacementGroup, Object, ObjectRefMsg, PlacementGroupInfo,
+    StoreStats, TaskEntry, TaskSpec,
 };
+pub use oxray_store::Region;
+pub use submit::Placement;

@@ -92,7 +92,11 @@ pub fn shared_marker(
     let mut data = Vec::with_capacity(id.as_bytes().len() + location.len());
     data.extend_from_slice(id.as_bytes());
     data.extend_from_slice(location.as_bytes());
-    Object { data: Bytes::from(data), metadata: Bytes::from(vec![b'X', kind]), nested }
+    Object {
+        data: Bytes::from(data),
+        metadata: Bytes::from(vec![b'X', kind]),
+        nested,
+    }
 }
 
 /// The object id and node address a shared-memory marker carries.
@@ -112,12 +116,21 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        for kind in [ObjectKind::WorkerCrashed, ObjectKind::Cancelled, ObjectKind::Lost, ObjectKind::SystemError] {
+        for kind in [
+            ObjectKind::WorkerCrashed,
+            ObjectKind::Cancelled,
+            ObjectKind::Lost,
+            ObjectKind::SystemError,
+        ] {
             let o = error_object(kind, "boom");
             assert_eq!(ObjectKind::of(&o), kind);
             assert!(kind.is_error());
         }
-        let plain = Object { data: Bytes::new(), metadata: Bytes::new(), nested: vec![] };
+        let plain = Object {
+            data: Bytes::new(),
+            metadata: Bytes::new(),
+            nested: vec![],
+        };
         assert_eq!(ObjectKind::of(&plain), ObjectKind::Pickled);
     }
 
@@ -127,8 +140,19 @@ mod tests {
         let m = shared_marker(&id, b'B', vec![], "tcp:10.0.0.1:7|unix:/d.sock");
         assert_eq!(ObjectKind::of(&m), ObjectKind::Shared);
         assert_eq!(marker_parts(&m), Some((id, "tcp:10.0.0.1:7|unix:/d.sock")));
-        assert_eq!(marker_parts(&shared_marker(&id, b'B', vec![], "")), Some((id, "")));
-        let pickled = Object { data: Bytes::from(vec![7u8; 64]), metadata: Bytes::from_static(b"P"), nested: vec![] };
-        assert_eq!(marker_parts(&pickled), None, "only markers name a shared copy");
+        assert_eq!(
+            marker_parts(&shared_marker(&id, b'B', vec![], "")),
+            Some((id, ""))
+        );
+        let pickled = Object {
+            data: Bytes::from(vec![7u8; 64]),
+            metadata: Bytes::from_static(b"P"),
+            nested: vec![],
+        };
+        assert_eq!(
+            marker_parts(&pickled),
+            None,
+            "only markers name a shared copy"
+        );
     }
 }

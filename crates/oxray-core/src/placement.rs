@@ -10,7 +10,10 @@ use crate::core::{CoreWorker, Inner};
 use crate::objects::{error_object, ObjectKind};
 
 fn unexpected(other: Body) -> Error {
-    Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }
+    Error::Protocol {
+        peer: "daemon".into(),
+        reason: format!("unexpected {other:?}"),
+    }
 }
 
 impl Inner {
@@ -25,14 +28,25 @@ impl Inner {
 impl CoreWorker {
     /// Registers a placement group; the control service reserves it in
     /// the background.
-    pub fn create_placement_group(&self, request: CreatePlacementGroup) -> Result<PlacementGroupInfo> {
+    pub fn create_placement_group(
+        &self,
+        request: CreatePlacementGroup,
+    ) -> Result<PlacementGroupInfo> {
         self.inner.check_alive()?;
-        let request = CreatePlacementGroup { owner: self.inner.address.to_string(), ..request };
+        let request = CreatePlacementGroup {
+            owner: self.inner.address.to_string(),
+            ..request
+        };
         self.inner.group_call(Body::CreatePlacementGroup(request))
     }
 
     /// A group by id (or by name in `namespace` when `pg_id` is empty).
-    pub fn placement_group(&self, pg_id: &[u8], name: &str, namespace: &str) -> Result<PlacementGroupInfo> {
+    pub fn placement_group(
+        &self,
+        pg_id: &[u8],
+        name: &str,
+        namespace: &str,
+    ) -> Result<PlacementGroupInfo> {
         self.inner.check_alive()?;
         let body = Body::GetPlacementGroup(GetPlacementGroup {
             pg_id: pg_id.to_vec(),
@@ -46,14 +60,22 @@ impl CoreWorker {
     /// Removes a group: its resources return, its workers end.
     pub fn remove_placement_group(&self, pg_id: &[u8]) -> Result<()> {
         self.inner.check_alive()?;
-        let body = Body::RemovePlacementGroup(RemovePlacementGroup { pg_id: pg_id.to_vec() });
-        self.inner.block_on(self.inner.daemon.call(body)).map(|_| ())
+        let body = Body::RemovePlacementGroup(RemovePlacementGroup {
+            pg_id: pg_id.to_vec(),
+        });
+        self.inner
+            .block_on(self.inner.daemon.call(body))
+            .map(|_| ())
     }
 
     /// Every placement group of the cluster.
     pub fn list_placement_groups(&self) -> Result<Vec<PlacementGroupInfo>> {
         self.inner.check_alive()?;
-        match self.inner.block_on(self.inner.daemon.call(Body::PlacementGroupList(PlacementGroupList::default())))? {
+        match self.inner.block_on(
+            self.inner
+                .daemon
+                .call(Body::PlacementGroupList(PlacementGroupList::default())),
+        )? {
             Body::PlacementGroupList(l) => Ok(l.groups),
             other => Err(unexpected(other)),
         }
@@ -67,11 +89,13 @@ impl CoreWorker {
         let inner: &Arc<Inner> = &self.inner;
         inner.refs.add(id, &inner.address, true);
         inner.store.expect(id);
-        let call = inner.daemon.start_call(Body::GetPlacementGroup(GetPlacementGroup {
-            pg_id: pg_id.to_vec(),
-            wait: true,
-            ..Default::default()
-        }));
+        let call = inner
+            .daemon
+            .start_call(Body::GetPlacementGroup(GetPlacementGroup {
+                pg_id: pg_id.to_vec(),
+                wait: true,
+                ..Default::default()
+            }));
         let me = inner.clone();
         inner.handle.spawn(async move {
             let reply = match call {
@@ -80,9 +104,10 @@ impl CoreWorker {
             };
             let object = match reply {
                 Some(Body::PlacementGroupInfo(info)) if info.state == "CREATED" => value,
-                Some(Body::PlacementGroupInfo(_)) => {
-                    error_object(ObjectKind::SystemError, "the placement group was removed before it was ready")
-                }
+                Some(Body::PlacementGroupInfo(_)) => error_object(
+                    ObjectKind::SystemError,
+                    "the placement group was removed before it was ready",
+                ),
                 Some(Body::ErrorReply(e)) => error_object(ObjectKind::SystemError, e.message),
                 _ => error_object(ObjectKind::SystemError, "the oxray daemon is gone"),
             };

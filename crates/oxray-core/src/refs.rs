@@ -38,7 +38,10 @@ pub enum Released {
     /// The last reference went: drop the value (`owned`: this process
     /// owned it, so copies elsewhere go too) and give back the holds lent
     /// to us.
-    Free { owned: bool, lenders: Vec<(Arc<str>, u32)> },
+    Free {
+        owned: bool,
+        lenders: Vec<(Arc<str>, u32)>,
+    },
 }
 
 /// Reference counts of the objects this process knows.
@@ -81,13 +84,18 @@ impl RefTable {
     /// Drops `n` references to `id`.
     pub fn release_n(&self, id: &ObjectId, n: u32) -> Released {
         let mut map = self.map.lock();
-        let Some(e) = map.get_mut(id) else { return Released::Kept };
+        let Some(e) = map.get_mut(id) else {
+            return Released::Kept;
+        };
         e.count = e.count.saturating_sub(n);
         if e.count > 0 || (e.owned && e.escaped) {
             return Released::Kept;
         }
         let e = map.remove(id).expect("present");
-        Released::Free { owned: e.owned, lenders: e.lenders }
+        Released::Free {
+            owned: e.owned,
+            lenders: e.lenders,
+        }
     }
 
     /// Records that `id` was serialized into a value or message that may reach
@@ -132,7 +140,13 @@ mod tests {
         t.add(a, &me, true);
         t.add(a, &me, true);
         assert_eq!(t.release(&a), Released::Kept);
-        assert_eq!(t.release(&a), Released::Free { owned: true, lenders: vec![] });
+        assert_eq!(
+            t.release(&a),
+            Released::Free {
+                owned: true,
+                lenders: vec![]
+            }
+        );
         assert!(!t.contains(&a));
         t.add(b, &me, true);
         t.mark_escaped(&b);
@@ -148,7 +162,13 @@ mod tests {
         t.add(a, &other, false);
         t.mark_escaped(&a);
         assert_eq!(t.owner_of(&a).as_deref(), Some("unix:/other"));
-        assert_eq!(t.release(&a), Released::Free { owned: false, lenders: vec![] });
+        assert_eq!(
+            t.release(&a),
+            Released::Free {
+                owned: false,
+                lenders: vec![]
+            }
+        );
     }
 
     #[test]
@@ -161,6 +181,12 @@ mod tests {
         t.add_lent(a, &owner, false, &lender);
         t.add(a, &owner, false);
         assert_eq!(t.release_n(&a, 2), Released::Kept);
-        assert_eq!(t.release(&a), Released::Free { owned: false, lenders: vec![(lender, 2)] });
+        assert_eq!(
+            t.release(&a),
+            Released::Free {
+                owned: false,
+                lenders: vec![(lender, 2)]
+            }
+        );
     }
 }

@@ -19,21 +19,32 @@ pub(crate) struct MappedObjects {
 
 fn store_error(reply: &StoreReply) -> Error {
     match StoreFailure::try_from(reply.failure) {
-        Ok(StoreFailure::Full) | Ok(StoreFailure::TooLarge) => Error::ObjectStoreFull(reply.error.clone()),
-        _ => Error::ObjectLost { object: String::new(), owner: "the node's object store".into(), reason: reply.error.clone() },
+        Ok(StoreFailure::Full) | Ok(StoreFailure::TooLarge) => {
+            Error::ObjectStoreFull(reply.error.clone())
+        }
+        _ => Error::ObjectLost {
+            object: String::new(),
+            owner: "the node's object store".into(),
+            reason: reply.error.clone(),
+        },
     }
 }
 
 impl Inner {
     fn region_or_err(&self) -> Result<&Arc<Region>> {
-        self.region.as_ref().ok_or_else(|| Error::Rejected("this node has no shared-memory object store".into()))
+        self.region
+            .as_ref()
+            .ok_or_else(|| Error::Rejected("this node has no shared-memory object store".into()))
     }
 
     async fn store_call(&self, body: Body) -> Result<StoreReply> {
         match self.daemon.call(body).await? {
             Body::StoreReply(r) if r.failure == StoreFailure::None as i32 => Ok(r),
             Body::StoreReply(r) => Err(store_error(&r)),
-            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
         }
     }
 
@@ -41,13 +52,19 @@ impl Inner {
     /// `None` when the object exists already.
     pub(crate) fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<u64>> {
         self.region_or_err()?;
-        let reply = self.block_on(self.store_call(Body::StoreCreate(StoreCreate { id: id.0.to_vec(), size })))?;
+        let reply = self.block_on(self.store_call(Body::StoreCreate(StoreCreate {
+            id: id.0.to_vec(),
+            size,
+        })))?;
         Ok((!reply.exists).then_some(reply.offset))
     }
 
     /// Marks a written object complete.
     pub(crate) fn store_seal(&self, id: ObjectId) {
-        self.daemon.send(Body::StoreSeal(StoreObject { id: id.0.to_vec(), source: String::new() }));
+        self.daemon.send(Body::StoreSeal(StoreObject {
+            id: id.0.to_vec(),
+            source: String::new(),
+        }));
     }
 
     /// Maps `id` and pins it for this process; returns `(offset, size)`.
@@ -60,16 +77,26 @@ impl Inner {
             return Ok((*offset, *size));
         }
         let reply = self
-            .block_on(self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec(), source: self.remote(source) })))
+            .block_on(self.store_call(Body::StoreGet(StoreObject {
+                id: id.0.to_vec(),
+                source: self.remote(source),
+            })))
             .map_err(|e| match e {
-                Error::ObjectLost { reason, owner, .. } => Error::ObjectLost { object: id.hex(), owner, reason },
+                Error::ObjectLost { reason, owner, .. } => Error::ObjectLost {
+                    object: id.hex(),
+                    owner,
+                    reason,
+                },
                 other => other,
             })?;
         let mut map = self.mapped.map.lock();
         let entry = map.entry(id).or_insert((reply.offset, reply.size, 0));
         if entry.2 > 0 {
             // Raced with another thread that pinned it too: one pin is enough.
-            self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
+            self.daemon.send(Body::StoreRelease(StoreObject {
+                id: id.0.to_vec(),
+                source: String::new(),
+            }));
         }
         entry.2 += 1;
         Ok((entry.0, entry.1))
@@ -82,7 +109,9 @@ impl Inner {
         let remote: Vec<(ObjectId, String)> = ids
             .iter()
             .filter_map(|id| match self.store.lookup(id) {
-                crate::store::Lookup::Ready(o) => crate::objects::marker_parts(&o).map(|(i, l)| (i, self.remote(l))),
+                crate::store::Lookup::Ready(o) => {
+                    crate::objects::marker_parts(&o).map(|(i, l)| (i, self.remote(l)))
+                }
                 _ => None,
             })
             .filter(|(_, source)| !source.is_empty())
@@ -91,9 +120,19 @@ impl Inner {
             return;
         }
         let pulls = remote.into_iter().map(|(id, source)| async move {
-            if self.store_call(Body::StoreGet(StoreObject { id: id.0.to_vec(), source })).await.is_ok() {
+            if self
+                .store_call(Body::StoreGet(StoreObject {
+                    id: id.0.to_vec(),
+                    source,
+                }))
+                .await
+                .is_ok()
+            {
                 // Only the copy was wanted: no pin.
-                self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
+                self.daemon.send(Body::StoreRelease(StoreObject {
+                    id: id.0.to_vec(),
+                    source: String::new(),
+                }));
             }
         });
         let _ = self.block_on(async {
@@ -109,7 +148,10 @@ impl Inner {
             *users -= 1;
             if *users == 0 {
                 map.remove(&id);
-                self.daemon.send(Body::StoreRelease(StoreObject { id: id.0.to_vec(), source: String::new() }));
+                self.daemon.send(Body::StoreRelease(StoreObject {
+                    id: id.0.to_vec(),
+                    source: String::new(),
+                }));
             }
         }
     }
@@ -117,7 +159,10 @@ impl Inner {
     /// The owner dropped `id`, held by the node at `location`: the stores
     /// may free it (the local daemon passes the delete on to that node).
     pub(crate) fn store_delete(&self, id: ObjectId, location: &str) {
-        self.daemon.send(Body::StoreDelete(StoreObject { id: id.0.to_vec(), source: self.remote(location) }));
+        self.daemon.send(Body::StoreDelete(StoreObject {
+            id: id.0.to_vec(),
+            source: self.remote(location),
+        }));
     }
 
     /// `location` when it names another node, else empty.
@@ -131,9 +176,15 @@ impl Inner {
 
     /// The store's usage and objects.
     pub(crate) fn store_stats(&self) -> Result<StoreStats> {
-        match self.block_on(self.daemon.call(Body::StoreStatsRequest(StoreStatsRequest {})))? {
+        match self.block_on(
+            self.daemon
+                .call(Body::StoreStatsRequest(StoreStatsRequest {})),
+        )? {
             Body::StoreStats(s) => Ok(s),
-            other => Err(Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") }),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
         }
     }
 }

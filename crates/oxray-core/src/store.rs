@@ -36,7 +36,10 @@ pub enum Lookup {
 impl MemoryStore {
     /// Records that `id` will be produced later.
     pub fn expect(&self, id: ObjectId) {
-        self.map.lock().entry(id).or_insert_with(|| Entry::Pending(Vec::new()));
+        self.map
+            .lock()
+            .entry(id)
+            .or_insert_with(|| Entry::Pending(Vec::new()));
     }
 
     /// Stores a value and runs the callbacks waiting for it. A value already
@@ -92,7 +95,9 @@ impl MemoryStore {
     /// Whether the value of each id is here (one lock for all).
     pub fn ready_flags(&self, ids: &[ObjectId]) -> Vec<bool> {
         let map = self.map.lock();
-        ids.iter().map(|id| matches!(map.get(id), Some(Entry::Ready(_)))).collect()
+        ids.iter()
+            .map(|id| matches!(map.get(id), Some(Entry::Ready(_))))
+            .collect()
     }
 
     /// Runs `cb` when `id` is ready (at once if it is). When `id` is unknown,
@@ -151,7 +156,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn obj(b: &'static [u8]) -> Arc<Object> {
-        Arc::new(Object { data: bytes::Bytes::from_static(b), metadata: Default::default(), nested: vec![] })
+        Arc::new(Object {
+            data: bytes::Bytes::from_static(b),
+            metadata: Default::default(),
+            nested: vec![],
+        })
     }
 
     #[test]
@@ -162,19 +171,29 @@ mod tests {
         s.expect(id);
         for _ in 0..3 {
             let h = hits.clone();
-            s.on_ready(id, Box::new(move |o| {
-                assert_eq!(&o.data[..], b"v");
-                h.fetch_add(1, Ordering::SeqCst);
-            }));
+            s.on_ready(
+                id,
+                Box::new(move |o| {
+                    assert_eq!(&o.data[..], b"v");
+                    h.fetch_add(1, Ordering::SeqCst);
+                }),
+            );
         }
         assert_eq!(hits.load(Ordering::SeqCst), 0);
         assert!(s.fulfil(id, obj(b"v")));
         assert_eq!(hits.load(Ordering::SeqCst), 3);
         let h = hits.clone();
-        s.on_ready(id, Box::new(move |_| {
-            h.fetch_add(1, Ordering::SeqCst);
-        }));
-        assert_eq!(hits.load(Ordering::SeqCst), 4, "ready values call back at once");
+        s.on_ready(
+            id,
+            Box::new(move |_| {
+                h.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            4,
+            "ready values call back at once"
+        );
     }
 
     #[test]
@@ -199,10 +218,13 @@ mod tests {
         s.expect(id);
         let hit = Arc::new(AtomicUsize::new(0));
         let h = hit.clone();
-        s.on_ready(id, Box::new(move |o| {
-            assert_eq!(&o.data[..], b"dead");
-            h.fetch_add(1, Ordering::SeqCst);
-        }));
+        s.on_ready(
+            id,
+            Box::new(move |o| {
+                assert_eq!(&o.data[..], b"dead");
+                h.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
         s.fail_all_pending(|| (*obj(b"dead")).clone());
         assert_eq!(hit.load(Ordering::SeqCst), 1);
     }

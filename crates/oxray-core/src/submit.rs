@@ -47,7 +47,11 @@ impl Placement {
         if self.kind.is_empty() || self.kind == "DEFAULT" {
             return None;
         }
-        Some(SchedulingStrategy { kind: self.kind.clone(), node_id: self.node_id.clone(), soft: self.soft })
+        Some(SchedulingStrategy {
+            kind: self.kind.clone(),
+            node_id: self.node_id.clone(),
+            soft: self.soft,
+        })
     }
 }
 
@@ -82,7 +86,11 @@ impl Timing {
 
     fn record(&mut self, elapsed: std::time::Duration) {
         let us = elapsed.as_secs_f64() * 1e6;
-        self.mean_us = if self.samples == 0 { us } else { 0.8 * self.mean_us + 0.2 * us };
+        self.mean_us = if self.samples == 0 {
+            us
+        } else {
+            0.8 * self.mean_us + 0.2 * us
+        };
         self.samples = self.samples.saturating_add(1);
     }
 }
@@ -146,7 +154,8 @@ impl Inner {
     /// Registers the task's returns and starts resolving its arguments.
     pub(crate) fn submit_task(self: &Arc<Self>, req: TaskRequest) -> Vec<ObjectId> {
         let task_id = self.next_task_id();
-        let returns = self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
+        let returns =
+            self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
         let spec = TaskSpec {
             task_id: task_id.0.to_vec(),
             job_id: self.job_id,
@@ -173,7 +182,13 @@ impl Inner {
                 Some((k, _)) => k.clone(),
                 None => {
                     let k = Arc::new(wanted);
-                    st.keys.insert(k.clone(), KeyState { description: req.function_name, ..Default::default() });
+                    st.keys.insert(
+                        k.clone(),
+                        KeyState {
+                            description: req.function_name,
+                            ..Default::default()
+                        },
+                    );
                     k
                 }
             };
@@ -193,7 +208,8 @@ impl Inner {
             self.enqueue(task_id);
         } else {
             let me = self.clone();
-            self.handle.spawn(async move { me.resolve_and_enqueue(task_id, req.ref_args).await });
+            self.handle
+                .spawn(async move { me.resolve_and_enqueue(task_id, req.ref_args).await });
         }
         returns
     }
@@ -207,13 +223,19 @@ impl Inner {
         ref_args: &[ObjectId],
         args_nested: &[ObjectRefMsg],
     ) -> Vec<ObjectId> {
-        let returns: Vec<ObjectId> = (1..=num_returns).map(|i| ObjectId::for_task(&task_id, i)).collect();
+        let returns: Vec<ObjectId> = (1..=num_returns)
+            .map(|i| ObjectId::for_task(&task_id, i))
+            .collect();
         for id in &returns {
             self.refs.add(*id, &self.address, true);
             self.store.expect(*id);
         }
         let mut held: Vec<ObjectId> = ref_args.to_vec();
-        held.extend(args_nested.iter().filter_map(|r| ObjectId::from_bytes(&r.id)));
+        held.extend(
+            args_nested
+                .iter()
+                .filter_map(|r| ObjectId::from_bytes(&r.id)),
+        );
         self.hold_args(task_id, &held);
         returns
     }
@@ -229,12 +251,18 @@ impl Inner {
 
     /// The values of a task's ref arguments, and the first that is an error
     /// (which fails the task without running it).
-    pub(crate) async fn resolve_args(self: &Arc<Self>, args: &[ObjectId]) -> (Vec<Arc<Object>>, Option<Arc<Object>>) {
+    pub(crate) async fn resolve_args(
+        self: &Arc<Self>,
+        args: &[ObjectId],
+    ) -> (Vec<Arc<Object>>, Option<Arc<Object>>) {
         let mut values = Vec::with_capacity(args.len());
         for id in args {
             values.push(self.resolve(*id).await);
         }
-        let failed = values.iter().find(|v| ObjectKind::of(v).is_error()).cloned();
+        let failed = values
+            .iter()
+            .find(|v| ObjectKind::of(v).is_error())
+            .cloned();
         (values, failed)
     }
 
@@ -245,7 +273,10 @@ impl Inner {
             return;
         }
         for id in args {
-            let owner = self.refs.owner_of(id).unwrap_or_else(|| self.address.clone());
+            let owner = self
+                .refs
+                .owner_of(id)
+                .unwrap_or_else(|| self.address.clone());
             let owned = self.is_me(&owner);
             self.refs.add(*id, &owner, owned);
         }
@@ -278,15 +309,26 @@ impl Inner {
 
     fn enqueue(self: &Arc<Self>, task_id: TaskId) {
         let mut st = self.submit.lock();
-        let Some(key) = st.tasks.get(&task_id).map(|t| t.key.clone()) else { return };
-        st.keys.entry(key.clone()).or_default().queue.push_back(task_id);
+        let Some(key) = st.tasks.get(&task_id).map(|t| t.key.clone()) else {
+            return;
+        };
+        st.keys
+            .entry(key.clone())
+            .or_default()
+            .queue
+            .push_back(task_id);
         self.pump(&mut st, &key);
     }
 
     /// Pushes queued tasks to idle leases and asks for more leases while the
     /// queue is longer than what is in flight.
     fn pump(self: &Arc<Self>, st: &mut SubmitState, key: &Key) {
-        let SubmitState { tasks, keys, functions, .. } = st;
+        let SubmitState {
+            tasks,
+            keys,
+            functions,
+            ..
+        } = st;
         let Some(ks) = keys.get_mut(key) else { return };
         for (lease_id, lease) in ks.leases.iter_mut() {
             while let Some(&task_id) = ks.queue.front() {
@@ -294,7 +336,9 @@ impl Inner {
                     ks.queue.pop_front();
                     continue;
                 };
-                let depth = functions.get(&task.spec.function_id).map_or(1, Timing::depth);
+                let depth = functions
+                    .get(&task.spec.function_id)
+                    .map_or(1, Timing::depth);
                 if lease.in_flight >= depth {
                     break;
                 }
@@ -309,7 +353,12 @@ impl Inner {
         }
         let wanted = ks.queue.len().min(MAX_LEASE_REQUESTS);
         if ks.requests < wanted {
-            let preferred = ks.queue.front().and_then(|t| tasks.get(t)).map(|t| self.arguments_node(&t.spec)).unwrap_or_default();
+            let preferred = ks
+                .queue
+                .front()
+                .and_then(|t| tasks.get(t))
+                .map(|t| self.arguments_node(&t.spec))
+                .unwrap_or_default();
             while ks.requests < wanted {
                 ks.requests += 1;
                 self.request_lease(key.clone(), ks.description.clone(), preferred.clone());
@@ -330,14 +379,29 @@ impl Inner {
         }
     }
 
-    fn push(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: Key, peer: Arc<RpcPeer>, spec: TaskSpec) {
+    fn push(
+        self: &Arc<Self>,
+        task_id: TaskId,
+        lease_id: u64,
+        key: Key,
+        peer: Arc<RpcPeer>,
+        spec: TaskSpec,
+    ) {
         let me = self.clone();
         // The reply is handled on the connection's reader task: no hop
         // through another task on the task path.
-        peer.call_with(Body::PushTask(spec), move |reply| me.on_task_reply(task_id, lease_id, key, reply));
+        peer.call_with(Body::PushTask(spec), move |reply| {
+            me.on_task_reply(task_id, lease_id, key, reply)
+        });
     }
 
-    fn on_task_reply(self: &Arc<Self>, task_id: TaskId, lease_id: u64, key: Key, reply: Option<Body>) {
+    fn on_task_reply(
+        self: &Arc<Self>,
+        task_id: TaskId,
+        lease_id: u64,
+        key: Key,
+        reply: Option<Body>,
+    ) {
         let mut st = self.submit.lock();
         let worker_died = !matches!(reply, Some(Body::TaskReply(_)));
         if let Some(ks) = st.keys.get_mut(&key) {
@@ -348,7 +412,12 @@ impl Inner {
             }
         }
         if let Some(Body::TaskReply(r)) = &reply {
-            let SubmitState { tasks, keys, functions, .. } = &mut *st;
+            let SubmitState {
+                tasks,
+                keys,
+                functions,
+                ..
+            } = &mut *st;
             if let Some(task) = tasks.get_mut(&task_id) {
                 let timing = functions.entry(task.spec.function_id.clone()).or_default();
                 if r.bounced {
@@ -356,7 +425,10 @@ impl Inner {
                     // and stop queueing this function's tasks behind others.
                     *timing = Timing::default();
                     task.lease = None;
-                    keys.entry(task.key.clone()).or_default().queue.push_front(task_id);
+                    keys.entry(task.key.clone())
+                        .or_default()
+                        .queue
+                        .push_front(task_id);
                     self.pump(&mut st, &key);
                     return;
                 }
@@ -468,7 +540,13 @@ impl Inner {
         });
     }
 
-    async fn on_lease_reply(self: Arc<Self>, key: Key, daemon: Arc<RpcPeer>, request: RequestLease, reply: Option<Body>) {
+    async fn on_lease_reply(
+        self: Arc<Self>,
+        key: Key,
+        daemon: Arc<RpcPeer>,
+        request: RequestLease,
+        reply: Option<Body>,
+    ) {
         let kind = match &reply {
             Some(Body::Unschedulable(_)) => ObjectKind::Unschedulable,
             _ => ObjectKind::SystemError,
@@ -479,7 +557,10 @@ impl Inner {
                 // but never sends us on again.
                 let remote = self.peers.get(&s.address).await;
                 let me = self.clone();
-                let request = RequestLease { spilled: true, ..request };
+                let request = RequestLease {
+                    spilled: true,
+                    ..request
+                };
                 let reply = match &remote {
                     Ok(peer) => match peer.start_call(Body::RequestLease(request.clone())) {
                         Ok(rx) => rx.await.ok(),
@@ -488,7 +569,9 @@ impl Inner {
                     Err(_) => None,
                 };
                 match (remote, reply) {
-                    (Ok(peer), Some(reply)) => Box::pin(me.on_lease_reply(key, peer, request, Some(reply))).await,
+                    (Ok(peer), Some(reply)) => {
+                        Box::pin(me.on_lease_reply(key, peer, request, Some(reply))).await
+                    }
                     _ => {
                         // That node is gone: ask our own node again.
                         let mut st = self.submit.lock();
@@ -519,7 +602,10 @@ impl Inner {
                         );
                     }
                     Err(_) => {
-                        daemon.send(Body::ReturnLease(ReturnLease { lease_id: g.lease_id, kill_worker: true }));
+                        daemon.send(Body::ReturnLease(ReturnLease {
+                            lease_id: g.lease_id,
+                            kill_worker: true,
+                        }));
                     }
                 }
                 self.pump(&mut st, &key);
@@ -556,18 +642,25 @@ impl Inner {
                 let queue_empty = ks.queue.is_empty();
                 let mut expired = Vec::new();
                 for (lease_id, lease) in &ks.leases {
-                    let Some(since) = lease.idle_since.filter(|_| lease.in_flight == 0) else { continue };
+                    let Some(since) = lease.idle_since.filter(|_| lease.in_flight == 0) else {
+                        continue;
+                    };
                     let idle = now.duration_since(since);
                     if idle >= LEASE_IDLE && queue_empty {
                         expired.push(*lease_id);
                     } else {
-                        let left = LEASE_IDLE.saturating_sub(idle).max(std::time::Duration::from_millis(1));
+                        let left = LEASE_IDLE
+                            .saturating_sub(idle)
+                            .max(std::time::Duration::from_millis(1));
                         next = Some(next.map_or(left, |n| n.min(left)));
                     }
                 }
                 for lease_id in expired {
                     if let Some(lease) = ks.leases.remove(&lease_id) {
-                        lease.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                        lease.daemon.send(Body::ReturnLease(ReturnLease {
+                            lease_id,
+                            kill_worker: false,
+                        }));
                     }
                 }
             }
@@ -585,10 +678,18 @@ impl Inner {
             if !ks.queue.is_empty() {
                 continue;
             }
-            let idle: Vec<u64> = ks.leases.iter().filter(|(_, l)| l.in_flight == 0).map(|(id, _)| *id).collect();
+            let idle: Vec<u64> = ks
+                .leases
+                .iter()
+                .filter(|(_, l)| l.in_flight == 0)
+                .map(|(id, _)| *id)
+                .collect();
             for lease_id in idle {
                 if let Some(lease) = ks.leases.remove(&lease_id) {
-                    lease.daemon.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: false }));
+                    lease.daemon.send(Body::ReturnLease(ReturnLease {
+                        lease_id,
+                        kill_worker: false,
+                    }));
                 }
             }
         }
@@ -599,7 +700,9 @@ impl Inner {
     /// it runs. Also cancels the tasks it submitted, with `recursive`.
     pub(crate) fn cancel_task(self: &Arc<Self>, task_id: TaskId, force: bool, recursive: bool) {
         let mut st = self.submit.lock();
-        let Some(task) = st.tasks.get_mut(&task_id) else { return };
+        let Some(task) = st.tasks.get_mut(&task_id) else {
+            return;
+        };
         task.cancelled = true;
         let (lease, key) = (task.lease, task.key.clone());
         match lease {
@@ -615,10 +718,16 @@ impl Inner {
                 let lease = st.keys.get(&key).and_then(|ks| ks.leases.get(&lease_id));
                 let Some(lease) = lease else { return };
                 if force {
-                    let body = Body::KillWorker(KillWorker { worker_id: lease.worker_id.0.to_vec() });
+                    let body = Body::KillWorker(KillWorker {
+                        worker_id: lease.worker_id.0.to_vec(),
+                    });
                     let _ = lease.daemon.start_call(body);
                 } else {
-                    lease.peer.send(Body::CancelTask(CancelTask { task_id: task_id.0.to_vec(), force, recursive }));
+                    lease.peer.send(Body::CancelTask(CancelTask {
+                        task_id: task_id.0.to_vec(),
+                        force,
+                        recursive,
+                    }));
                 }
             }
         }
@@ -653,12 +762,18 @@ impl Inner {
 }
 
 fn cancelled(spec: &TaskSpec) -> Object {
-    error_object(ObjectKind::Cancelled, format!("Task '{}' was cancelled.", spec.function_name))
+    error_object(
+        ObjectKind::Cancelled,
+        format!("Task '{}' was cancelled.", spec.function_name),
+    )
 }
 
 fn missing_return(spec: &TaskSpec) -> Object {
     error_object(
         ObjectKind::SystemError,
-        format!("task '{}' sent fewer return values than num_returns={}", spec.function_name, spec.num_returns),
+        format!(
+            "task '{}' sent fewer return values than num_returns={}",
+            spec.function_name, spec.num_returns
+        ),
     )
 }

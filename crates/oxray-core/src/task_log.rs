@@ -95,8 +95,18 @@ impl FinishedTasks {
             .map(|f| TaskEntry {
                 task_id: f.task_id.0.to_vec(),
                 name: f.name.to_string(),
-                state: if f.error_type.is_empty() { state::FINISHED } else { state::FAILED }.into(),
-                kind: if f.actor_id.is_some() { "ACTOR_TASK" } else { "NORMAL_TASK" }.into(),
+                state: if f.error_type.is_empty() {
+                    state::FINISHED
+                } else {
+                    state::FAILED
+                }
+                .into(),
+                kind: if f.actor_id.is_some() {
+                    "ACTOR_TASK"
+                } else {
+                    "NORMAL_TASK"
+                }
+                .into(),
                 actor_id: f.actor_id.map(|a| a.0.to_vec()).unwrap_or_default(),
                 error_type: f.error_type.into(),
                 attempt: f.attempt,
@@ -113,7 +123,12 @@ pub(crate) fn entry_of(spec: &TaskSpec, state: &str) -> TaskEntry {
         task_id: spec.task_id.clone(),
         name: spec.function_name.clone(),
         state: state.into(),
-        kind: if spec.actor_id.is_empty() { "NORMAL_TASK" } else { "ACTOR_TASK" }.into(),
+        kind: if spec.actor_id.is_empty() {
+            "NORMAL_TASK"
+        } else {
+            "ACTOR_TASK"
+        }
+        .into(),
         actor_id: spec.actor_id.clone(),
         attempt: spec.attempt,
         job_id: spec.job_id,
@@ -129,7 +144,12 @@ impl Inner {
         tasks.extend(self.finished.entries());
         TaskList {
             tasks,
-            running: self.exec.current_task().map(|t| t.0.to_vec()).into_iter().collect(),
+            running: self
+                .exec
+                .current_task()
+                .map(|t| t.0.to_vec())
+                .into_iter()
+                .collect(),
             worker_id: self.worker_id.0.to_vec(),
             node_id: self.node_id.0.to_vec(),
         }
@@ -137,8 +157,15 @@ impl Inner {
 
     /// The processes registered with every live node of the cluster.
     async fn cluster_clients(self: &Arc<Self>) -> Result<Vec<ClientEntry>> {
-        let unexpected = |other: Body| Error::Protocol { peer: "daemon".into(), reason: format!("unexpected {other:?}") };
-        let nodes = match self.daemon.call(Body::ClusterInfoRequest(ClusterInfoRequest {})).await? {
+        let unexpected = |other: Body| Error::Protocol {
+            peer: "daemon".into(),
+            reason: format!("unexpected {other:?}"),
+        };
+        let nodes = match self
+            .daemon
+            .call(Body::ClusterInfoRequest(ClusterInfoRequest {}))
+            .await?
+        {
             Body::ClusterInfo(c) => c.nodes,
             other => return Err(unexpected(other)),
         };
@@ -146,20 +173,32 @@ impl Inner {
             Body::ClientList(l) => l.clients,
             other => return Err(unexpected(other)),
         };
-        let others = nodes.into_iter().filter(|n| n.alive && n.node_id != self.node_id.0.to_vec()).map(|n| {
-            let me = self.clone();
-            async move {
-                let ask = async {
-                    let peer = me.peers.get(&n.address).await.ok()?;
-                    match peer.call(Body::ListClients(ListClients {})).await {
-                        Ok(Body::ClientList(l)) => Some(l.clients),
-                        _ => None,
-                    }
-                };
-                tokio::time::timeout(ANSWER_WITHIN, ask).await.ok().flatten().unwrap_or_default()
-            }
-        });
-        clients.extend(futures::future::join_all(others).await.into_iter().flatten());
+        let others = nodes
+            .into_iter()
+            .filter(|n| n.alive && n.node_id != self.node_id.0.to_vec())
+            .map(|n| {
+                let me = self.clone();
+                async move {
+                    let ask = async {
+                        let peer = me.peers.get(&n.address).await.ok()?;
+                        match peer.call(Body::ListClients(ListClients {})).await {
+                            Ok(Body::ClientList(l)) => Some(l.clients),
+                            _ => None,
+                        }
+                    };
+                    tokio::time::timeout(ANSWER_WITHIN, ask)
+                        .await
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                }
+            });
+        clients.extend(
+            futures::future::join_all(others)
+                .await
+                .into_iter()
+                .flatten(),
+        );
         Ok(clients)
     }
 
@@ -181,10 +220,17 @@ impl Inner {
                     }
                 };
                 // A process that exits meanwhile has nothing to report.
-                tokio::time::timeout(ANSWER_WITHIN, ask).await.ok().flatten()
+                tokio::time::timeout(ANSWER_WITHIN, ask)
+                    .await
+                    .ok()
+                    .flatten()
             }
         });
-        let lists: Vec<TaskList> = futures::future::join_all(answers).await.into_iter().flatten().collect();
+        let lists: Vec<TaskList> = futures::future::join_all(answers)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         let running: std::collections::HashMap<TaskId, (Vec<u8>, Vec<u8>)> = lists
             .iter()
             .flat_map(|l| {
@@ -196,7 +242,9 @@ impl Inner {
             .collect();
         let mut tasks: Vec<TaskEntry> = lists.into_iter().flat_map(|l| l.tasks).collect();
         for t in &mut tasks {
-            let Some(id) = TaskId::from_bytes(&t.task_id) else { continue };
+            let Some(id) = TaskId::from_bytes(&t.task_id) else {
+                continue;
+            };
             if let Some((worker, node)) = running.get(&id) {
                 t.node_id = node.clone();
                 if t.state == state::SUBMITTED {

@@ -19,13 +19,21 @@ impl Node {
         let reject = |message: String| {
             writer.reply(req, Body::ErrorReply(ErrorReply { message }));
         };
-        let Some(spec) = c.spec else { return reject("CreateActor without a creation task".into()) };
-        let Some(id) = ActorId::from_bytes(&spec.actor_id) else { return reject("CreateActor with a bad actor id".into()) };
+        let Some(spec) = c.spec else {
+            return reject("CreateActor without a creation task".into());
+        };
+        let Some(id) = ActorId::from_bytes(&spec.actor_id) else {
+            return reject("CreateActor with a bad actor id".into());
+        };
         let mut st = self.state.lock();
         if !c.name.is_empty() {
             if let Some(existing) = st.actors.by_name(&c.namespace, &c.name) {
                 if c.get_if_exists {
-                    let info = st.actors.get(&existing).map(|a| a.info.clone()).unwrap_or_default();
+                    let info = st
+                        .actors
+                        .get(&existing)
+                        .map(|a| a.info.clone())
+                        .unwrap_or_default();
                     writer.reply(req, Body::ActorInfo(info));
                 } else {
                     reject(format!(
@@ -74,9 +82,18 @@ impl Node {
     }
 
     /// A worker was leased for actor `id`: push its creation task.
-    pub(crate) fn start_actor(&self, st: &mut State, id: ActorId, address: String, pid: u32, gpu_ids: Vec<u32>) {
+    pub(crate) fn start_actor(
+        &self,
+        st: &mut State,
+        id: ActorId,
+        address: String,
+        pid: u32,
+        gpu_ids: Vec<u32>,
+    ) {
         let remote = st.remote_actors.contains_key(&id);
-        let Some(record) = st.actors.get_mut(&id) else { return };
+        let Some(record) = st.actors.get_mut(&id) else {
+            return;
+        };
         record.info.pid = pid;
         if !remote {
             record.info.node_id = self.node_id.0.to_vec();
@@ -96,7 +113,12 @@ impl Node {
                 let peer = match &peers {
                     Some(peers) if remote => peers.get(&address).await?,
                     Some(peers) => peers.dialer().connect(&address).await?.0,
-                    None => oxray_proto::transport::Dialer::default().connect(&address).await?.0,
+                    None => {
+                        oxray_proto::transport::Dialer::default()
+                            .connect(&address)
+                            .await?
+                            .0
+                    }
                 };
                 let reply = peer.call(Body::PushTask(spec)).await?;
                 Ok::<_, oxray_common::Error>((peer, reply))
@@ -121,7 +143,11 @@ impl Node {
     /// The worker of a remote actor is gone: restart or bury the actor.
     fn remote_actor_lost(&self, id: ActorId, incarnation: u32, pid: u32) {
         let mut st = self.state.lock();
-        if st.actors.get(&id).is_some_and(|a| a.info.incarnation == incarnation) {
+        if st
+            .actors
+            .get(&id)
+            .is_some_and(|a| a.info.incarnation == incarnation)
+        {
             st.remote_actors.remove(&id);
             self.actor_worker_died(&mut st, id, pid);
             self.dispatch(&mut st);
@@ -130,7 +156,13 @@ impl Node {
 
     /// Actor `id` goes to another node: lease a worker there, then start
     /// it on that worker. If the node cannot, the request queues here again.
-    pub(crate) fn place_actor_remotely(&self, id: ActorId, p: PendingLease, node_id: oxray_common::NodeId, node: String) {
+    pub(crate) fn place_actor_remotely(
+        &self,
+        id: ActorId,
+        p: PendingLease,
+        node_id: oxray_common::NodeId,
+        node: String,
+    ) {
         let Some(link) = &self.link else { return };
         let peers = link.peers.clone();
         let me = self.me();
@@ -148,7 +180,10 @@ impl Node {
             };
             let unwanted_lease = {
                 let mut st = me.state.lock();
-                let wanted = st.actors.get(&id).is_some_and(|a| a.state() != ActorState::Dead);
+                let wanted = st
+                    .actors
+                    .get(&id)
+                    .is_some_and(|a| a.state() != ActorState::Dead);
                 match reply {
                     Some(Body::LeaseGranted(g)) if wanted => {
                         st.remote_actors.insert(id, (node.clone(), g.lease_id));
@@ -174,7 +209,10 @@ impl Node {
             };
             if let Some(lease_id) = unwanted_lease {
                 if let Ok(peer) = peers.get(&node).await {
-                    peer.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: true }));
+                    peer.send(Body::ReturnLease(ReturnLease {
+                        lease_id,
+                        kill_worker: true,
+                    }));
                 }
             }
         });
@@ -182,18 +220,26 @@ impl Node {
 
     fn actor_created(&self, id: ActorId, incarnation: u32, address: String, reply: Option<Body>) {
         let mut st = self.state.lock();
-        let Some(record) = st.actors.get_mut(&id) else { return };
+        let Some(record) = st.actors.get_mut(&id) else {
+            return;
+        };
         if record.info.incarnation != incarnation || record.state() == ActorState::Dead {
             return;
         }
         let Some(Body::TaskReply(reply)) = reply else {
             return; // The worker died; its exit restarts or buries the actor.
         };
-        let init_error = reply.returns.into_iter().find(|o| o.metadata.first() == Some(&TASK_ERROR_KIND));
+        let init_error = reply
+            .returns
+            .into_iter()
+            .find(|o| o.metadata.first() == Some(&TASK_ERROR_KIND));
         match init_error {
             Some(error) => {
                 record.info.death_error = Some(error);
-                st.actors.mark_dead(&id, "The actor died because of an error raised in its creation task".into());
+                st.actors.mark_dead(
+                    &id,
+                    "The actor died because of an error raised in its creation task".into(),
+                );
                 self.kill_actor_worker(&st, &id);
             }
             None => {
@@ -231,19 +277,25 @@ impl Node {
             return;
         }
         let actor = id.expect("found");
-        st.actor_waiters.entry(actor).or_default().push(ActorWaiter {
-            writer: writer.clone(),
-            request: req,
-            min_incarnation: g.min_incarnation,
-        });
+        st.actor_waiters
+            .entry(actor)
+            .or_default()
+            .push(ActorWaiter {
+                writer: writer.clone(),
+                request: req,
+                min_incarnation: g.min_incarnation,
+            });
     }
 
     /// Kills an actor's worker; with `no_restart` the actor stays dead.
     pub(crate) fn kill_actor(&self, k: KillActor) {
-        let Some(id) = ActorId::from_bytes(&k.actor_id) else { return };
+        let Some(id) = ActorId::from_bytes(&k.actor_id) else {
+            return;
+        };
         let mut st = self.state.lock();
         if k.no_restart {
-            st.actors.mark_dead(&id, "The actor was killed by oxray.kill().".into());
+            st.actors
+                .mark_dead(&id, "The actor was killed by oxray.kill().".into());
         }
         self.kill_actor_worker(&st, &id);
         self.notify_actor_waiters(&mut st, id);
@@ -251,22 +303,31 @@ impl Node {
 
     /// The actor ends itself (`exit_actor`): it must not be restarted.
     pub(crate) fn actor_exiting(&self, e: ActorExiting) {
-        let Some(id) = ActorId::from_bytes(&e.actor_id) else { return };
+        let Some(id) = ActorId::from_bytes(&e.actor_id) else {
+            return;
+        };
         let mut st = self.state.lock();
-        st.actors.mark_dead(&id, "The actor exited intentionally by calling exit_actor().".into());
+        st.actors.mark_dead(
+            &id,
+            "The actor exited intentionally by calling exit_actor().".into(),
+        );
         self.notify_actor_waiters(&mut st, id);
     }
 
     /// Every actor, for state listings.
     pub(crate) fn list_actors(&self) -> ListActors {
         let st = self.state.lock();
-        ListActors { actors: st.actors.iter().map(|(_, r)| r.info.clone()).collect() }
+        ListActors {
+            actors: st.actors.iter().map(|(_, r)| r.info.clone()).collect(),
+        }
     }
 
     /// The worker hosting actor `id` exited: restart the actor if its
     /// budget allows, else bury it.
     pub(crate) fn actor_worker_died(&self, st: &mut State, id: ActorId, pid: u32) {
-        let Some(record) = st.actors.get_mut(&id) else { return };
+        let Some(record) = st.actors.get_mut(&id) else {
+            return;
+        };
         if record.state() != ActorState::Dead {
             if record.may_restart() {
                 record.info.num_restarts += 1;
@@ -297,7 +358,11 @@ impl Node {
 
     /// Actor `id` ends for good: marked dead, its worker killed.
     pub(crate) fn actor_ended(&self, st: &mut State, id: ActorId, message: String) {
-        if st.actors.get(&id).is_none_or(|a| a.state() == ActorState::Dead) {
+        if st
+            .actors
+            .get(&id)
+            .is_none_or(|a| a.state() == ActorState::Dead)
+        {
             return;
         }
         st.actors.mark_dead(&id, message);
@@ -320,7 +385,11 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in owned {
-            self.actor_ended(st, id, "The actor's owner (the process that created it) has exited.".into());
+            self.actor_ended(
+                st,
+                id,
+                "The actor's owner (the process that created it) has exited.".into(),
+            );
         }
     }
 
@@ -328,11 +397,16 @@ impl Node {
         if let Some(w) = st.workers.values().find(|w| w.actor == Some(*id)) {
             kill_pid(w.pid);
         }
-        if let (Some((node, lease_id)), Some(link)) = (st.remote_actors.get(id).cloned(), &self.link) {
+        if let (Some((node, lease_id)), Some(link)) =
+            (st.remote_actors.get(id).cloned(), &self.link)
+        {
             let peers = link.peers.clone();
             tokio::spawn(async move {
                 if let Ok(peer) = peers.get(&node).await {
-                    peer.send(Body::ReturnLease(ReturnLease { lease_id, kill_worker: true }));
+                    peer.send(Body::ReturnLease(ReturnLease {
+                        lease_id,
+                        kill_worker: true,
+                    }));
                 }
             });
         }
@@ -340,15 +414,22 @@ impl Node {
 
     /// Answers the lookups waiting for actor `id` that its state settles.
     fn notify_actor_waiters(&self, st: &mut State, id: ActorId) {
-        let State { actor_waiters, actors, .. } = st;
-        let Some(waiters) = actor_waiters.get_mut(&id) else { return };
+        let State {
+            actor_waiters,
+            actors,
+            ..
+        } = st;
+        let Some(waiters) = actor_waiters.get_mut(&id) else {
+            return;
+        };
         let Some(record) = actors.get(&id) else {
             actor_waiters.remove(&id);
             return;
         };
         waiters.retain(|w| {
             if is_settled(&record.info, w.min_incarnation) {
-                w.writer.reply(w.request, Body::ActorInfo(record.info.clone()));
+                w.writer
+                    .reply(w.request, Body::ActorInfo(record.info.clone()));
                 false
             } else {
                 !w.writer.is_closed()

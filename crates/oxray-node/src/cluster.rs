@@ -43,8 +43,16 @@ const RECHECK: Duration = Duration::from_millis(50);
 /// period x threshold. `OXRAY_HEALTH_CHECK_PERIOD_MS` and
 /// `OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD` change them.
 fn health_check() -> (Duration, u32) {
-    let env = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
-    (Duration::from_millis(env("OXRAY_HEALTH_CHECK_PERIOD_MS", 1000).max(10)), env("OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD", 4).max(1) as u32)
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (
+        Duration::from_millis(env("OXRAY_HEALTH_CHECK_PERIOD_MS", 1000).max(10)),
+        env("OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD", 4).max(1) as u32,
+    )
 }
 
 /// What a node of a multi-node cluster keeps about the cluster.
@@ -136,7 +144,10 @@ impl Node {
             hostname: hostname(),
             is_head: self.is_head(),
             ip: self.ip().to_string(),
-            version: self.link.as_ref().map_or(0, |l| l.version.fetch_add(1, Ordering::Relaxed)),
+            version: self
+                .link
+                .as_ref()
+                .map_or(0, |l| l.version.fetch_add(1, Ordering::Relaxed)),
             pending: st.demands(),
         }
     }
@@ -157,7 +168,9 @@ impl Node {
     /// Starts publishing resource changes and, on a node that is not the
     /// head, registers with the head.
     pub(crate) async fn join_cluster(self: Arc<Self>) -> Result<(), NodeError> {
-        let Some(link) = &self.link else { return Ok(()) };
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
         tokio::spawn(self.clone().publish_changes());
         let Some(head_addr) = link.config.head.clone() else {
             tokio::spawn(self.clone().check_node_health());
@@ -165,10 +178,17 @@ impl Node {
         };
         let joined = async {
             let (head, inbox) = RpcPeer::connect_tcp(&head_addr, &link.config.token).await?;
-            let reply = head.call(Body::RegisterNode(RegisterNode { node: Some(self.self_info(true)) })).await?;
+            let reply = head
+                .call(Body::RegisterNode(RegisterNode {
+                    node: Some(self.self_info(true)),
+                }))
+                .await?;
             Ok::<_, oxray_common::Error>((head, inbox, reply))
         };
-        let (head, mut inbox, reply) = joined.await.map_err(|e| NodeError::Join { head: head_addr.clone(), reason: e.to_string() })?;
+        let (head, mut inbox, reply) = joined.await.map_err(|e| NodeError::Join {
+            head: head_addr.clone(),
+            reason: e.to_string(),
+        })?;
         if let Body::ClusterView(view) = reply {
             link.view.lock().replace(&view.nodes, self.node_id);
         }
@@ -244,13 +264,24 @@ impl Node {
                 .map(|(id, _)| *id)
                 .collect();
             for id in silent {
-                tracing::warn!("node {} was silent for {:?}: declared dead", id.hex(), period * threshold);
-                eprintln!("oxray: node {} was silent for {:?}; declaring it dead", id.hex(), period * threshold);
+                tracing::warn!(
+                    "node {} was silent for {:?}: declared dead",
+                    id.hex(),
+                    period * threshold
+                );
+                eprintln!(
+                    "oxray: node {} was silent for {:?}; declaring it dead",
+                    id.hex(),
+                    period * threshold
+                );
                 let mut st = self.state.lock();
                 // If it ever speaks again, it hears that it is dead.
                 if let Some(c) = st.clients.values_mut().find(|c| c.node == Some(id)) {
                     c.node = None;
-                    c.writer.send(Envelope { id: 0, body: Some(Body::ShutdownCluster(ShutdownCluster {})) });
+                    c.writer.send(Envelope {
+                        id: 0,
+                        body: Some(Body::ShutdownCluster(ShutdownCluster {})),
+                    });
                 }
                 self.node_gone(&mut st, id);
             }
@@ -271,7 +302,12 @@ impl Node {
         let mut last_broadcast: Option<(BTreeMap<String, i64>, BTreeMap<String, i64>)> = None;
         loop {
             link.changed.notified().await;
-            tokio::time::sleep(if self.is_head() { BROADCAST_PERIOD } else { PUBLISH_DELAY }).await;
+            tokio::time::sleep(if self.is_head() {
+                BROADCAST_PERIOD
+            } else {
+                PUBLISH_DELAY
+            })
+            .await;
             let info = self.self_info(true);
             link.view.lock().update(self.node_id, view_of(&info));
             match self.head() {
@@ -282,7 +318,8 @@ impl Node {
                     head.send(Body::ResourceReport(report_of(info)));
                 }
                 None => {
-                    let changed = last_broadcast.as_ref() != Some(&(info.available.clone(), info.total.clone()));
+                    let changed = last_broadcast.as_ref()
+                        != Some(&(info.available.clone(), info.total.clone()));
                     if changed {
                         last_broadcast = Some((info.available.clone(), info.total.clone()));
                         link.dirty.lock().insert(self.node_id);
@@ -304,7 +341,10 @@ impl Node {
         let view = Body::ClusterView(ClusterInfo { nodes, delta: true });
         let st = self.state.lock();
         for c in st.clients.values().filter(|c| c.node.is_some()) {
-            c.writer.send(Envelope { id: 0, body: Some(view.clone()) });
+            c.writer.send(Envelope {
+                id: 0,
+                body: Some(view.clone()),
+            });
         }
     }
 
@@ -317,7 +357,9 @@ impl Node {
             node_id: id.0.to_vec(),
             address: entry.address,
             alive: entry.alive,
-            total: n.map(|n| n.total.to_units()).unwrap_or_else(|| entry.total.to_units()),
+            total: n
+                .map(|n| n.total.to_units())
+                .unwrap_or_else(|| entry.total.to_units()),
             available: n.map(|n| n.available.to_units()).unwrap_or_default(),
             hostname: entry.hostname,
             is_head: entry.is_head,
@@ -328,13 +370,21 @@ impl Node {
     }
 
     /// Another node joins through connection `client` (head only).
-    pub(crate) fn register_node(&self, client: u64, req: u64, r: RegisterNode, writer: &FrameWriter) {
+    pub(crate) fn register_node(
+        &self,
+        client: u64,
+        req: u64,
+        r: RegisterNode,
+        writer: &FrameWriter,
+    ) {
         let Some(info) = r.node.filter(|_| self.is_head()) else {
             let message = "only the head registers nodes".to_string();
             writer.reply(req, Body::ErrorReply(ErrorReply { message }));
             return;
         };
-        let Some(id) = NodeId::from_bytes(&info.node_id) else { return };
+        let Some(id) = NodeId::from_bytes(&info.node_id) else {
+            return;
+        };
         self.control.register_node(NodeEntry {
             node_id: id,
             address: info.address.clone(),
@@ -363,19 +413,30 @@ impl Node {
 
     /// A node's resources changed (head only).
     pub(crate) fn resource_report(&self, r: ResourceReport) {
-        let (Some(link), Some(id)) = (&self.link, NodeId::from_bytes(&r.node_id)) else { return };
+        let (Some(link), Some(id)) = (&self.link, NodeId::from_bytes(&r.node_id)) else {
+            return;
+        };
         match link.last_heard.lock().get_mut(&id) {
             Some(at) => *at = std::time::Instant::now(),
             None => return, // declared dead: its reports change nothing
         }
-        let Some(known) = link.view.lock().get(&id).cloned() else { return };
+        let Some(known) = link.view.lock().get(&id).cloned() else {
+            return;
+        };
         let available = oxray_common::ResourceSet::from_units(r.available.iter());
         let total = oxray_common::ResourceSet::from_units(r.total.iter());
         let changed = known.available != available || known.total != total;
         // A report also ends what was counted there since the last one:
         // requests waiting for that may go now (no news for other nodes).
         let had_debit = known.debit.is_some();
-        let node = NodeView { available, total, version: r.version, debit: None, pending: r.pending, ..known };
+        let node = NodeView {
+            available,
+            total,
+            version: r.version,
+            debit: None,
+            pending: r.pending,
+            ..known
+        };
         if link.view.lock().update(id, node) && (changed || had_debit) {
             if changed {
                 link.mark_dirty(id);
@@ -399,8 +460,15 @@ impl Node {
     /// On a node that is not the head, sends the control service's
     /// requests to the head and relays its reply; returns the other
     /// messages for this node to handle.
-    pub(crate) fn forward_to_head(&self, req: u64, body: Body, writer: &FrameWriter) -> Option<Body> {
-        let Some(head) = self.head() else { return Some(body) };
+    pub(crate) fn forward_to_head(
+        &self,
+        req: u64,
+        body: Body,
+        writer: &FrameWriter,
+    ) -> Option<Body> {
+        let Some(head) = self.head() else {
+            return Some(body);
+        };
         let for_head = matches!(
             body,
             Body::KvPut(_)
@@ -426,7 +494,9 @@ impl Node {
         let writer = writer.clone();
         head.call_with(body, move |reply| {
             let reply = reply.unwrap_or_else(|| {
-                Body::ErrorReply(ErrorReply { message: "the head of the cluster is unreachable".into() })
+                Body::ErrorReply(ErrorReply {
+                    message: "the head of the cluster is unreachable".into(),
+                })
             });
             writer.reply(req, reply);
         });
@@ -456,7 +526,9 @@ impl Node {
 
     /// Where a pending lease request goes, by the cluster's view.
     pub(crate) fn placement(&self, st: &State, p: &PendingLease) -> Decision {
-        let Some(link) = &self.link else { return Decision::Local };
+        let Some(link) = &self.link else {
+            return Decision::Local;
+        };
         let mut view = link.view.lock();
         view.set_available(self.node_id, st.ledger.available().clone());
         let decision = match view.prefer(&p.preferred, &p.shape, p.strategy.as_ref(), p.spilled) {
@@ -480,8 +552,15 @@ impl Node {
         }
         let body = Body::LogLines(l);
         let st = self.state.lock();
-        for (_, c) in st.clients.iter().filter(|(id, c)| c.node.is_some() && Some(**id) != from) {
-            c.writer.send(Envelope { id: 0, body: Some(body.clone()) });
+        for (_, c) in st
+            .clients
+            .iter()
+            .filter(|(id, c)| c.node.is_some() && Some(**id) != from)
+        {
+            c.writer.send(Envelope {
+                id: 0,
+                body: Some(body.clone()),
+            });
         }
     }
 
@@ -492,7 +571,10 @@ impl Node {
         let mut any = false;
         for d in st.clients.values().filter(|c| c.is_driver()) {
             any = true;
-            d.writer.send(Envelope { id: 0, body: Some(Body::LogLines(l.clone())) });
+            d.writer.send(Envelope {
+                id: 0,
+                body: Some(Body::LogLines(l.clone())),
+            });
         }
         if !any && print_if_none {
             for line in &l.lines {

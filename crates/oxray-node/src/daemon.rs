@@ -45,7 +45,10 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     let staging = config.socket_path.with_extension("staging");
     let _ = std::fs::remove_file(&staging);
     let socket_path = config.socket_path.clone();
-    let bind_error = |source| NodeError::Bind { path: socket_path.display().to_string(), source };
+    let bind_error = |source| NodeError::Bind {
+        path: socket_path.display().to_string(),
+        source,
+    };
     let listener = UnixListener::bind(&staging).map_err(bind_error)?;
     // On a multi-node cluster the daemon also listens on TCP, and its
     // address (written next to the socket) names both.
@@ -53,7 +56,10 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         Some(c) => {
             let tcp = tokio::net::TcpListener::bind((c.node_ip.as_str(), c.port))
                 .await
-                .map_err(|source| NodeError::Bind { path: format!("{}:{}", c.node_ip, c.port), source })?;
+                .map_err(|source| NodeError::Bind {
+                    path: format!("{}:{}", c.node_ip, c.port),
+                    source,
+                })?;
             let port = tcp.local_addr().map_err(NodeError::Runtime)?.port();
             let address = transport::Address {
                 tcp: Some(format!("{}:{port}", c.node_ip)),
@@ -63,11 +69,19 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         }
         None => None,
     };
-    let region = oxray_store::Region::create(&config.store_path, config.object_store_memory).map_err(|source| {
-        NodeError::Store { path: config.store_path.display().to_string(), source }
-    })?;
-    let store = oxray_store::ObjectTable::new(Arc::new(region), oxray_store::SpillDir::new(&config.spill_dir));
-    let address = tcp.as_ref().map_or_else(|| format!("unix:{}", config.socket_path.display()), |(_, a)| a.clone());
+    let region = oxray_store::Region::create(&config.store_path, config.object_store_memory)
+        .map_err(|source| NodeError::Store {
+            path: config.store_path.display().to_string(),
+            source,
+        })?;
+    let store = oxray_store::ObjectTable::new(
+        Arc::new(region),
+        oxray_store::SpillDir::new(&config.spill_dir),
+    );
+    let address = tcp.as_ref().map_or_else(
+        || format!("unix:{}", config.socket_path.display()),
+        |(_, a)| a.clone(),
+    );
     let node = Node::new(config, store, address);
     if node.is_head() {
         node.control.register_node(NodeEntry {
@@ -93,7 +107,12 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         }
     }
     if let Some(port) = node.config.health_port {
-        let ip = node.config.cluster.as_ref().map_or("127.0.0.1", |c| c.node_ip.as_str()).to_string();
+        let ip = node
+            .config
+            .cluster
+            .as_ref()
+            .map_or("127.0.0.1", |c| c.node_ip.as_str())
+            .to_string();
         node.serve_health(&ip, port).await?;
     }
     // Written before the socket appears, so whoever waits for the socket
@@ -105,7 +124,9 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         let events: Arc<dyn WorkerEvents> = node.clone();
         match Zygote::start(&node.config, &module, events) {
             Ok(z) => *node.zygote.lock() = Some(z),
-            Err(e) => tracing::warn!("no worker template process ({e}); starting workers one by one"),
+            Err(e) => {
+                tracing::warn!("no worker template process ({e}); starting workers one by one")
+            }
         }
     }
     {
@@ -154,11 +175,20 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
 fn raise_fd_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     let limit = getrlimit(Resource::Nofile);
-    let _ = setrlimit(Resource::Nofile, Rlimit { current: limit.maximum, maximum: limit.maximum });
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
 }
 
 pub(crate) fn hostname() -> String {
-    rustix::system::uname().nodename().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
 }
 
 pub(crate) struct Client {
@@ -250,17 +280,22 @@ pub(crate) struct State {
     /// Placement-group bundles reserved on this node.
     pub bundles: crate::placement_groups::HeldBundles,
     /// Infeasible shapes already reported, by requesting connection.
-    warned_shapes: std::collections::HashSet<(Option<u64>, std::collections::BTreeMap<String, i64>)>,
+    warned_shapes:
+        std::collections::HashSet<(Option<u64>, std::collections::BTreeMap<String, i64>)>,
 }
 
 impl State {
     /// The lease requests waiting here, by shape.
     pub(crate) fn demands(&self) -> Vec<Demand> {
-        let mut by_shape: std::collections::BTreeMap<std::collections::BTreeMap<String, i64>, u32> = Default::default();
+        let mut by_shape: std::collections::BTreeMap<std::collections::BTreeMap<String, i64>, u32> =
+            Default::default();
         for p in &self.pending {
             *by_shape.entry(p.shape.to_units()).or_default() += 1;
         }
-        by_shape.into_iter().map(|(resources, count)| Demand { resources, count }).collect()
+        by_shape
+            .into_iter()
+            .map(|(resources, count)| Demand { resources, count })
+            .collect()
     }
 
     /// Every lease with what it holds.
@@ -313,7 +348,8 @@ impl Node {
         // Callers hold leases of several nodes at once: start this node's
         // lease ids at a random point (40 random bits above a 24-bit
         // counter), so that ids of different nodes never meet.
-        let first_lease = (u64::from_le_bytes(node_id.0[..8].try_into().expect("8 bytes")) >> 24 << 24) | 1;
+        let first_lease =
+            (u64::from_le_bytes(node_id.0[..8].try_into().expect("8 bytes")) >> 24 << 24) | 1;
         Arc::new_cyclic(|me| Node {
             node_id,
             address,
@@ -350,7 +386,11 @@ impl Node {
 
     /// Serves one connection: a process of this node, another node, or a
     /// process of another node.
-    pub(crate) async fn handle_connection<R: AsyncRead + Unpin>(self: Arc<Self>, mut reader: FrameReader<R>, writer: FrameWriter) {
+    pub(crate) async fn handle_connection<R: AsyncRead + Unpin>(
+        self: Arc<Self>,
+        mut reader: FrameReader<R>,
+        writer: FrameWriter,
+    ) {
         let client_id = {
             let mut st = self.state.lock();
             let id = st.next_client;
@@ -398,7 +438,10 @@ impl Node {
             Body::RequestLease(r) => {
                 let mut st = self.state.lock();
                 st.pending.push_back(PendingLease {
-                    requester: Requester::Client { client, request: req },
+                    requester: Requester::Client {
+                        client,
+                        request: req,
+                    },
                     shape: ResourceSet::from_units(r.resources.iter()),
                     description: r.description,
                     warned: false,
@@ -441,7 +484,12 @@ impl Node {
                 }
             }
             Body::AllocateJobId(_) => {
-                writer.reply(req, Body::JobIdReply(JobIdReply { job_id: self.control.next_job_id() }));
+                writer.reply(
+                    req,
+                    Body::JobIdReply(JobIdReply {
+                        job_id: self.control.next_job_id(),
+                    }),
+                );
             }
             Body::ReadChunk(_) => {
                 let message = "chunks are read as bulk streams (ReadChunk.raw)".to_string();
@@ -484,14 +532,18 @@ impl Node {
                 // cancellation of its own task).
                 let st = self.state.lock();
                 let worker = WorkerId::from_bytes(&k.worker_id).and_then(|id| st.workers.get(&id));
-                let held = worker.and_then(|w| w.lease).and_then(|l| st.leases.get(&l)).is_some_and(|l| l.holder == client);
+                let held = worker
+                    .and_then(|w| w.lease)
+                    .and_then(|l| st.leases.get(&l))
+                    .is_some_and(|l| l.holder == client);
                 match worker {
                     Some(w) if held => {
                         kill_pid(w.pid);
                         writer.reply(req, Body::Ack(Ack {}));
                     }
                     _ => {
-                        let message = "refused to kill a worker this connection holds no lease on".to_string();
+                        let message = "refused to kill a worker this connection holds no lease on"
+                            .to_string();
                         writer.reply(req, Body::ErrorReply(ErrorReply { message }));
                     }
                 }
@@ -499,7 +551,12 @@ impl Node {
             Body::ShutdownCluster(_) => {
                 // Only the driver that started this cluster ends it this way;
                 // a standing cluster is stopped with `oxray stop`.
-                let owner = self.state.lock().clients.get(&client).is_some_and(|c| c.owns_cluster);
+                let owner = self
+                    .state
+                    .lock()
+                    .clients
+                    .get(&client)
+                    .is_some_and(|c| c.owns_cluster);
                 if owner {
                     writer.reply(req, Body::Ack(Ack {}));
                     self.shutdown();
@@ -517,7 +574,10 @@ impl Node {
                 let value = self.control.kv_get(&g.namespace, &g.key);
                 writer.reply(
                     req,
-                    Body::KvValue(KvValue { found: value.is_some(), value: value.unwrap_or_default() }),
+                    Body::KvValue(KvValue {
+                        found: value.is_some(),
+                        value: value.unwrap_or_default(),
+                    }),
                 );
             }
             Body::CreateActor(c) => self.create_actor(req, c, writer),
@@ -603,13 +663,16 @@ impl Node {
         } else if let Some(head) = self.head() {
             // Job ids are the cluster's: the head hands them out.
             let (me, writer) = (self.me(), writer.clone());
-            head.call_with(Body::AllocateJobId(AllocateJobId {}), move |reply| match reply {
-                Some(Body::JobIdReply(j)) => me.reply_registered(req, j.job_id, &writer),
-                _ => {
-                    let message = "the head did not answer the job id request".to_string();
-                    writer.reply(req, Body::ErrorReply(ErrorReply { message }));
-                }
-            });
+            head.call_with(
+                Body::AllocateJobId(AllocateJobId {}),
+                move |reply| match reply {
+                    Some(Body::JobIdReply(j)) => me.reply_registered(req, j.job_id, &writer),
+                    _ => {
+                        let message = "the head did not answer the job id request".to_string();
+                        writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+                    }
+                },
+            );
         } else {
             self.reply_registered(req, self.control.next_job_id(), writer);
         }
@@ -624,7 +687,11 @@ impl Node {
                 job_id,
                 session_dir: self.config.session_dir.display().to_string(),
                 store_path: self.config.store_path.display().to_string(),
-                node_address: if cluster.is_some() { self.address.clone() } else { String::new() },
+                node_address: if cluster.is_some() {
+                    self.address.clone()
+                } else {
+                    String::new()
+                },
                 node_ip: cluster.map(|c| c.node_ip.clone()).unwrap_or_default(),
                 token: cluster.map(|c| c.token.clone()).unwrap_or_default(),
             }),
@@ -663,7 +730,10 @@ impl Node {
                 }
             })
             .collect();
-        ClusterInfo { nodes, delta: false }
+        ClusterInfo {
+            nodes,
+            delta: false,
+        }
     }
 
     /// Grants whatever pending lease requests fit, starts workers for those
@@ -682,7 +752,11 @@ impl Node {
                     None => continue,
                 },
                 Requester::Actor(id) => {
-                    if st.actors.get(&id).is_none_or(|a| a.state() == ActorState::Dead) {
+                    if st
+                        .actors
+                        .get(&id)
+                        .is_none_or(|a| a.state() == ActorState::Dead)
+                    {
                         continue;
                     }
                     None
@@ -702,10 +776,18 @@ impl Node {
                         match p.requester {
                             Requester::Client { request, .. } => {
                                 if let Some(w) = &writer {
-                                    w.reply(request, Body::Spillback(Spillback { node_id: node_id.0.to_vec(), address }));
+                                    w.reply(
+                                        request,
+                                        Body::Spillback(Spillback {
+                                            node_id: node_id.0.to_vec(),
+                                            address,
+                                        }),
+                                    );
                                 }
                             }
-                            Requester::Actor(id) => self.place_actor_remotely(id, p, node_id, address),
+                            Requester::Actor(id) => {
+                                self.place_actor_remotely(id, p, node_id, address)
+                            }
                         }
                         continue;
                     }
@@ -724,19 +806,26 @@ impl Node {
             }
             if !st.ledger.is_feasible(&p.shape) {
                 // Once per requester and shape, however many requests wait.
-                let first = !p.warned && st.warned_shapes.insert((p.requester.client(), p.shape.to_units()));
+                let first = !p.warned
+                    && st
+                        .warned_shapes
+                        .insert((p.requester.client(), p.shape.to_units()));
                 p.warned = true;
                 if first {
                     let text = infeasible_warning(&p, st.ledger.total());
                     let owner = match p.requester {
-                        Requester::Actor(id) => st
-                            .actors
-                            .get(&id)
-                            .and_then(|a| st.clients.values().find(|c| c.address == a.owner && !c.address.is_empty())),
+                        Requester::Actor(id) => st.actors.get(&id).and_then(|a| {
+                            st.clients
+                                .values()
+                                .find(|c| c.address == a.owner && !c.address.is_empty())
+                        }),
                         Requester::Client { client, .. } => st.clients.get(&client),
                     };
                     if let Some(c) = owner {
-                        c.writer.send(Envelope { id: 0, body: Some(Body::Warning(Warning { text })) });
+                        c.writer.send(Envelope {
+                            id: 0,
+                            body: Some(Body::Warning(Warning { text })),
+                        });
                     }
                 }
                 waiting.push_back(p);
@@ -777,9 +866,19 @@ impl Node {
                 // its owner through `owner_gone`, wherever the owner runs.
                 Requester::Actor(_) => 0,
             };
-            st.leases.insert(lease_id, Lease { holder, worker: worker_id, alloc });
+            st.leases.insert(
+                lease_id,
+                Lease {
+                    holder,
+                    worker: worker_id,
+                    alloc,
+                },
+            );
             self.resources_changed();
-            let worker = st.workers.get_mut(&worker_id).expect("idle workers are known");
+            let worker = st
+                .workers
+                .get_mut(&worker_id)
+                .expect("idle workers are known");
             worker.lease = Some(lease_id);
             match p.requester {
                 Requester::Client { request, .. } => {
@@ -815,18 +914,28 @@ impl Node {
         }
         if short_of_resources {
             // Idle leases held elsewhere should come back now.
-            let holders: std::collections::HashSet<u64> = st.leases.values().map(|l| l.holder).collect();
-        self.resources_changed();
+            let holders: std::collections::HashSet<u64> =
+                st.leases.values().map(|l| l.holder).collect();
+            self.resources_changed();
             for h in holders {
                 if let Some(c) = st.clients.get(&h) {
-                    c.writer.send(Envelope { id: 0, body: Some(Body::LeaseWanted(LeaseWanted {})) });
+                    c.writer.send(Envelope {
+                        id: 0,
+                        body: Some(Body::LeaseWanted(LeaseWanted {})),
+                    });
                 }
             }
         }
     }
 
     /// A pending request that can never be served: its requester hears why.
-    fn refuse(&self, st: &mut State, p: &PendingLease, writer: Option<&FrameWriter>, message: String) {
+    fn refuse(
+        &self,
+        st: &mut State,
+        p: &PendingLease,
+        writer: Option<&FrameWriter>,
+        message: String,
+    ) {
         match p.requester {
             Requester::Client { request, .. } => {
                 if let Some(w) = writer {
@@ -843,7 +952,16 @@ impl Node {
         if zygote.is_some_and(|z| z.fork(id)) {
             // Its pid arrives with its registration.
             st.starting += 1;
-            st.workers.insert(id, Worker { pid: 0, address: String::new(), registered: false, lease: None, actor: None });
+            st.workers.insert(
+                id,
+                Worker {
+                    pid: 0,
+                    address: String::new(),
+                    registered: false,
+                    lease: None,
+                    actor: None,
+                },
+            );
             let me = self.me();
             tokio::spawn(async move {
                 tokio::time::sleep(WORKER_START_TIMEOUT).await;
@@ -855,7 +973,16 @@ impl Node {
         match spawn_worker(&self.config, id, events) {
             Ok(pid) => {
                 st.starting += 1;
-                st.workers.insert(id, Worker { pid, address: String::new(), registered: false, lease: None, actor: None });
+                st.workers.insert(
+                    id,
+                    Worker {
+                        pid,
+                        address: String::new(),
+                        registered: false,
+                        lease: None,
+                        actor: None,
+                    },
+                );
             }
             Err(e) => {
                 st.failed_starts += 1;
@@ -869,14 +996,18 @@ impl Node {
         let mut st = self.state.lock();
         if st.workers.get(&id).is_some_and(|w| !w.registered) {
             st.failed_starts += 1;
-            st.last_start_error = format!("a worker forked by the template did not register within {WORKER_START_TIMEOUT:?}");
+            st.last_start_error = format!(
+                "a worker forked by the template did not register within {WORKER_START_TIMEOUT:?}"
+            );
             self.remove_worker(&mut st, id);
             self.dispatch(&mut st);
         }
     }
 
     pub(crate) fn end_lease(&self, st: &mut State, lease_id: u64, kill: bool) {
-        let Some(lease) = st.leases.remove(&lease_id) else { return };
+        let Some(lease) = st.leases.remove(&lease_id) else {
+            return;
+        };
         st.ledger.release(&lease.alloc);
         self.resources_changed();
         if let Some(w) = st.workers.get_mut(&lease.worker) {
@@ -907,14 +1038,18 @@ impl Node {
     fn client_gone(&self, client: u64) {
         self.store.lock().client_gone(client);
         let mut st = self.state.lock();
-        let Some(c) = st.clients.remove(&client) else { return };
+        let Some(c) = st.clients.remove(&client) else {
+            return;
+        };
         if let Some(node) = c.node {
             self.node_gone(&mut st, node);
         }
         if !c.address.is_empty() {
             self.owner_gone(&mut st, &c.address);
             if let Some(head) = self.head() {
-                head.send(Body::ClientGone(ClientGone { address: c.address.clone() }));
+                head.send(Body::ClientGone(ClientGone {
+                    address: c.address.clone(),
+                }));
             }
         }
         if c.owns_cluster {
@@ -929,7 +1064,12 @@ impl Node {
             self.remove_worker(&mut st, id);
         }
         // Workers leased to a process that is gone run work nobody awaits.
-        let held: Vec<u64> = st.leases.iter().filter(|(_, l)| l.holder == client).map(|(id, _)| *id).collect();
+        let held: Vec<u64> = st
+            .leases
+            .iter()
+            .filter(|(_, l)| l.holder == client)
+            .map(|(id, _)| *id)
+            .collect();
         for lease in held {
             self.end_lease(&mut st, lease, true);
         }
@@ -960,7 +1100,11 @@ impl Node {
 
 impl WorkerEvents for Node {
     fn on_line(&self, pid: u32, stderr: bool, line: String) {
-        let lines = LogLines { pid, stderr, lines: vec![with_ip(&line, self.ip())] };
+        let lines = LogLines {
+            pid,
+            stderr,
+            lines: vec![with_ip(&line, self.ip())],
+        };
         match self.head() {
             // The head passes them on to the drivers of every other node.
             Some(head) => {
@@ -999,7 +1143,11 @@ fn with_ip(line: &str, ip: &str) -> String {
 }
 
 fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
-    let asked: Vec<String> = p.shape.iter().map(|(k, v)| format!("{k}: {}", v.as_f64())).collect();
+    let asked: Vec<String> = p
+        .shape
+        .iter()
+        .map(|(k, v)| format!("{k}: {}", v.as_f64()))
+        .collect();
     format!(
         "Warning: '{}' asks for {{{}}} but no node of this cluster can ever provide it ({}). \
          It stays pending until a node with these resources joins the cluster.",

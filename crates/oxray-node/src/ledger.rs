@@ -84,7 +84,11 @@ impl ResourceLedger {
     /// Sets resources aside for a placement group's bundles: `shape` leaves
     /// the pool, and the group's own resources (`extra`) join it. `None`
     /// when `shape` does not fit now.
-    pub fn reserve_bundle(&mut self, shape: &ResourceSet, extra: &ResourceSet) -> Option<Allocation> {
+    pub fn reserve_bundle(
+        &mut self,
+        shape: &ResourceSet,
+        extra: &ResourceSet,
+    ) -> Option<Allocation> {
         let alloc = self.try_acquire(shape)?;
         self.total.add(extra);
         self.available.add(extra);
@@ -113,7 +117,8 @@ impl ResourceLedger {
     pub fn reclaim_cpu(&mut self, alloc: &mut Allocation) {
         if alloc.lent_cpu {
             alloc.lent_cpu = false;
-            self.available.subtract_allow_negative(&alloc.resources.only(CPU));
+            self.available
+                .subtract_allow_negative(&alloc.resources.only(CPU));
         }
     }
 }
@@ -167,7 +172,11 @@ mod tests {
         l.lend_cpu(&mut a);
         let b = l.try_acquire(&set(&[("CPU", 1.0)])).unwrap();
         l.reclaim_cpu(&mut a);
-        assert_eq!(l.available().get("CPU").0, -10_000, "briefly oversubscribed");
+        assert_eq!(
+            l.available().get("CPU").0,
+            -10_000,
+            "briefly oversubscribed"
+        );
         l.release(&b);
         l.release(&a);
         assert_eq!(l.available().get("CPU").as_f64(), 1.0);

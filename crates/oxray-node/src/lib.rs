@@ -8,9 +8,9 @@
 
 mod actors;
 mod cluster;
-mod health;
 pub mod config;
 pub mod daemon;
+mod health;
 pub mod ledger;
 mod placement_groups;
 pub mod pool;
@@ -32,7 +32,9 @@ pub enum NodeError {
         source: std::io::Error,
     },
     /// The shared-memory store could not be created.
-    #[error("cannot create the object store at {path}: {source}; check the free space of /dev/shm")]
+    #[error(
+        "cannot create the object store at {path}: {source}; check the free space of /dev/shm"
+    )]
     Store {
         path: String,
         #[source]

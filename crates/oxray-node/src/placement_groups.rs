@@ -76,7 +76,11 @@ fn hex(b: &[u8]) -> String {
 /// Chooses a node for each bundle, or `None` when the strategy cannot be
 /// met with the resources free now. `nodes` is every live node with what
 /// it has free.
-pub(crate) fn assign(bundles: &[ResourceSet], strategy: &str, nodes: &[(NodeId, ResourceSet)]) -> Option<Vec<NodeId>> {
+pub(crate) fn assign(
+    bundles: &[ResourceSet],
+    strategy: &str,
+    nodes: &[(NodeId, ResourceSet)],
+) -> Option<Vec<NodeId>> {
     let mut free: Vec<(NodeId, ResourceSet)> = nodes.to_vec();
     let take = |free: &mut Vec<(NodeId, ResourceSet)>, i: usize, b: &ResourceSet| {
         free[i].1.subtract_allow_negative(b);
@@ -131,18 +135,34 @@ pub(crate) fn assign(bundles: &[ResourceSet], strategy: &str, nodes: &[(NodeId, 
 
 impl Node {
     /// Registers a group and starts reserving it (head only).
-    pub(crate) fn create_placement_group(&self, req: u64, c: CreatePlacementGroup, writer: &FrameWriter) {
+    pub(crate) fn create_placement_group(
+        &self,
+        req: u64,
+        c: CreatePlacementGroup,
+        writer: &FrameWriter,
+    ) {
         let mut pgs = self.placement_groups.lock();
         if !c.name.is_empty() {
             let key = (c.namespace.clone(), c.name.clone());
             if pgs.names.contains_key(&key) {
-                let message = format!("Failed to create placement group '{}' because name already exists.", c.name);
+                let message = format!(
+                    "Failed to create placement group '{}' because name already exists.",
+                    c.name
+                );
                 writer.reply(req, Body::ErrorReply(ErrorReply { message }));
                 return;
             }
             pgs.names.insert(key, c.pg_id.clone());
         }
-        let bundles = c.bundles.into_iter().enumerate().map(|(i, b)| Bundle { index: i as u32, ..b }).collect();
+        let bundles = c
+            .bundles
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| Bundle {
+                index: i as u32,
+                ..b
+            })
+            .collect();
         let info = PlacementGroupInfo {
             pg_id: c.pg_id.clone(),
             state: state::PENDING.into(),
@@ -152,7 +172,14 @@ impl Node {
             namespace: c.namespace,
             detached: c.detached,
         };
-        pgs.groups.insert(c.pg_id.clone(), Group { info: info.clone(), owner: c.owner, scheduling: false });
+        pgs.groups.insert(
+            c.pg_id.clone(),
+            Group {
+                info: info.clone(),
+                owner: c.owner,
+                scheduling: false,
+            },
+        );
         drop(pgs);
         writer.reply(req, Body::PlacementGroupInfo(info));
         self.schedule_placement_group(c.pg_id);
@@ -163,7 +190,9 @@ impl Node {
     fn schedule_placement_group(&self, pg_id: Vec<u8>) {
         let bundles: Vec<Bundle> = {
             let mut pgs = self.placement_groups.lock();
-            let Some(g) = pgs.groups.get_mut(&pg_id) else { return };
+            let Some(g) = pgs.groups.get_mut(&pg_id) else {
+                return;
+            };
             if g.scheduling || g.info.state != state::PENDING {
                 return;
             }
@@ -171,22 +200,37 @@ impl Node {
             g.info.bundles.clone()
         };
         let nodes = self.live_nodes_free();
-        let shapes: Vec<ResourceSet> = bundles.iter().map(|b| ResourceSet::from_units(b.resources.iter())).collect();
-        let strategy = self.placement_groups.lock().groups.get(&pg_id).map(|g| g.info.strategy.clone()).unwrap_or_default();
+        let shapes: Vec<ResourceSet> = bundles
+            .iter()
+            .map(|b| ResourceSet::from_units(b.resources.iter()))
+            .collect();
+        let strategy = self
+            .placement_groups
+            .lock()
+            .groups
+            .get(&pg_id)
+            .map(|g| g.info.strategy.clone())
+            .unwrap_or_default();
         let Some(choice) = assign(&shapes, &strategy, &nodes) else {
             self.placement_group_unscheduled(&pg_id);
             return;
         };
         let mut per_node: BTreeMap<NodeId, Vec<Bundle>> = BTreeMap::new();
         for (b, node) in bundles.iter().zip(&choice) {
-            per_node.entry(*node).or_default().push(Bundle { node_id: node.0.to_vec(), ..b.clone() });
+            per_node.entry(*node).or_default().push(Bundle {
+                node_id: node.0.to_vec(),
+                ..b.clone()
+            });
         }
         let me = self.me();
         tokio::spawn(async move {
             let mut reserved = Vec::new();
             let mut ok = true;
             for (node, bundles) in per_node {
-                let request = ReserveBundles { pg_id: pg_id.clone(), bundles };
+                let request = ReserveBundles {
+                    pg_id: pg_id.clone(),
+                    bundles,
+                };
                 if me.reserve_on(node, request).await {
                     reserved.push(node);
                 } else {
@@ -239,7 +283,11 @@ impl Node {
             let pending: Vec<Vec<u8>> = {
                 let mut pgs = me.placement_groups.lock();
                 pgs.retry_armed = false;
-                pgs.groups.iter().filter(|(_, g)| g.info.state == state::PENDING && !g.scheduling).map(|(id, _)| id.clone()).collect()
+                pgs.groups
+                    .iter()
+                    .filter(|(_, g)| g.info.state == state::PENDING && !g.scheduling)
+                    .map(|(id, _)| id.clone())
+                    .collect()
             };
             for id in pending {
                 me.schedule_placement_group(id);
@@ -250,10 +298,16 @@ impl Node {
     /// Every live node with the resources it has free now.
     fn live_nodes_free(&self) -> Vec<(NodeId, ResourceSet)> {
         let mine = (self.node_id, self.state.lock().ledger.available().clone());
-        let Some(link) = &self.link else { return vec![mine] };
+        let Some(link) = &self.link else {
+            return vec![mine];
+        };
         let view = link.view.lock();
         let mut out = vec![mine];
-        out.extend(view.iter().filter(|(id, n)| **id != self.node_id && n.alive).map(|(id, n)| (*id, n.available.clone())));
+        out.extend(
+            view.iter()
+                .filter(|(id, n)| **id != self.node_id && n.alive)
+                .map(|(id, n)| (*id, n.available.clone())),
+        );
         out
     }
 
@@ -262,12 +316,19 @@ impl Node {
         if node == self.node_id {
             return self.reserve_bundles(request).is_ok();
         }
-        let Some(address) = self.link.as_ref().and_then(|l| l.view.lock().get(&node).map(|n| n.address.clone())) else {
+        let Some(address) = self
+            .link
+            .as_ref()
+            .and_then(|l| l.view.lock().get(&node).map(|n| n.address.clone()))
+        else {
             return false;
         };
         let Some(link) = &self.link else { return false };
         match link.peers.get(&address).await {
-            Ok(peer) => matches!(peer.call(Body::ReserveBundles(request)).await, Ok(Body::Ack(_))),
+            Ok(peer) => matches!(
+                peer.call(Body::ReserveBundles(request)).await,
+                Ok(Body::Ack(_))
+            ),
             Err(_) => false,
         }
     }
@@ -279,7 +340,9 @@ impl Node {
             return;
         }
         let Some(link) = &self.link else { return };
-        let Some(address) = link.view.lock().get(&node).map(|n| n.address.clone()) else { return };
+        let Some(address) = link.view.lock().get(&node).map(|n| n.address.clone()) else {
+            return;
+        };
         let peers = link.peers.clone();
         tokio::spawn(async move {
             if let Ok(peer) = peers.get(&address).await {
@@ -302,11 +365,19 @@ impl Node {
                     for (alloc, extra) in &taken {
                         st.ledger.return_bundle(alloc, extra);
                     }
-                    return Err(format!("node {} has not enough free for bundle {}", self.node_id.hex(), b.index));
+                    return Err(format!(
+                        "node {} has not enough free for bundle {}",
+                        self.node_id.hex(),
+                        b.index
+                    ));
                 }
             }
         }
-        st.bundles.by_group.entry(r.pg_id).or_default().extend(taken);
+        st.bundles
+            .by_group
+            .entry(r.pg_id)
+            .or_default()
+            .extend(taken);
         self.resources_changed();
         self.dispatch(&mut st);
         Ok(())
@@ -317,10 +388,16 @@ impl Node {
     pub(crate) fn return_bundles(&self, pg_id: &[u8]) {
         let pg_hex = hex(pg_id);
         let mut st = self.state.lock();
-        let Some(held) = st.bundles.by_group.remove(pg_id) else { return };
+        let Some(held) = st.bundles.by_group.remove(pg_id) else {
+            return;
+        };
         let suffix = format!("_{pg_hex}");
-        let in_group =
-            |alloc: &Allocation| alloc.resources.iter().any(|(name, _)| name.contains("_group_") && name.ends_with(&suffix));
+        let in_group = |alloc: &Allocation| {
+            alloc
+                .resources
+                .iter()
+                .any(|(name, _)| name.contains("_group_") && name.ends_with(&suffix))
+        };
         let leases: Vec<u64> = st.leases_where(in_group);
         for lease in leases {
             self.end_lease(&mut st, lease, true);
@@ -335,7 +412,13 @@ impl Node {
     /// Looks a group up; with `wait`, answers once it is created or removed.
     pub(crate) fn get_placement_group(&self, req: u64, g: GetPlacementGroup, writer: &FrameWriter) {
         let mut pgs = self.placement_groups.lock();
-        let id = if g.pg_id.is_empty() { pgs.names.get(&(g.namespace.clone(), g.name.clone())).cloned() } else { Some(g.pg_id) };
+        let id = if g.pg_id.is_empty() {
+            pgs.names
+                .get(&(g.namespace.clone(), g.name.clone()))
+                .cloned()
+        } else {
+            Some(g.pg_id)
+        };
         let Some(group) = id.as_ref().and_then(|id| pgs.groups.get(id)) else {
             let message = if g.name.is_empty() {
                 "no such placement group".to_string()
@@ -354,7 +437,9 @@ impl Node {
 
     fn notify_placement_group_waiters(&self) {
         let mut pgs = self.placement_groups.lock();
-        let PlacementGroups { waiters, groups, .. } = &mut *pgs;
+        let PlacementGroups {
+            waiters, groups, ..
+        } = &mut *pgs;
         waiters.retain(|(writer, req, id)| match groups.get(id) {
             Some(g) if g.info.state == state::PENDING => !writer.is_closed(),
             Some(g) => {
@@ -369,12 +454,19 @@ impl Node {
     pub(crate) fn remove_placement_group(&self, pg_id: &[u8]) {
         let nodes: Vec<NodeId> = {
             let mut pgs = self.placement_groups.lock();
-            let Some(g) = pgs.groups.get_mut(pg_id) else { return };
+            let Some(g) = pgs.groups.get_mut(pg_id) else {
+                return;
+            };
             let was_created = g.info.state == state::CREATED;
             g.info.state = state::REMOVED.into();
             let key = (g.info.namespace.clone(), g.info.name.clone());
             let nodes = if was_created {
-                let mut n: Vec<NodeId> = g.info.bundles.iter().filter_map(|b| NodeId::from_bytes(&b.node_id)).collect();
+                let mut n: Vec<NodeId> = g
+                    .info
+                    .bundles
+                    .iter()
+                    .filter_map(|b| NodeId::from_bytes(&b.node_id))
+                    .collect();
                 n.sort();
                 n.dedup();
                 n
@@ -393,11 +485,19 @@ impl Node {
             let members: Vec<oxray_common::ActorId> = st
                 .actors
                 .iter()
-                .filter(|(_, a)| a.resources.iter().any(|(name, _)| name.contains("_group_") && name.ends_with(&suffix)))
+                .filter(|(_, a)| {
+                    a.resources
+                        .iter()
+                        .any(|(name, _)| name.contains("_group_") && name.ends_with(&suffix))
+                })
                 .map(|(id, _)| *id)
                 .collect();
             for id in members {
-                self.actor_ended(&mut st, id, "The actor's placement group was removed.".into());
+                self.actor_ended(
+                    &mut st,
+                    id,
+                    "The actor's placement group was removed.".into(),
+                );
             }
         }
         for node in nodes {
@@ -409,7 +509,9 @@ impl Node {
     /// Every group (for `placement_group_table`).
     pub(crate) fn list_placement_groups(&self) -> PlacementGroupList {
         let pgs = self.placement_groups.lock();
-        PlacementGroupList { groups: pgs.groups.values().map(|g| g.info.clone()).collect() }
+        PlacementGroupList {
+            groups: pgs.groups.values().map(|g| g.info.clone()).collect(),
+        }
     }
 
     /// A process went: the groups it created (not detached) go with it.
@@ -418,7 +520,9 @@ impl Node {
             let pgs = self.placement_groups.lock();
             pgs.groups
                 .iter()
-                .filter(|(_, g)| g.owner == owner && !g.info.detached && g.info.state != state::REMOVED)
+                .filter(|(_, g)| {
+                    g.owner == owner && !g.info.detached && g.info.state != state::REMOVED
+                })
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -431,7 +535,10 @@ impl Node {
 impl State {
     /// Leases whose allocation matches `pred`.
     pub(crate) fn leases_where(&self, pred: impl Fn(&Allocation) -> bool) -> Vec<u64> {
-        self.lease_allocations().filter(|(_, a)| pred(a)).map(|(id, _)| id).collect()
+        self.lease_allocations()
+            .filter(|(_, a)| pred(a))
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
@@ -453,7 +560,11 @@ mod tests {
         assert_eq!(assign(&two, "SPREAD", &nodes), Some(vec![a, b]));
         assert_eq!(assign(&two, "STRICT_SPREAD", &nodes), Some(vec![a, b]));
         let three = vec![res(1.0), res(1.0), res(1.0)];
-        assert_eq!(assign(&three, "STRICT_SPREAD", &nodes), None, "more bundles than nodes");
+        assert_eq!(
+            assign(&three, "STRICT_SPREAD", &nodes),
+            None,
+            "more bundles than nodes"
+        );
         assert_eq!(assign(&three, "STRICT_PACK", &nodes), None);
         assert_eq!(assign(&three, "PACK", &nodes).map(|v| v.len()), Some(3));
         assert_eq!(assign(&[res(3.0)], "PACK", &nodes), None);
@@ -461,11 +572,21 @@ mod tests {
 
     #[test]
     fn bundle_resources_are_named_as_in_ray() {
-        let b = Bundle { resources: res(1.5).to_units(), node_id: vec![], index: 1 };
+        let b = Bundle {
+            resources: res(1.5).to_units(),
+            node_id: vec![],
+            index: 1,
+        };
         let extra = group_resources("ab", &b);
         let names: Vec<&str> = extra.iter().map(|(n, _)| n).collect();
-        assert!(names.contains(&"CPU_group_1_ab") && names.contains(&"CPU_group_ab"), "{names:?}");
-        assert!(names.contains(&"bundle_group_1_ab") && names.contains(&"bundle_group_ab"), "{names:?}");
+        assert!(
+            names.contains(&"CPU_group_1_ab") && names.contains(&"CPU_group_ab"),
+            "{names:?}"
+        );
+        assert!(
+            names.contains(&"bundle_group_1_ab") && names.contains(&"bundle_group_ab"),
+            "{names:?}"
+        );
         assert_eq!(extra.get("CPU_group_ab").as_f64(), 1.5);
     }
 }

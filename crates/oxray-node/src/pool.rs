@@ -32,13 +32,20 @@ pub struct Zygote {
 
 impl Zygote {
     /// Starts the template process running `module`.
-    pub fn start(config: &NodeConfig, module: &str, events: Arc<dyn WorkerEvents>) -> std::io::Result<Arc<Self>> {
+    pub fn start(
+        config: &NodeConfig,
+        module: &str,
+        events: Arc<dyn WorkerEvents>,
+    ) -> std::io::Result<Arc<Self>> {
         let mut cmd = Command::new(&config.python);
         cmd.arg("-m")
             .arg(module)
             .env("OXRAY_DAEMON_SOCKET", &config.socket_path)
             .env("OXRAY_SESSION_DIR", &config.session_dir)
-            .env("OXRAY_NODE_IP", config.cluster.as_ref().map_or("", |c| c.node_ip.as_str()))
+            .env(
+                "OXRAY_NODE_IP",
+                config.cluster.as_ref().map_or("", |c| c.node_ip.as_str()),
+            )
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -51,7 +58,10 @@ impl Zygote {
             let flags = rustix::fs::fcntl_getfl(fd)?;
             rustix::fs::fcntl_setfl(fd, flags - rustix::fs::OFlags::NONBLOCK)?;
         }
-        let zygote = Arc::new(Self { stdin: Mutex::new(stdin), pid });
+        let zygote = Arc::new(Self {
+            stdin: Mutex::new(stdin),
+            pid,
+        });
         if let Some(out) = child.stdout.take() {
             tokio::spawn(relay_lines(out, pid, false, events.clone(), None));
         }
@@ -69,9 +79,14 @@ impl Zygote {
     /// Asks for a worker; false when the template is gone.
     pub fn fork(&self, worker: WorkerId) -> bool {
         let mut stdin = self.stdin.lock();
-        let Some(fd) = stdin.as_ref() else { return false };
+        let Some(fd) = stdin.as_ref() else {
+            return false;
+        };
         let line = format!("{}\n", worker.hex());
-        if rustix::io::write(fd, line.as_bytes()).map(|n| n == line.len()).unwrap_or(false) {
+        if rustix::io::write(fd, line.as_bytes())
+            .map(|n| n == line.len())
+            .unwrap_or(false)
+        {
             return true;
         }
         stdin.take();
@@ -97,7 +112,10 @@ pub fn spawn_worker(
         .env("OXRAY_DAEMON_SOCKET", &config.socket_path)
         .env("OXRAY_SESSION_DIR", &config.session_dir)
         .env("OXRAY_WORKER_ID", worker.hex())
-        .env("OXRAY_NODE_IP", config.cluster.as_ref().map_or("", |c| c.node_ip.as_str()))
+        .env(
+            "OXRAY_NODE_IP",
+            config.cluster.as_ref().map_or("", |c| c.node_ip.as_str()),
+        )
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -109,14 +127,25 @@ pub fn spawn_worker(
         tokio::spawn(relay_lines(out, pid, false, events.clone(), None));
     }
     let stderr_done = child.stderr.take().map(|err| {
-        tokio::spawn(relay_lines(err, pid, true, events.clone(), Some(tail.clone())))
+        tokio::spawn(relay_lines(
+            err,
+            pid,
+            true,
+            events.clone(),
+            Some(tail.clone()),
+        ))
     });
     tokio::spawn(async move {
         let _ = child.wait().await;
         if let Some(done) = stderr_done {
             let _ = done.await;
         }
-        let text = tail.lock().iter().cloned().collect::<Vec<String>>().join("\n");
+        let text = tail
+            .lock()
+            .iter()
+            .cloned()
+            .collect::<Vec<String>>()
+            .join("\n");
         events.on_exit(worker, pid, text);
     });
     Ok(pid)

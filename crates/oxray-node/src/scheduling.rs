@@ -88,7 +88,9 @@ impl ClusterView {
         let mine = self.nodes.remove(&me);
         self.nodes.clear();
         for n in nodes {
-            let Some(id) = NodeId::from_bytes(&n.node_id) else { continue };
+            let Some(id) = NodeId::from_bytes(&n.node_id) else {
+                continue;
+            };
             self.nodes.insert(id, view_of(n));
         }
         if let Some(mine) = mine {
@@ -121,8 +123,15 @@ impl ClusterView {
     /// report says otherwise).
     pub fn debit(&mut self, id: &NodeId, shape: &ResourceSet) {
         if let Some(n) = self.nodes.get_mut(id) {
-            let fresh = n.debit.as_ref().is_some_and(|(_, at)| at.elapsed() < DEBIT_TTL);
-            let mut total = if fresh { n.debit.take().map(|(d, _)| d).unwrap_or_default() } else { ResourceSet::new() };
+            let fresh = n
+                .debit
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() < DEBIT_TTL);
+            let mut total = if fresh {
+                n.debit.take().map(|(d, _)| d).unwrap_or_default()
+            } else {
+                ResourceSet::new()
+            };
             total.add(shape);
             n.debit = Some((total, std::time::Instant::now()));
         }
@@ -149,7 +158,13 @@ impl ClusterView {
     /// Chooses the node for a request of `shape` made on node `me`.
     /// `spilled` requests were sent here by another node: they stay unless
     /// this node can never serve them.
-    pub fn place(&mut self, me: NodeId, shape: &ResourceSet, strategy: Option<&SchedulingStrategy>, spilled: bool) -> Decision {
+    pub fn place(
+        &mut self,
+        me: NodeId,
+        shape: &ResourceSet,
+        strategy: Option<&SchedulingStrategy>,
+        spilled: bool,
+    ) -> Decision {
         let local_feasible = self.nodes.get(&me).is_some_and(|n| shape.fits_in(&n.total));
         if spilled && local_feasible {
             return Decision::Local;
@@ -159,7 +174,8 @@ impl ClusterView {
             "NODE_AFFINITY" => {
                 let s = strategy.expect("kind came from it");
                 let target = NodeId::from_bytes(&s.node_id);
-                let alive = target.and_then(|t| self.nodes.get(&t).filter(|n| n.alive).map(|n| (t, n)));
+                let alive =
+                    target.and_then(|t| self.nodes.get(&t).filter(|n| n.alive).map(|n| (t, n)));
                 match alive {
                     Some((t, n)) if shape.fits_in(&n.total) || !s.soft => {
                         if t == me {
@@ -183,12 +199,21 @@ impl ClusterView {
 
     /// Data locality: a default request whose arguments sit on the node
     /// at `address` goes there when it fits there now.
-    pub fn prefer(&self, address: &str, shape: &ResourceSet, strategy: Option<&SchedulingStrategy>, spilled: bool) -> Option<Decision> {
+    pub fn prefer(
+        &self,
+        address: &str,
+        shape: &ResourceSet,
+        strategy: Option<&SchedulingStrategy>,
+        spilled: bool,
+    ) -> Option<Decision> {
         if address.is_empty() || spilled || strategy.is_some_and(|s| s.kind != "DEFAULT") {
             return None;
         }
         let (id, n) = self.nodes.iter().find(|(_, n)| n.address == address)?;
-        (n.alive && n.fits_now(shape)).then(|| Decision::Remote { node_id: *id, address: n.address.clone() })
+        (n.alive && n.fits_now(shape)).then(|| Decision::Remote {
+            node_id: *id,
+            address: n.address.clone(),
+        })
     }
 
     /// Ray's default (hybrid) policy: here while this node is less than
@@ -198,7 +223,11 @@ impl ClusterView {
     /// costs no more per decision than a small one); else here if it ever
     /// fits here (queued); else any node where it ever fits.
     fn place_default(&mut self, me: NodeId, shape: &ResourceSet, local_feasible: bool) -> Decision {
-        let here = self.nodes.get(&me).filter(|n| n.fits_now(shape)).map(free_share);
+        let here = self
+            .nodes
+            .get(&me)
+            .filter(|n| n.fits_now(shape))
+            .map(free_share);
         if here.is_some_and(|free| free > 1.0 - LOCAL_THRESHOLD) {
             return Decision::Local;
         }
@@ -213,8 +242,15 @@ impl ClusterView {
             .take(TOP_K)
             .max_by(|a, b| free_share(a.1).total_cmp(&free_share(b.1)));
         match (here, fits_now) {
-            (Some(free_here), Some((_, n))) if free_share(n) <= free_here => return Decision::Local,
-            (_, Some((id, n))) => return Decision::Remote { node_id: *id, address: n.address.clone() },
+            (Some(free_here), Some((_, n))) if free_share(n) <= free_here => {
+                return Decision::Local
+            }
+            (_, Some((id, n))) => {
+                return Decision::Remote {
+                    node_id: *id,
+                    address: n.address.clone(),
+                }
+            }
             (Some(_), None) => return Decision::Local,
             (None, None) => {}
         }
@@ -222,7 +258,10 @@ impl ClusterView {
             return Decision::Local;
         }
         match self.alive_others(me).find(|(_, n)| shape.fits_in(&n.total)) {
-            Some((id, n)) => Decision::Remote { node_id: *id, address: n.address.clone() },
+            Some((id, n)) => Decision::Remote {
+                node_id: *id,
+                address: n.address.clone(),
+            },
             None => Decision::Infeasible,
         }
     }
@@ -249,12 +288,17 @@ impl ClusterView {
         if id == me {
             Decision::Local
         } else {
-            Decision::Remote { node_id: id, address: self.nodes[&id].address.clone() }
+            Decision::Remote {
+                node_id: id,
+                address: self.nodes[&id].address.clone(),
+            }
         }
     }
 
     fn alive_others(&self, me: NodeId) -> impl Iterator<Item = (&NodeId, &NodeView)> {
-        self.nodes.iter().filter(move |(id, n)| **id != me && n.alive)
+        self.nodes
+            .iter()
+            .filter(move |(id, n)| **id != me && n.alive)
     }
 }
 
@@ -290,14 +334,29 @@ mod tests {
     }
 
     fn node(addr: &str, total: &[(&str, f64)], avail: &[(&str, f64)]) -> NodeView {
-        NodeView { address: addr.into(), total: res(total), available: res(avail), alive: true, version: 1, debit: None, pending: vec![] }
+        NodeView {
+            address: addr.into(),
+            total: res(total),
+            available: res(avail),
+            alive: true,
+            version: 1,
+            debit: None,
+            pending: vec![],
+        }
     }
 
     fn view() -> (ClusterView, NodeId, NodeId, NodeId) {
         let (a, b, c) = (NodeId::random(), NodeId::random(), NodeId::random());
         let mut v = ClusterView::default();
         v.update(a, node("a", &[("CPU", 1.0)], &[("CPU", 1.0)]));
-        v.update(b, node("b", &[("CPU", 2.0), ("gpu_box", 1.0)], &[("CPU", 2.0), ("gpu_box", 1.0)]));
+        v.update(
+            b,
+            node(
+                "b",
+                &[("CPU", 2.0), ("gpu_box", 1.0)],
+                &[("CPU", 2.0), ("gpu_box", 1.0)],
+            ),
+        );
         v.update(c, node("c", &[("CPU", 4.0)], &[("CPU", 0.0)]));
         (v, a, b, c)
     }
@@ -305,59 +364,161 @@ mod tests {
     #[test]
     fn default_stays_local_while_it_fits_then_spills_to_free_nodes() {
         let (mut v, a, b, _) = view();
-        assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), None, false), Decision::Local);
-        v.update(a, NodeView { version: 2, ..node("a", &[("CPU", 1.0)], &[]) });
-        assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), None, false), Decision::Remote { node_id: b, address: "b".into() });
+        assert_eq!(
+            v.place(a, &res(&[("CPU", 1.0)]), None, false),
+            Decision::Local
+        );
+        v.update(
+            a,
+            NodeView {
+                version: 2,
+                ..node("a", &[("CPU", 1.0)], &[])
+            },
+        );
+        assert_eq!(
+            v.place(a, &res(&[("CPU", 1.0)]), None, false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            }
+        );
         // A spilled request stays where it was sent.
-        assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), None, true), Decision::Local);
+        assert_eq!(
+            v.place(a, &res(&[("CPU", 1.0)]), None, true),
+            Decision::Local
+        );
     }
 
     #[test]
     fn a_busy_node_sends_work_to_a_less_loaded_one() {
         let (mut v, a, b, _) = view();
         let one = res(&[("CPU", 1.0)]);
-        v.update(a, NodeView { version: 2, ..node("a", &[("CPU", 4.0)], &[("CPU", 3.0)]) });
-        assert_eq!(v.place(a, &one, None, false), Decision::Local, "25% busy: stays");
-        v.update(a, NodeView { version: 3, ..node("a", &[("CPU", 4.0)], &[("CPU", 1.0)]) });
-        assert_eq!(v.place(a, &one, None, false), Decision::Remote { node_id: b, address: "b".into() }, "75% busy");
-        v.update(b, NodeView { version: 2, ..node("b", &[("CPU", 8.0)], &[("CPU", 1.0)]) });
-        assert_eq!(v.place(a, &one, None, false), Decision::Local, "the others are busier");
+        v.update(
+            a,
+            NodeView {
+                version: 2,
+                ..node("a", &[("CPU", 4.0)], &[("CPU", 3.0)])
+            },
+        );
+        assert_eq!(
+            v.place(a, &one, None, false),
+            Decision::Local,
+            "25% busy: stays"
+        );
+        v.update(
+            a,
+            NodeView {
+                version: 3,
+                ..node("a", &[("CPU", 4.0)], &[("CPU", 1.0)])
+            },
+        );
+        assert_eq!(
+            v.place(a, &one, None, false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            },
+            "75% busy"
+        );
+        v.update(
+            b,
+            NodeView {
+                version: 2,
+                ..node("b", &[("CPU", 8.0)], &[("CPU", 1.0)])
+            },
+        );
+        assert_eq!(
+            v.place(a, &one, None, false),
+            Decision::Local,
+            "the others are busier"
+        );
     }
 
     #[test]
     fn custom_resources_route_to_their_node_and_unknown_shapes_are_infeasible() {
         let (mut v, a, b, _) = view();
-        assert_eq!(v.place(a, &res(&[("gpu_box", 1.0)]), None, false), Decision::Remote { node_id: b, address: "b".into() });
-        assert_eq!(v.place(a, &res(&[("nothing", 1.0)]), None, false), Decision::Infeasible);
+        assert_eq!(
+            v.place(a, &res(&[("gpu_box", 1.0)]), None, false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            }
+        );
+        assert_eq!(
+            v.place(a, &res(&[("nothing", 1.0)]), None, false),
+            Decision::Infeasible
+        );
         v.mark_dead(&b);
-        assert_eq!(v.place(a, &res(&[("gpu_box", 1.0)]), None, false), Decision::Infeasible);
+        assert_eq!(
+            v.place(a, &res(&[("gpu_box", 1.0)]), None, false),
+            Decision::Infeasible
+        );
     }
 
     #[test]
     fn what_was_sent_to_a_node_counts_there_until_it_reports() {
         let (mut v, a, b, _) = view();
-        v.update(a, NodeView { version: 2, ..node("a", &[("CPU", 4.0)], &[]) });
+        v.update(
+            a,
+            NodeView {
+                version: 2,
+                ..node("a", &[("CPU", 4.0)], &[])
+            },
+        );
         let two = res(&[("CPU", 2.0)]);
-        assert_eq!(v.place(a, &two, None, false), Decision::Remote { node_id: b, address: "b".into() });
+        assert_eq!(
+            v.place(a, &two, None, false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            }
+        );
         v.debit(&b, &two);
         // b is full until it reports (or the debit expires); a queues it.
         assert_eq!(v.place(a, &two, None, false), Decision::Local);
-        v.update(b, NodeView { version: 2, ..node("b", &[("CPU", 2.0)], &[("CPU", 2.0)]) });
-        assert_eq!(v.place(a, &two, None, false), Decision::Remote { node_id: b, address: "b".into() });
+        v.update(
+            b,
+            NodeView {
+                version: 2,
+                ..node("b", &[("CPU", 2.0)], &[("CPU", 2.0)])
+            },
+        );
+        assert_eq!(
+            v.place(a, &two, None, false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            }
+        );
     }
 
     #[test]
     fn stale_reports_are_ignored() {
         let (mut v, a, _, _) = view();
-        assert!(v.update(a, NodeView { version: 5, ..node("a", &[("CPU", 1.0)], &[]) }));
-        assert!(!v.update(a, NodeView { version: 4, ..node("a", &[("CPU", 1.0)], &[("CPU", 1.0)]) }));
+        assert!(v.update(
+            a,
+            NodeView {
+                version: 5,
+                ..node("a", &[("CPU", 1.0)], &[])
+            }
+        ));
+        assert!(!v.update(
+            a,
+            NodeView {
+                version: 4,
+                ..node("a", &[("CPU", 1.0)], &[("CPU", 1.0)])
+            }
+        ));
         assert!(v.get(&a).unwrap().available.is_empty());
     }
 
     #[test]
     fn spread_goes_round_the_nodes_with_room() {
         let (mut v, a, _, _) = view();
-        let spread = SchedulingStrategy { kind: "SPREAD".into(), ..Default::default() };
+        let spread = SchedulingStrategy {
+            kind: "SPREAD".into(),
+            ..Default::default()
+        };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..4 {
             let d = v.place(a, &res(&[("CPU", 1.0)]), Some(&spread), false);
@@ -370,11 +531,27 @@ mod tests {
     #[test]
     fn node_affinity_hard_and_soft() {
         let (mut v, a, b, _) = view();
-        let hard = SchedulingStrategy { kind: "NODE_AFFINITY".into(), node_id: b.0.to_vec(), soft: false };
-        assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), Some(&hard), false), Decision::Remote { node_id: b, address: "b".into() });
+        let hard = SchedulingStrategy {
+            kind: "NODE_AFFINITY".into(),
+            node_id: b.0.to_vec(),
+            soft: false,
+        };
+        assert_eq!(
+            v.place(a, &res(&[("CPU", 1.0)]), Some(&hard), false),
+            Decision::Remote {
+                node_id: b,
+                address: "b".into()
+            }
+        );
         v.mark_dead(&b);
-        assert!(matches!(v.place(a, &res(&[("CPU", 1.0)]), Some(&hard), false), Decision::Fail(_)));
+        assert!(matches!(
+            v.place(a, &res(&[("CPU", 1.0)]), Some(&hard), false),
+            Decision::Fail(_)
+        ));
         let soft = SchedulingStrategy { soft: true, ..hard };
-        assert_eq!(v.place(a, &res(&[("CPU", 1.0)]), Some(&soft), false), Decision::Local);
+        assert_eq!(
+            v.place(a, &res(&[("CPU", 1.0)]), Some(&soft), false),
+            Decision::Local
+        );
     }
 }

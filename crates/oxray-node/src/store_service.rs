@@ -18,7 +18,11 @@ fn failure(e: &StoreError) -> StoreFailure {
 }
 
 fn error_reply(e: StoreError) -> Body {
-    Body::StoreReply(StoreReply { failure: failure(&e) as i32, error: e.to_string(), ..Default::default() })
+    Body::StoreReply(StoreReply {
+        failure: failure(&e) as i32,
+        error: e.to_string(),
+        ..Default::default()
+    })
 }
 
 impl Node {
@@ -28,8 +32,15 @@ impl Node {
             Body::StoreCreate(c) => {
                 let Some(id) = id_of(&c.id) else { return };
                 let reply = match self.store.lock().create(id, c.size, client) {
-                    Ok(Some(offset)) => Body::StoreReply(StoreReply { offset, size: c.size, ..Default::default() }),
-                    Ok(None) => Body::StoreReply(StoreReply { exists: true, ..Default::default() }),
+                    Ok(Some(offset)) => Body::StoreReply(StoreReply {
+                        offset,
+                        size: c.size,
+                        ..Default::default()
+                    }),
+                    Ok(None) => Body::StoreReply(StoreReply {
+                        exists: true,
+                        ..Default::default()
+                    }),
                     Err(e) => error_reply(e),
                 };
                 writer.reply(req, reply);
@@ -37,8 +48,14 @@ impl Node {
             Body::StoreGet(g) => {
                 let Some(id) = id_of(&g.id) else { return };
                 let reply = match self.store.lock().get(&id, client) {
-                    Ok((offset, size)) => Body::StoreReply(StoreReply { offset, size, ..Default::default() }),
-                    Err(StoreError::NotFound(_)) if !g.source.is_empty() && g.source != self.address => {
+                    Ok((offset, size)) => Body::StoreReply(StoreReply {
+                        offset,
+                        size,
+                        ..Default::default()
+                    }),
+                    Err(StoreError::NotFound(_))
+                        if !g.source.is_empty() && g.source != self.address =>
+                    {
                         return self.pull_then_reply(client, req, id, g.source, writer);
                     }
                     Err(e) => error_reply(e),

@@ -8,12 +8,12 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio::io::AsyncReadExt;
 use oxray_common::ObjectId;
 use oxray_proto::frame::FrameWriter;
 use oxray_proto::transport::{self, RawConnection};
 use oxray_proto::*;
 use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
 
 use crate::daemon::Node;
 
@@ -28,9 +28,18 @@ const PULL_CLIENT: u64 = u64::MAX - 1;
 
 /// Reads a chunk's header frame; returns the object's size.
 async fn read_header(conn: &mut Box<dyn RawConnection>) -> Result<u64, String> {
-    match transport::read_frame(conn).await.map_err(|e| e.to_string())? {
-        Envelope { body: Some(Body::Chunk(c)), .. } if c.error.is_empty() => Ok(c.total),
-        Envelope { body: Some(Body::Chunk(c)), .. } => Err(c.error),
+    match transport::read_frame(conn)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Envelope {
+            body: Some(Body::Chunk(c)),
+            ..
+        } if c.error.is_empty() => Ok(c.total),
+        Envelope {
+            body: Some(Body::Chunk(c)),
+            ..
+        } => Err(c.error),
         other => Err(format!("unexpected reply to a chunk read: {other:?}")),
     }
 }
@@ -54,16 +63,32 @@ struct PullWaiter {
 }
 
 fn store_failure(message: String) -> Body {
-    Body::StoreReply(StoreReply { failure: StoreFailure::NotFound as i32, error: message, ..Default::default() })
+    Body::StoreReply(StoreReply {
+        failure: StoreFailure::NotFound as i32,
+        error: message,
+        ..Default::default()
+    })
 }
 
 impl Node {
     /// Serves a chunk as a bulk stream: a `Chunk` frame saying how much
     /// follows, then the bytes themselves, written straight from the store.
     /// False when the connection broke.
-    pub(crate) async fn serve_raw_chunk(&self, client: u64, req: u64, r: ReadChunk, writer: &FrameWriter) -> bool {
+    pub(crate) async fn serve_raw_chunk(
+        &self,
+        client: u64,
+        req: u64,
+        r: ReadChunk,
+        writer: &FrameWriter,
+    ) -> bool {
         let Some(id) = ObjectId::from_bytes(&r.id) else {
-            writer.reply(req, Body::Chunk(Chunk { error: "bad object id".into(), ..Default::default() }));
+            writer.reply(
+                req,
+                Body::Chunk(Chunk {
+                    error: "bad object id".into(),
+                    ..Default::default()
+                }),
+            );
             return true;
         };
         let located = {
@@ -76,16 +101,34 @@ impl Node {
         let (region, offset, size) = match located {
             Ok(found) => found,
             Err(error) => {
-                writer.reply(req, Body::Chunk(Chunk { error, ..Default::default() }));
+                writer.reply(
+                    req,
+                    Body::Chunk(Chunk {
+                        error,
+                        ..Default::default()
+                    }),
+                );
                 return true;
             }
         };
         if r.offset == 0 && !r.reader.is_empty() {
-            self.transfers.copies.lock().entry(id).or_default().insert(r.reader.clone());
+            self.transfers
+                .copies
+                .lock()
+                .entry(id)
+                .or_default()
+                .insert(r.reader.clone());
         }
         let start = r.offset.min(size);
         let len = r.len.min(size - start);
-        writer.reply(req, Body::Chunk(Chunk { total: size, data: bytes::Bytes::new(), error: String::new() }));
+        writer.reply(
+            req,
+            Body::Chunk(Chunk {
+                total: size,
+                data: bytes::Bytes::new(),
+                error: String::new(),
+            }),
+        );
         // SAFETY: sealed objects are immutable, and this one stays pinned
         // (for this connection) until the bytes are written.
         let data = unsafe { region.slice(offset + start, len) };
@@ -96,11 +139,22 @@ impl Node {
 
     /// A `StoreGet` for an object this node lacks, held by the node at
     /// `source`: pull it, then answer.
-    pub(crate) fn pull_then_reply(&self, client: u64, request: u64, id: ObjectId, source: String, writer: &FrameWriter) {
+    pub(crate) fn pull_then_reply(
+        &self,
+        client: u64,
+        request: u64,
+        id: ObjectId,
+        source: String,
+        writer: &FrameWriter,
+    ) {
         let first = {
             let mut pulls = self.transfers.pulls.lock();
             let waiters = pulls.entry(id).or_default();
-            waiters.push(PullWaiter { client, request, writer: writer.clone() });
+            waiters.push(PullWaiter {
+                client,
+                request,
+                writer: writer.clone(),
+            });
             waiters.len() == 1
         };
         if !first {
@@ -113,7 +167,11 @@ impl Node {
             for w in waiters {
                 let reply = match &result {
                     Ok(()) => match me.store.lock().get(&id, w.client) {
-                        Ok((offset, size)) => Body::StoreReply(StoreReply { offset, size, ..Default::default() }),
+                        Ok((offset, size)) => Body::StoreReply(StoreReply {
+                            offset,
+                            size,
+                            ..Default::default()
+                        }),
                         Err(e) => store_failure(e.to_string()),
                     },
                     Err(e) => store_failure(e.clone()),
@@ -127,12 +185,26 @@ impl Node {
     /// over a bulk stream: chunk requests go ahead ([`IN_FLIGHT`] at once),
     /// and each chunk's bytes are read straight into the store.
     async fn pull(&self, id: ObjectId, source: &str) -> Result<(), String> {
-        let Some(link) = &self.link else { return Err("this node is not part of a multi-node cluster".into()) };
-        let fail = |e: &dyn std::fmt::Display| format!("cannot fetch object {} from node {source}: {e}", id.hex());
-        let idle = self.transfers.idle.lock().get_mut(source).and_then(Vec::pop);
+        let Some(link) = &self.link else {
+            return Err("this node is not part of a multi-node cluster".into());
+        };
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("cannot fetch object {} from node {source}: {e}", id.hex())
+        };
+        let idle = self
+            .transfers
+            .idle
+            .lock()
+            .get_mut(source)
+            .and_then(Vec::pop);
         let mut conn = match idle {
             Some(c) => c,
-            None => link.peers.dialer().connect_raw(source).await.map_err(|e| fail(&e))?,
+            None => link
+                .peers
+                .dialer()
+                .connect_raw(source)
+                .await
+                .map_err(|e| fail(&e))?,
         };
         let request = |offset: u64| Envelope {
             id: 1,
@@ -146,7 +218,9 @@ impl Node {
         };
         let mut made = false;
         let result = async {
-            transport::write_frame(&mut conn, request(0)).await.map_err(|e| fail(&e))?;
+            transport::write_frame(&mut conn, request(0))
+                .await
+                .map_err(|e| fail(&e))?;
             let total = read_header(&mut conn).await.map_err(|e| fail(&e))?;
             let base = self.admit(id, total).await?;
             made = base.is_some();
@@ -159,7 +233,9 @@ impl Node {
             let mut scratch = Vec::new();
             for i in 0..chunks {
                 while requested < chunks && requested < i + 1 + IN_FLIGHT as u64 {
-                    transport::write_frame(&mut conn, request(requested * CHUNK)).await.map_err(|e| fail(&e))?;
+                    transport::write_frame(&mut conn, request(requested * CHUNK))
+                        .await
+                        .map_err(|e| fail(&e))?;
                     requested += 1;
                 }
                 if i > 0 {
@@ -186,7 +262,12 @@ impl Node {
                 if made {
                     self.store.lock().seal(&id);
                 }
-                self.transfers.idle.lock().entry(source.to_string()).or_default().push(conn);
+                self.transfers
+                    .idle
+                    .lock()
+                    .entry(source.to_string())
+                    .or_default()
+                    .push(conn);
                 Ok(())
             }
             Err(e) => {
@@ -209,7 +290,9 @@ impl Node {
             let created = self.store.lock().create(id, size, PULL_CLIENT);
             match created {
                 Ok(base) => return Ok(base),
-                Err(oxray_store::StoreError::Full { .. }) if std::time::Instant::now() < deadline => {
+                Err(oxray_store::StoreError::Full { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(200));
                 }
@@ -223,7 +306,14 @@ impl Node {
     /// held here are told too.
     pub(crate) fn delete_object(&self, id: ObjectId, source: String) {
         self.store.lock().delete(&id);
-        let mut targets: Vec<String> = self.transfers.copies.lock().remove(&id).into_iter().flatten().collect();
+        let mut targets: Vec<String> = self
+            .transfers
+            .copies
+            .lock()
+            .remove(&id)
+            .into_iter()
+            .flatten()
+            .collect();
         if !source.is_empty() {
             targets.push(source);
         }
@@ -233,7 +323,10 @@ impl Node {
             let peers = link.peers.clone();
             tokio::spawn(async move {
                 if let Ok(peer) = peers.get(&target).await {
-                    peer.send(Body::StoreDelete(StoreObject { id: id.0.to_vec(), source: String::new() }));
+                    peer.send(Body::StoreDelete(StoreObject {
+                        id: id.0.to_vec(),
+                        source: String::new(),
+                    }));
                 }
             });
         }

@@ -136,7 +136,9 @@ impl FrameWriter {
             }
             let _ = sink.shutdown().await;
         });
-        Self { inner: Arc::new(Sink::Queued(tx)) }
+        Self {
+            inner: Arc::new(Sink::Queued(tx)),
+        }
     }
 
     /// A writer for a Unix socket that writes from the sending thread.
@@ -182,7 +184,10 @@ impl FrameWriter {
 
     /// Queues a reply to request `id`.
     pub fn reply(&self, id: u64, body: Body) -> bool {
-        self.send(Envelope { id, body: Some(body) })
+        self.send(Envelope {
+            id,
+            body: Some(body),
+        })
     }
 
     /// Whether the connection is gone.
@@ -199,10 +204,16 @@ impl FrameWriter {
     /// send anything else on this connection until it returns.
     pub async fn write_raw(&self, data: &[u8]) -> std::io::Result<()> {
         let Sink::Direct(d) = &*self.inner else {
-            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "raw writes need a socket writer"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "raw writes need a socket writer",
+            ));
         };
         if !d.drain().await {
-            return Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "connection closed"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "connection closed",
+            ));
         }
         let mut pos = 0;
         while pos < data.len() {
@@ -287,7 +298,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Wraps the read half of a stream, refusing frames over `max` bytes.
     pub fn with_max_frame(source: R, max: usize) -> Self {
-        let codec = LengthDelimitedCodec::builder().max_frame_length(max).new_codec();
+        let codec = LengthDelimitedCodec::builder()
+            .max_frame_length(max)
+            .new_codec();
         Self {
             inner: FramedRead::with_capacity(source, codec, READ_BUFFER),
         }
@@ -330,7 +343,9 @@ mod tests {
             let body = if i % 2 == 0 {
                 Body::Ack(Ack {})
             } else {
-                Body::Warning(Warning { text: format!("w{i}") })
+                Body::Warning(Warning {
+                    text: format!("w{i}"),
+                })
             };
             assert!(writer.reply(i, body));
         }
@@ -345,7 +360,10 @@ mod tests {
             }
         }
         drop(writer);
-        assert!(reader.next().await.is_none(), "stream ends when writer drops");
+        assert!(
+            reader.next().await.is_none(),
+            "stream ends when writer drops"
+        );
     }
 
     #[tokio::test]
@@ -359,7 +377,12 @@ mod tests {
             let text = text.clone();
             std::thread::spawn(move || {
                 for i in 1..=50u64 {
-                    assert!(writer.reply(i, Body::Warning(Warning { text: format!("{i}{text}") })));
+                    assert!(writer.reply(
+                        i,
+                        Body::Warning(Warning {
+                            text: format!("{i}{text}")
+                        })
+                    ));
                 }
             })
         };
@@ -368,7 +391,9 @@ mod tests {
             let env = reader.next().await.expect("frame");
             assert_eq!(env.id, i);
             match env.body.unwrap() {
-                Body::Warning(w) => assert!(w.text.starts_with(&i.to_string()) && w.text.len() > 300_000),
+                Body::Warning(w) => {
+                    assert!(w.text.starts_with(&i.to_string()) && w.text.len() > 300_000)
+                }
                 other => panic!("unexpected {other:?}"),
             }
         }

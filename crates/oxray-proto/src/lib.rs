@@ -5,8 +5,8 @@
 //! `id` and its reply echoes it; unsolicited messages (log lines, warnings)
 //! carry id 0. [`rpc::RpcPeer`] pairs requests with replies.
 
-pub mod messages;
 pub mod frame;
+pub mod messages;
 pub mod peers;
 pub mod rpc;
 pub mod transport;

@@ -26,7 +26,11 @@ pub struct PeerPool {
 impl PeerPool {
     /// A pool that connects with `dialer`.
     pub fn new(dialer: Dialer) -> Self {
-        Self { peers: Mutex::default(), dialer, on_message: OnceLock::new() }
+        Self {
+            peers: Mutex::default(),
+            dialer,
+            on_message: OnceLock::new(),
+        }
     }
 
     /// Sets what handles messages peers send unasked (a node daemon's

@@ -49,18 +49,25 @@ impl std::fmt::Debug for Waiter {
 
 impl RpcPeer {
     /// Connects to a Unix socket at `path`.
-    pub async fn connect_unix(path: &str) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Envelope>)> {
-        let stream = UnixStream::connect(path).await.map_err(|source| Error::Connection {
-            peer: path.to_string(),
-            source,
-        })?;
+    pub async fn connect_unix(
+        path: &str,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Envelope>)> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| Error::Connection {
+                peer: path.to_string(),
+                source,
+            })?;
         let (r, w) = stream.into_split();
         Ok(Self::start_with(r, FrameWriter::unix(w), path.to_string()))
     }
 
     /// Connects over TCP to `host:port` and proves the cluster `token`
     /// before anything else is sent.
-    pub async fn connect_tcp(addr: &str, token: &str) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Envelope>)> {
+    pub async fn connect_tcp(
+        addr: &str,
+        token: &str,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Envelope>)> {
         let (reader, writer) = crate::transport::dial_tcp(addr, token).await?;
         Ok(Self::start_reader(reader, writer, addr.to_string()))
     }
@@ -76,7 +83,11 @@ impl RpcPeer {
     }
 
     /// Like [`RpcPeer::start`], over an existing writer.
-    pub fn start_with<R>(r: R, writer: FrameWriter, peer: String) -> (Arc<Self>, mpsc::UnboundedReceiver<Envelope>)
+    pub fn start_with<R>(
+        r: R,
+        writer: FrameWriter,
+        peer: String,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Envelope>)
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
@@ -169,7 +180,10 @@ impl RpcPeer {
             self.runtime.spawn(async move { cb(None) });
             return;
         }
-        if !self.writer.send(Envelope { id, body: Some(body) }) {
+        if !self.writer.send(Envelope {
+            id,
+            body: Some(body),
+        }) {
             let waiter = self.pending.lock().as_mut().and_then(|p| p.remove(&id));
             if let Some(Waiter::Callback(cb)) = waiter {
                 self.runtime.spawn(async move { cb(None) });
@@ -183,7 +197,10 @@ impl RpcPeer {
             Some(p) => p.insert(id, waiter),
             None => return Err(self.closed_error()),
         };
-        if !self.writer.send(Envelope { id, body: Some(body) }) {
+        if !self.writer.send(Envelope {
+            id,
+            body: Some(body),
+        }) {
             return Err(self.closed_error());
         }
         Ok(())
@@ -202,7 +219,10 @@ impl RpcPeer {
 
     /// Sends a one-way message.
     pub fn send(&self, body: Body) -> bool {
-        self.writer.send(Envelope { id: 0, body: Some(body) })
+        self.writer.send(Envelope {
+            id: 0,
+            body: Some(body),
+        })
     }
 
     /// Replies to a request the peer sent us.
@@ -238,14 +258,23 @@ mod tests {
         tokio::spawn(async move {
             while let Some(env) = server_inbox.recv().await {
                 if let Some(Body::KvGet(g)) = env.body {
-                    server.reply(env.id, Body::KvValue(KvValue { found: true, value: g.key }));
+                    server.reply(
+                        env.id,
+                        Body::KvValue(KvValue {
+                            found: true,
+                            value: g.key,
+                        }),
+                    );
                 }
             }
         });
         let calls: Vec<_> = (0..10u8)
             .map(|i| {
                 client
-                    .start_call(Body::KvGet(KvGet { namespace: "n".into(), key: vec![i] }))
+                    .start_call(Body::KvGet(KvGet {
+                        namespace: "n".into(),
+                        key: vec![i],
+                    }))
                     .unwrap()
             })
             .collect();
@@ -267,6 +296,9 @@ mod tests {
         assert!(rx.await.is_err());
         // Later calls fail at once.
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        assert!(client.call(Body::Warning(Warning { text: "x".into() })).await.is_err());
+        assert!(client
+            .call(Body::Warning(Warning { text: "x".into() }))
+            .await
+            .is_err());
     }
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use oxray_common::{Error, Result};
 use subtle::ConstantTimeEq;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -67,7 +67,12 @@ impl Address {
     /// The IP of the TCP part.
     pub fn ip(&self) -> Option<&str> {
         let tcp = self.tcp.as_deref()?;
-        Some(tcp.rsplit_once(':').map_or(tcp, |(ip, _)| ip).trim_start_matches('[').trim_end_matches(']'))
+        Some(
+            tcp.rsplit_once(':')
+                .map_or(tcp, |(ip, _)| ip)
+                .trim_start_matches('[')
+                .trim_end_matches(']'),
+        )
     }
 }
 
@@ -87,8 +92,15 @@ impl Dialer {
     /// machine).
     pub fn new(local_ip: &str, token: &str) -> Self {
         let tcp_only = std::env::var("OXRAY_SAME_HOST_TCP").is_ok_and(|v| v == "1");
-        let local_ip = if tcp_only && !local_ip.is_empty() { String::new() } else { local_ip.to_string() };
-        Self { local_ip, token: Arc::from(token) }
+        let local_ip = if tcp_only && !local_ip.is_empty() {
+            String::new()
+        } else {
+            local_ip.to_string()
+        };
+        Self {
+            local_ip,
+            token: Arc::from(token),
+        }
     }
 
     /// The token proved to TCP peers.
@@ -98,7 +110,10 @@ impl Dialer {
 
     /// Connects to `address`: over its Unix socket when it is on this host,
     /// else over TCP.
-    pub async fn connect(&self, address: &str) -> Result<(Arc<RpcPeer>, mpsc::UnboundedReceiver<Envelope>)> {
+    pub async fn connect(
+        &self,
+        address: &str,
+    ) -> Result<(Arc<RpcPeer>, mpsc::UnboundedReceiver<Envelope>)> {
         let a = Address::parse(address);
         let same_host = match a.ip() {
             None => true,
@@ -107,13 +122,19 @@ impl Dialer {
         match (&a.unix, &a.tcp) {
             (Some(path), _) if same_host || a.tcp.is_none() => RpcPeer::connect_unix(path).await,
             (_, Some(tcp)) => RpcPeer::connect_tcp(tcp, &self.token).await,
-            _ => Err(Error::Protocol { peer: address.to_string(), reason: "not an address".into() }),
+            _ => Err(Error::Protocol {
+                peer: address.to_string(),
+                reason: "not an address".into(),
+            }),
         }
     }
 }
 
 fn tcp_error(peer: &str) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Connection { peer: peer.to_string(), source }
+    move |source| Error::Connection {
+        peer: peer.to_string(),
+        source,
+    }
 }
 
 /// A connection used as a raw byte stream (bulk object transfers).
@@ -125,33 +146,64 @@ impl Dialer {
     /// as [`Dialer::connect`] does (a TCP peer sees the token first).
     pub async fn connect_raw(&self, address: &str) -> Result<Box<dyn RawConnection>> {
         let a = Address::parse(address);
-        let same_host = a.ip().is_none_or(|ip| !self.local_ip.is_empty() && ip == self.local_ip);
+        let same_host = a
+            .ip()
+            .is_none_or(|ip| !self.local_ip.is_empty() && ip == self.local_ip);
         match (&a.unix, &a.tcp) {
             (Some(path), _) if same_host || a.tcp.is_none() => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(tcp_error(path))?;
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(tcp_error(path))?;
                 Ok(Box::new(stream))
             }
             (_, Some(tcp)) => {
                 let mut stream = TcpStream::connect(tcp).await.map_err(tcp_error(tcp))?;
                 let _ = stream.set_nodelay(true);
-                let hello = Body::Hello(Hello { token: self.token.to_string(), version: PROTOCOL_VERSION });
-                write_frame(&mut stream, Envelope { id: 0, body: Some(hello) }).await.map_err(tcp_error(tcp))?;
+                let hello = Body::Hello(Hello {
+                    token: self.token.to_string(),
+                    version: PROTOCOL_VERSION,
+                });
+                write_frame(
+                    &mut stream,
+                    Envelope {
+                        id: 0,
+                        body: Some(hello),
+                    },
+                )
+                .await
+                .map_err(tcp_error(tcp))?;
                 let reply = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await;
                 match reply {
-                    Ok(Ok(Envelope { body: Some(Body::Welcome(_)), .. })) => Ok(Box::new(stream)),
-                    Ok(Ok(Envelope { body: Some(Body::ErrorReply(e)), .. })) => {
-                        Err(Error::Unauthorized { peer: tcp.clone(), reason: e.message })
-                    }
-                    _ => Err(Error::Unauthorized { peer: tcp.clone(), reason: "no answer to the handshake".into() }),
+                    Ok(Ok(Envelope {
+                        body: Some(Body::Welcome(_)),
+                        ..
+                    })) => Ok(Box::new(stream)),
+                    Ok(Ok(Envelope {
+                        body: Some(Body::ErrorReply(e)),
+                        ..
+                    })) => Err(Error::Unauthorized {
+                        peer: tcp.clone(),
+                        reason: e.message,
+                    }),
+                    _ => Err(Error::Unauthorized {
+                        peer: tcp.clone(),
+                        reason: "no answer to the handshake".into(),
+                    }),
                 }
             }
-            _ => Err(Error::Protocol { peer: address.to_string(), reason: "not an address".into() }),
+            _ => Err(Error::Protocol {
+                peer: address.to_string(),
+                reason: "not an address".into(),
+            }),
         }
     }
 }
 
 /// Writes one framed envelope to a raw stream.
-pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(w: &mut W, env: Envelope) -> std::io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    env: Envelope,
+) -> std::io::Result<()> {
     let mut buf = bytes::BytesMut::new();
     crate::frame::encode_frame(&env, &mut buf);
     w.write_all(&buf).await
@@ -163,51 +215,88 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> std::io::Re
     use prost::Message;
     let len = r.read_u32().await? as usize;
     if len > max_frame() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "frame too large",
+        ));
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).await?;
-    Envelope::decode(buf.as_slice()).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    Envelope::decode(buf.as_slice())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// Opens a TCP connection to `addr` and proves `token`; returns the
 /// connection ready for requests.
-pub async fn dial_tcp(addr: &str, token: &str) -> Result<(FrameReader<OwnedReadHalf>, FrameWriter)> {
+pub async fn dial_tcp(
+    addr: &str,
+    token: &str,
+) -> Result<(FrameReader<OwnedReadHalf>, FrameWriter)> {
     let stream = TcpStream::connect(addr).await.map_err(tcp_error(addr))?;
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let writer = FrameWriter::tcp(w);
     let mut reader = FrameReader::new(r);
-    let hello = Body::Hello(Hello { token: token.to_string(), version: PROTOCOL_VERSION });
-    writer.send(Envelope { id: 0, body: Some(hello) });
+    let hello = Body::Hello(Hello {
+        token: token.to_string(),
+        version: PROTOCOL_VERSION,
+    });
+    writer.send(Envelope {
+        id: 0,
+        body: Some(hello),
+    });
     let reply = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await;
     match reply {
-        Ok(Some(Envelope { body: Some(Body::Welcome(_)), .. })) => Ok((reader, writer)),
-        Ok(Some(Envelope { body: Some(Body::ErrorReply(e)), .. })) => {
-            Err(Error::Unauthorized { peer: addr.to_string(), reason: e.message })
-        }
+        Ok(Some(Envelope {
+            body: Some(Body::Welcome(_)),
+            ..
+        })) => Ok((reader, writer)),
+        Ok(Some(Envelope {
+            body: Some(Body::ErrorReply(e)),
+            ..
+        })) => Err(Error::Unauthorized {
+            peer: addr.to_string(),
+            reason: e.message,
+        }),
         Ok(_) => Err(Error::Unauthorized {
             peer: addr.to_string(),
-            reason: "it closed the connection during the handshake (wrong token, or not an oxray port)".into(),
+            reason:
+                "it closed the connection during the handshake (wrong token, or not an oxray port)"
+                    .into(),
         }),
-        Err(_) => Err(Error::Unauthorized { peer: addr.to_string(), reason: "it did not answer the handshake".into() }),
+        Err(_) => Err(Error::Unauthorized {
+            peer: addr.to_string(),
+            reason: "it did not answer the handshake".into(),
+        }),
     }
 }
 
 /// Checks the first frame of an accepted TCP connection. Returns the
 /// connection, ready for requests, when it proved `token`; otherwise logs
 /// why, tells the peer, and drops it.
-pub async fn accept_tcp(stream: TcpStream, token: &str) -> Option<(FrameReader<OwnedReadHalf>, FrameWriter)> {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+pub async fn accept_tcp(
+    stream: TcpStream,
+    token: &str,
+) -> Option<(FrameReader<OwnedReadHalf>, FrameWriter)> {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
     let writer = FrameWriter::tcp(w);
     let mut reader = FrameReader::with_max_frame(r, MAX_HELLO_FRAME);
     let first = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await;
     let refusal = match first {
-        Ok(Some(Envelope { body: Some(Body::Hello(h)), .. })) => {
+        Ok(Some(Envelope {
+            body: Some(Body::Hello(h)),
+            ..
+        })) => {
             if h.version != PROTOCOL_VERSION {
-                Some(format!("protocol version {} is not this node's {PROTOCOL_VERSION}", h.version))
+                Some(format!(
+                    "protocol version {} is not this node's {PROTOCOL_VERSION}",
+                    h.version
+                ))
             } else if !token_matches(&h.token, token) {
                 Some("wrong cluster token".to_string())
             } else {
@@ -215,19 +304,29 @@ pub async fn accept_tcp(stream: TcpStream, token: &str) -> Option<(FrameReader<O
             }
         }
         Ok(Some(_)) => Some("the first message was not a hello with the cluster token".to_string()),
-        Ok(None) => Some("the connection closed or sent an oversized or malformed first frame".to_string()),
+        Ok(None) => {
+            Some("the connection closed or sent an oversized or malformed first frame".to_string())
+        }
         Err(_) => Some("no hello within the handshake timeout".to_string()),
     };
     match refusal {
         None => {
-            writer.send(Envelope { id: 0, body: Some(Body::Welcome(Welcome { version: PROTOCOL_VERSION })) });
+            writer.send(Envelope {
+                id: 0,
+                body: Some(Body::Welcome(Welcome {
+                    version: PROTOCOL_VERSION,
+                })),
+            });
             reader.set_max_frame(max_frame());
             Some((reader, writer))
         }
         Some(reason) => {
             tracing::warn!("refused a TCP connection from {peer}: {reason}");
             eprintln!("oxray: refused a TCP connection from {peer}: {reason}");
-            writer.send(Envelope { id: 0, body: Some(Body::ErrorReply(ErrorReply { message: reason })) });
+            writer.send(Envelope {
+                id: 0,
+                body: Some(Body::ErrorReply(ErrorReply { message: reason })),
+            });
             // Give the refusal a moment to leave before the socket closes.
             tokio::time::sleep(Duration::from_millis(50)).await;
             None
@@ -244,8 +343,15 @@ pub fn same_user(stream: &tokio::net::UnixStream) -> bool {
     match stream.peer_cred() {
         Ok(cred) if cred.uid() == mine => true,
         Ok(cred) => {
-            tracing::warn!("refused a local connection from uid {} (pid {:?})", cred.uid(), cred.pid());
-            eprintln!("oxray: refused a local connection from another user (uid {})", cred.uid());
+            tracing::warn!(
+                "refused a local connection from uid {} (pid {:?})",
+                cred.uid(),
+                cred.pid()
+            );
+            eprintln!(
+                "oxray: refused a local connection from another user (uid {})",
+                cred.uid()
+            );
             false
         }
         Err(e) => {
@@ -281,11 +387,20 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(async move {
-                    let Some((reader, writer)) = accept_tcp(stream, token).await else { return };
-                    let (server, mut inbox) = RpcPeer::start_reader(reader, writer, "client".into());
+                    let Some((reader, writer)) = accept_tcp(stream, token).await else {
+                        return;
+                    };
+                    let (server, mut inbox) =
+                        RpcPeer::start_reader(reader, writer, "client".into());
                     while let Some(env) = inbox.recv().await {
                         if let Some(Body::KvGet(g)) = env.body {
-                            server.reply(env.id, Body::KvValue(KvValue { found: true, value: g.key }));
+                            server.reply(
+                                env.id,
+                                Body::KvValue(KvValue {
+                                    found: true,
+                                    value: g.key,
+                                }),
+                            );
                         }
                     }
                 });
@@ -298,8 +413,20 @@ mod tests {
     async fn right_token_talks_wrong_token_is_refused() {
         let addr = echo_server("s3cret").await;
         let (peer, _inbox) = RpcPeer::connect_tcp(&addr, "s3cret").await.unwrap();
-        let reply = peer.call(Body::KvGet(KvGet { namespace: "n".into(), key: vec![7] })).await.unwrap();
-        assert_eq!(reply, Body::KvValue(KvValue { found: true, value: vec![7] }));
+        let reply = peer
+            .call(Body::KvGet(KvGet {
+                namespace: "n".into(),
+                key: vec![7],
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply,
+            Body::KvValue(KvValue {
+                found: true,
+                value: vec![7]
+            })
+        );
         let err = RpcPeer::connect_tcp(&addr, "guess").await.unwrap_err();
         assert!(matches!(err, Error::Unauthorized { .. }), "{err}");
         assert!(err.to_string().contains("wrong cluster token"), "{err}");
@@ -314,7 +441,11 @@ mod tests {
         s.write_all(&(1u32 << 30).to_be_bytes()).await.unwrap();
         let mut reader = FrameReader::new(s);
         match reader.next().await {
-            Some(Envelope { body: Some(Body::ErrorReply(_)), .. }) | None => {}
+            Some(Envelope {
+                body: Some(Body::ErrorReply(_)),
+                ..
+            })
+            | None => {}
             other => panic!("expected a refusal, got {other:?}"),
         }
     }

@@ -30,14 +30,17 @@ impl From<PyCoreError> for PyErr {
         Python::with_gil(|py| match err.0 {
             Error::Timeout(_) => oxray_exception(py, "GetTimeoutError", message),
             Error::Interrupted => PyKeyboardInterrupt::new_err(message),
-            Error::InvalidResource { .. } | Error::InvalidArgument(_) => PyValueError::new_err(message),
+            Error::InvalidResource { .. } | Error::InvalidArgument(_) => {
+                PyValueError::new_err(message)
+            }
             Error::NotInitialized => oxray_exception(py, "RaySystemError", message),
             Error::ObjectLost { .. } => oxray_exception(py, "ObjectLostError", message),
             Error::ObjectStoreFull(_) => oxray_exception(py, "ObjectStoreFullError", message),
             Error::Unauthorized { .. } => PyConnectionError::new_err(message),
-            Error::DaemonDied(_) | Error::Connection { .. } | Error::Protocol { .. } | Error::Rejected(_) => {
-                oxray_exception(py, "RaySystemError", message)
-            }
+            Error::DaemonDied(_)
+            | Error::Connection { .. }
+            | Error::Protocol { .. }
+            | Error::Rejected(_) => oxray_exception(py, "RaySystemError", message),
         })
     }
 }

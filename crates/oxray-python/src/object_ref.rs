@@ -28,7 +28,11 @@ pub struct ObjectRef {
 impl ObjectRef {
     /// Wraps an id whose reference the core already counted.
     pub fn adopt(id: ObjectId, owner: String) -> Self {
-        Self { id, owner, generation: current_generation() }
+        Self {
+            id,
+            owner,
+            generation: current_generation(),
+        }
     }
 
     /// Wraps an id, counting a new reference.
@@ -45,8 +49,13 @@ impl ObjectRef {
     /// Rebuilds a ref from its pickled form (`binary()`, owner address).
     #[staticmethod]
     fn _rebuild(id: &[u8], owner: String) -> PyResult<Self> {
-        let id = ObjectId::from_bytes(id)
-            .ok_or_else(|| PyValueError::new_err(format!("an ObjectRef id has {} bytes, got {}", ObjectId::LEN, id.len())))?;
+        let id = ObjectId::from_bytes(id).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "an ObjectRef id has {} bytes, got {}",
+                ObjectId::LEN,
+                id.len()
+            ))
+        })?;
         Ok(Self::counted(id, owner))
     }
 
@@ -85,7 +94,9 @@ impl ObjectRef {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.downcast::<ObjectRef>().is_ok_and(|o| o.get().id == self.id)
+        other
+            .downcast::<ObjectRef>()
+            .is_ok_and(|o| o.get().id == self.id)
     }
 
     fn __hash__(&self) -> u64 {
@@ -139,7 +150,9 @@ fn begin_ref_capture() {
 #[pyfunction]
 fn end_ref_capture(py: Python<'_>) -> Vec<(Py<PyBytes>, String)> {
     let list = CAPTURED.with(|c| c.borrow_mut().take()).unwrap_or_default();
-    list.into_iter().map(|(id, owner)| (PyBytes::new(py, id.as_bytes()).unbind(), owner)).collect()
+    list.into_iter()
+        .map(|(id, owner)| (PyBytes::new(py, id.as_bytes()).unbind(), owner))
+        .collect()
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

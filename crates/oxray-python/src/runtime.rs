@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use oxray_common::{ActorId, Error, NodeId, ObjectId, ResourceSet, WorkerId};
-use oxray_core::{Placement, 
-    ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode, Object, ObjectRefMsg,
-    ObjectKind, Options, TaskRequest, WaitLimit,
+use oxray_core::{
+    ActorCallRequest, ActorCreateRequest, ActorInfo, ActorState, CoreWorker, IncomingTask, Mode,
+    Object, ObjectKind, ObjectRefMsg, Options, Placement, TaskRequest, WaitLimit,
 };
 use parking_lot::RwLock;
 use pyo3::prelude::*;
@@ -42,15 +42,32 @@ type PyObjectParts = (PyObject, Py<PyBytes>, Vec<(Py<PyBytes>, String)>);
 
 /// A serialized value from Python: (pickle stream, out-of-band buffers,
 /// metadata, nested refs).
-pub(crate) type PySerialized<'py> = (Bound<'py, PyBytes>, Vec<Bound<'py, PyAny>>, Bound<'py, PyBytes>, Vec<(Vec<u8>, String)>);
+pub(crate) type PySerialized<'py> = (
+    Bound<'py, PyBytes>,
+    Vec<Bound<'py, PyAny>>,
+    Bound<'py, PyBytes>,
+    Vec<(Vec<u8>, String)>,
+);
 
 fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
-    nested.into_iter().map(|(id, owner)| ObjectRefMsg { id, owner, lender: String::new() }).collect()
+    nested
+        .into_iter()
+        .map(|(id, owner)| ObjectRefMsg {
+            id,
+            owner,
+            lender: String::new(),
+        })
+        .collect()
 }
 
 /// Turns a serialized value into an object stored under `id`: errors and
 /// small values inline, large ones in the shared store.
-pub(crate) fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PySerialized<'_>) -> PyResult<Object> {
+pub(crate) fn encode(
+    py: Python<'_>,
+    core: &CoreWorker,
+    id: ObjectId,
+    value: PySerialized<'_>,
+) -> PyResult<Object> {
     let (main, buffers, metadata, nested) = value;
     if metadata.as_bytes() != b"P" {
         return Ok(Object {
@@ -63,24 +80,44 @@ pub(crate) fn encode(py: Python<'_>, core: &CoreWorker, id: ObjectId, value: PyS
 }
 
 fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
-    let nested = o.nested.iter().map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone())).collect();
+    let nested = o
+        .nested
+        .iter()
+        .map(|r| (PyBytes::new(py, &r.id).unbind(), r.owner.clone()))
+        .collect();
     if o.metadata.first() == Some(&b'X') {
         let mapped = oxray_core::marker_parts(o)
             .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
             .and_then(|(id, location)| map_shared(py, core, id, location));
         return match mapped {
             Ok(buffer) => match Py::new(py, buffer) {
-                Ok(b) => (b.into_any(), PyBytes::new(py, &o.metadata[1..]).unbind(), nested),
-                Err(e) => (PyBytes::new(py, e.to_string().as_bytes()).into_any().unbind(), PyBytes::new(py, b"S").unbind(), nested),
+                Ok(b) => (
+                    b.into_any(),
+                    PyBytes::new(py, &o.metadata[1..]).unbind(),
+                    nested,
+                ),
+                Err(e) => (
+                    PyBytes::new(py, e.to_string().as_bytes())
+                        .into_any()
+                        .unbind(),
+                    PyBytes::new(py, b"S").unbind(),
+                    nested,
+                ),
             },
             Err(e) => (
-                PyBytes::new(py, e.0.to_string().as_bytes()).into_any().unbind(),
+                PyBytes::new(py, e.0.to_string().as_bytes())
+                    .into_any()
+                    .unbind(),
                 PyBytes::new(py, b"L").unbind(),
                 nested,
             ),
         };
     }
-    (PyBytes::new(py, &o.data).into_any().unbind(), PyBytes::new(py, &o.metadata).unbind(), nested)
+    (
+        PyBytes::new(py, &o.data).into_any().unbind(),
+        PyBytes::new(py, &o.metadata).unbind(),
+        nested,
+    )
 }
 
 fn ids_of(refs: &[Py<ObjectRef>], py: Python<'_>) -> Vec<ObjectId> {
@@ -89,9 +126,9 @@ fn ids_of(refs: &[Py<ObjectRef>], py: Python<'_>) -> Vec<ObjectId> {
 
 fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
     match timeout {
-        Some(t) if t.is_nan() || t < 0.0 => {
-            Err(PyCoreError(Error::InvalidArgument(format!("timeout must be None or a non-negative number, got {t}"))))
-        }
+        Some(t) if t.is_nan() || t < 0.0 => Err(PyCoreError(Error::InvalidArgument(format!(
+            "timeout must be None or a non-negative number, got {t}"
+        )))),
         Some(t) => Ok(Some(Duration::from_secs_f64(t.min(1e9)))),
         None => Ok(None),
     }
@@ -115,8 +152,16 @@ fn interruptible<T: Send>(
             }
         })
     };
-    match py.allow_threads(|| call(WaitLimit { timeout, interrupted: &check })) {
-        Err(Error::Interrupted) => Err(raised.lock().take().unwrap_or_else(|| PyCoreError(Error::Interrupted).into())),
+    match py.allow_threads(|| {
+        call(WaitLimit {
+            timeout,
+            interrupted: &check,
+        })
+    }) {
+        Err(Error::Interrupted) => Err(raised
+            .lock()
+            .take()
+            .unwrap_or_else(|| PyCoreError(Error::Interrupted).into())),
         other => Ok(other.map_err(PyCoreError)?),
     }
 }
@@ -137,12 +182,28 @@ fn connect(
     let mode = match mode {
         "driver" => Mode::Driver,
         "worker" => Mode::Worker,
-        other => return Err(PyCoreError(Error::InvalidArgument(format!("unknown mode '{other}'"))).into()),
+        other => {
+            return Err(
+                PyCoreError(Error::InvalidArgument(format!("unknown mode '{other}'"))).into(),
+            )
+        }
     };
-    let worker_id = WorkerId::from_hex(worker_id)
-        .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("bad worker id '{worker_id}'"))))?;
-    let opts = Options { daemon_socket, mode, worker_id, owns_cluster, listen_path, node_ip };
-    let core = py.allow_threads(|| CoreWorker::connect(opts)).map_err(PyCoreError)?;
+    let worker_id = WorkerId::from_hex(worker_id).ok_or_else(|| {
+        PyCoreError(Error::InvalidArgument(format!(
+            "bad worker id '{worker_id}'"
+        )))
+    })?;
+    let opts = Options {
+        daemon_socket,
+        mode,
+        worker_id,
+        owns_cluster,
+        listen_path,
+        node_ip,
+    };
+    let core = py
+        .allow_threads(|| CoreWorker::connect(opts))
+        .map_err(PyCoreError)?;
     GENERATION.fetch_add(1, Ordering::Relaxed);
     *CORE.write() = Some(Arc::new(core));
     context(py)
@@ -182,16 +243,24 @@ fn context(py: Python<'_>) -> PyResult<PyObject> {
 /// A `scheduling_strategy` as Python passes it: `None`, or
 /// `(kind, node id in hex, soft)`.
 fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placement> {
-    let Some((kind, node, soft)) = placement else { return Ok(Placement::default()) };
+    let Some((kind, node, soft)) = placement else {
+        return Ok(Placement::default());
+    };
     let node_id = if node.is_empty() {
         Vec::new()
     } else {
         NodeId::from_hex(&node)
-            .ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("'{node}' is not a node id"))))?
+            .ok_or_else(|| {
+                PyCoreError(Error::InvalidArgument(format!("'{node}' is not a node id")))
+            })?
             .0
             .to_vec()
     };
-    Ok(Placement { kind, node_id, soft })
+    Ok(Placement {
+        kind,
+        node_id,
+        soft,
+    })
 }
 
 /// Submits a task; returns one ref per return value.
@@ -215,7 +284,8 @@ fn submit_task(
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
-    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
+    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v)))
+        .map_err(PyCoreError)?;
     let req = TaskRequest {
         function_id,
         function_name,
@@ -232,11 +302,19 @@ fn submit_task(
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
-    Ok(ids.into_iter().map(|id| ObjectRef::adopt(id, owner.clone())).collect())
+    Ok(ids
+        .into_iter()
+        .map(|id| ObjectRef::adopt(id, owner.clone()))
+        .collect())
 }
 
 fn actor_id_of(bytes: &[u8]) -> CoreResult<ActorId> {
-    ActorId::from_bytes(bytes).ok_or_else(|| PyCoreError(Error::InvalidArgument(format!("bad actor id of {} bytes", bytes.len()))))
+    ActorId::from_bytes(bytes).ok_or_else(|| {
+        PyCoreError(Error::InvalidArgument(format!(
+            "bad actor id of {} bytes",
+            bytes.len()
+        )))
+    })
 }
 
 fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
@@ -286,7 +364,8 @@ fn create_actor(
 ) -> PyResult<PyObject> {
     let core = connected()?;
     let placement = placement_of(placement)?;
-    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v))).map_err(PyCoreError)?;
+    let resources = ResourceSet::from_f64(resources.iter().map(|(k, v)| (k.as_str(), *v)))
+        .map_err(PyCoreError)?;
     let req = ActorCreateRequest {
         actor_id: actor_id_of(actor_id)?,
         class_id,
@@ -305,7 +384,9 @@ fn create_actor(
         placement,
         placement_group: placement_group.unwrap_or_default(),
     };
-    let info = py.allow_threads(|| core.create_actor(req)).map_err(PyCoreError)?;
+    let info = py
+        .allow_threads(|| core.create_actor(req))
+        .map_err(PyCoreError)?;
     actor_info_dict(py, &info)
 }
 
@@ -337,7 +418,10 @@ fn submit_actor_task(
     };
     let ids = core.submit_actor_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
-    Ok(ids.into_iter().map(|id| ObjectRef::adopt(id, owner.clone())).collect())
+    Ok(ids
+        .into_iter()
+        .map(|id| ObjectRef::adopt(id, owner.clone()))
+        .collect())
 }
 
 /// Kills an actor.
@@ -345,19 +429,28 @@ fn submit_actor_task(
 fn kill_actor(py: Python<'_>, actor_id: &[u8], no_restart: bool) -> PyResult<()> {
     let core = connected()?;
     let id = actor_id_of(actor_id)?;
-    Ok(py.allow_threads(|| core.kill_actor(id, no_restart)).map_err(PyCoreError)?)
+    Ok(py
+        .allow_threads(|| core.kill_actor(id, no_restart))
+        .map_err(PyCoreError)?)
 }
 
 /// An actor's info, by id (bytes) or else by name and namespace.
 #[pyfunction]
 #[pyo3(signature = (actor_id=None, name=String::new(), namespace=String::new()))]
-fn actor_info(py: Python<'_>, actor_id: Option<Vec<u8>>, name: String, namespace: String) -> PyResult<PyObject> {
+fn actor_info(
+    py: Python<'_>,
+    actor_id: Option<Vec<u8>>,
+    name: String,
+    namespace: String,
+) -> PyResult<PyObject> {
     let core = connected()?;
     let id = match actor_id {
         Some(b) => Some(actor_id_of(&b)?),
         None => None,
     };
-    let info = py.allow_threads(|| core.actor_info(id, &name, &namespace)).map_err(PyCoreError)?;
+    let info = py
+        .allow_threads(|| core.actor_info(id, &name, &namespace))
+        .map_err(PyCoreError)?;
     actor_info_dict(py, &info)
 }
 
@@ -365,7 +458,9 @@ fn actor_info(py: Python<'_>, actor_id: Option<Vec<u8>>, name: String, namespace
 #[pyfunction]
 fn list_actors(py: Python<'_>) -> PyResult<Vec<PyObject>> {
     let core = connected()?;
-    let infos = py.allow_threads(|| core.list_actors()).map_err(PyCoreError)?;
+    let infos = py
+        .allow_threads(|| core.list_actors())
+        .map_err(PyCoreError)?;
     infos.iter().map(|i| actor_info_dict(py, i)).collect()
 }
 
@@ -374,7 +469,9 @@ fn list_actors(py: Python<'_>) -> PyResult<Vec<PyObject>> {
 #[pyfunction]
 fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
     let core = connected()?;
-    let tasks = py.allow_threads(|| core.list_tasks()).map_err(PyCoreError)?;
+    let tasks = py
+        .allow_threads(|| core.list_tasks())
+        .map_err(PyCoreError)?;
     tasks
         .iter()
         .map(|t| {
@@ -399,7 +496,9 @@ fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
 fn actor_exiting(py: Python<'_>, actor_id: &[u8]) -> PyResult<()> {
     let core = connected()?;
     let id = actor_id_of(actor_id)?;
-    Ok(py.allow_threads(|| core.actor_exiting(id)).map_err(PyCoreError)?)
+    Ok(py
+        .allow_threads(|| core.actor_exiting(id))
+        .map_err(PyCoreError)?)
 }
 
 /// Stores a serialized value `(main, buffers, metadata, nested)`; returns
@@ -416,7 +515,11 @@ fn put(py: Python<'_>, value: PySerialized<'_>) -> PyResult<ObjectRef> {
 /// Waits for the values of `refs`; returns `[(data, metadata, nested)]`.
 #[pyfunction]
 #[pyo3(signature = (refs, timeout=None))]
-fn get(py: Python<'_>, refs: Vec<Py<ObjectRef>>, timeout: Option<f64>) -> PyResult<Vec<PyObjectParts>> {
+fn get(
+    py: Python<'_>,
+    refs: Vec<Py<ObjectRef>>,
+    timeout: Option<f64>,
+) -> PyResult<Vec<PyObjectParts>> {
     let core = connected()?;
     let ids = ids_of(&refs, py);
     let timeout = timeout_of(timeout)?;
@@ -448,7 +551,9 @@ fn wait<'py>(
         })?;
         let id = r.get().id;
         if !seen.insert(id) {
-            return Err(pyo3::exceptions::PyValueError::new_err("Wait requires a list of unique object refs."));
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "Wait requires a list of unique object refs.",
+            ));
         }
         ids.push(id);
     }
@@ -483,7 +588,8 @@ fn call_logging_errors(callback: PyObject) {
 /// A thread for callbacks that would block the event loop if they ran on
 /// it: reading a shared-memory object asks the node daemon to pin it.
 fn off_loop_callbacks() -> &'static std::sync::mpsc::Sender<PyObject> {
-    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<PyObject>> = std::sync::OnceLock::new();
+    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<PyObject>> =
+        std::sync::OnceLock::new();
     SENDER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<PyObject>();
         std::thread::Builder::new()
@@ -519,21 +625,27 @@ fn on_ready(r: Py<ObjectRef>, callback: PyObject, py: Python<'_>) -> PyResult<()
 #[pyo3(signature = (r, force=false, recursive=true))]
 fn cancel(r: Py<ObjectRef>, force: bool, recursive: bool, py: Python<'_>) -> PyResult<()> {
     let core = connected()?;
-    Ok(core.cancel(&r.bind(py).get().id, force, recursive).map_err(PyCoreError)?)
+    Ok(core
+        .cancel(&r.bind(py).get().id, force, recursive)
+        .map_err(PyCoreError)?)
 }
 
 /// Stores a value in the control service's key-value table.
 #[pyfunction]
 fn kv_put(py: Python<'_>, namespace: &str, key: &[u8], value: Vec<u8>) -> PyResult<()> {
     let core = connected()?;
-    Ok(py.allow_threads(|| core.kv_put(namespace, key, value)).map_err(PyCoreError)?)
+    Ok(py
+        .allow_threads(|| core.kv_put(namespace, key, value))
+        .map_err(PyCoreError)?)
 }
 
 /// Reads a value from the control service's key-value table.
 #[pyfunction]
 fn kv_get(py: Python<'_>, namespace: &str, key: &[u8]) -> PyResult<Option<Py<PyBytes>>> {
     let core = connected()?;
-    let v = py.allow_threads(|| core.kv_get(namespace, key)).map_err(PyCoreError)?;
+    let v = py
+        .allow_threads(|| core.kv_get(namespace, key))
+        .map_err(PyCoreError)?;
     Ok(v.map(|v| PyBytes::new(py, &v).unbind()))
 }
 
@@ -541,7 +653,9 @@ fn kv_get(py: Python<'_>, namespace: &str, key: &[u8]) -> PyResult<Option<Py<PyB
 #[pyfunction]
 fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
     let core = connected()?;
-    let info = py.allow_threads(|| core.cluster_info()).map_err(PyCoreError)?;
+    let info = py
+        .allow_threads(|| core.cluster_info())
+        .map_err(PyCoreError)?;
     let list = PyList::empty(py);
     for n in info.nodes {
         let d = PyDict::new(py);
@@ -550,7 +664,14 @@ fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
         d.set_item("alive", n.alive)?;
         d.set_item("hostname", n.hostname)?;
         d.set_item("is_head", n.is_head)?;
-        d.set_item("ip", if n.ip.is_empty() { "127.0.0.1".to_string() } else { n.ip })?;
+        d.set_item(
+            "ip",
+            if n.ip.is_empty() {
+                "127.0.0.1".to_string()
+            } else {
+                n.ip
+            },
+        )?;
         d.set_item("total", units_dict(py, &n.total)?)?;
         d.set_item("available", units_dict(py, &n.available)?)?;
         let pending = PyList::empty(py);
@@ -567,7 +688,10 @@ pub(crate) fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-pub(crate) fn units_dict<'py>(py: Python<'py>, units: &std::collections::BTreeMap<String, i64>) -> PyResult<Bound<'py, PyDict>> {
+pub(crate) fn units_dict<'py>(
+    py: Python<'py>,
+    units: &std::collections::BTreeMap<String, i64>,
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     let set = ResourceSet::from_units(units.iter());
     for (k, v) in set.to_f64_map() {
@@ -615,7 +739,13 @@ impl Task {
     #[getter]
     fn resolved_args(&self, py: Python<'_>) -> PyResult<Vec<PyObjectParts>> {
         let core = connected()?;
-        Ok(self.task.spec.resolved_args.iter().map(|o| from_object(py, &core, o)).collect())
+        Ok(self
+            .task
+            .spec
+            .resolved_args
+            .iter()
+            .map(|o| from_object(py, &core, o))
+            .collect())
     }
     #[getter]
     fn num_returns(&self) -> u32 {
@@ -667,7 +797,9 @@ impl Task {
 #[pyfunction]
 fn next_task(py: Python<'_>) -> PyResult<Option<Task>> {
     let core = connected()?;
-    Ok(py.allow_threads(|| core.next_task()).map(|task| Task { task }))
+    Ok(py
+        .allow_threads(|| core.next_task())
+        .map(|task| Task { task }))
 }
 
 /// The next pushed task if one is queued, without waiting.
@@ -689,7 +821,12 @@ fn task_notify_fd() -> PyResult<i32> {
 /// `(main, buffers, metadata, nested)` per return; large ones are written
 /// to the shared store here, on the node that ran the task.
 #[pyfunction]
-fn complete_task(task: Py<Task>, returns: Vec<PySerialized<'_>>, retryable: bool, py: Python<'_>) -> PyResult<()> {
+fn complete_task(
+    task: Py<Task>,
+    returns: Vec<PySerialized<'_>>,
+    retryable: bool,
+    py: Python<'_>,
+) -> PyResult<()> {
     let core = connected()?;
     let task = &task.bind(py).get().task;
     let task_id = task.task_id();
@@ -706,7 +843,9 @@ fn complete_task(task: Py<Task>, returns: Vec<PySerialized<'_>>, retryable: bool
 #[pyfunction]
 fn store_stats(py: Python<'_>) -> PyResult<PyObject> {
     let core = connected()?;
-    let s = py.allow_threads(|| core.store_stats()).map_err(PyCoreError)?;
+    let s = py
+        .allow_threads(|| core.store_stats())
+        .map_err(PyCoreError)?;
     let d = PyDict::new(py);
     d.set_item("capacity", s.capacity)?;
     d.set_item("used", s.used)?;

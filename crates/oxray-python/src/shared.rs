@@ -41,12 +41,18 @@ impl SharedBuffer {
         self.len as usize
     }
 
-    unsafe fn __getbuffer__(slf: Bound<'_, Self>, view: *mut ffi::Py_buffer, flags: c_int) -> PyResult<()> {
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
         if view.is_null() {
             return Err(PyBufferError::new_err("View is null"));
         }
         if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err("objects in the oxray object store are read-only"));
+            return Err(PyBufferError::new_err(
+                "objects in the oxray object store are read-only",
+            ));
         }
         let me = slf.get();
         (*view).obj = slf.clone().into_any().into_ptr();
@@ -91,9 +97,16 @@ impl Drop for SharedBuffer {
 /// Maps the shared object `id` (pinned) as a [`SharedBuffer`].
 /// The object may live on another node (`location`, from its marker): the
 /// node's daemon then pulls a copy first.
-pub fn map_shared(py: Python<'_>, core: &CoreWorker, id: ObjectId, location: &str) -> Result<SharedBuffer, PyCoreError> {
+pub fn map_shared(
+    py: Python<'_>,
+    core: &CoreWorker,
+    id: ObjectId,
+    location: &str,
+) -> Result<SharedBuffer, PyCoreError> {
     let (offset, size) = py.allow_threads(|| core.store_get(id, location))?;
-    let region = core.region().expect("store_get succeeded, so the region is mapped");
+    let region = core
+        .region()
+        .expect("store_get succeeded, so the region is mapped");
     // SAFETY: the object is sealed and now pinned by this process.
     let bytes = unsafe { region.slice(offset, size) };
     Ok(SharedBuffer {
@@ -117,27 +130,42 @@ pub fn encode_value(
     nested: Vec<ObjectRefMsg>,
 ) -> PyResult<Object> {
     if buffers.is_empty() && main.len() <= INLINE_LIMIT {
-        return Ok(Object { data: Bytes::copy_from_slice(main), metadata: Bytes::from_static(b"P"), nested });
+        return Ok(Object {
+            data: Bytes::copy_from_slice(main),
+            metadata: Bytes::from_static(b"P"),
+            nested,
+        });
     }
     let views: Vec<PyBuffer<u8>> = buffers.iter().map(PyBuffer::get).collect::<PyResult<_>>()?;
     let lens: Vec<usize> = views.iter().map(|b| b.len_bytes()).collect();
     let plan = layout::plan(main.len(), &lens);
-    let sources: Vec<(usize, usize)> = views.iter().map(|b| (b.buf_ptr() as usize, b.len_bytes())).collect();
+    let sources: Vec<(usize, usize)> = views
+        .iter()
+        .map(|b| (b.buf_ptr() as usize, b.len_bytes()))
+        .collect();
     let copy_into = |out: &mut [u8]| {
         layout::write_head(&plan, main, &lens, out);
         for ((src, len), at) in sources.iter().zip(&plan.buffer_offsets) {
             // SAFETY: each source is a live, contiguous Python buffer of `len`
             // bytes (held by `views`), and `out` has room by the plan.
-            unsafe { std::ptr::copy_nonoverlapping(*src as *const u8, out[*at..].as_mut_ptr(), *len) };
+            unsafe {
+                std::ptr::copy_nonoverlapping(*src as *const u8, out[*at..].as_mut_ptr(), *len)
+            };
         }
     };
     if plan.size <= INLINE_LIMIT {
         let mut out = vec![0u8; plan.size];
         copy_into(&mut out);
-        return Ok(Object { data: Bytes::from(out), metadata: Bytes::from_static(b"B"), nested });
+        return Ok(Object {
+            data: Bytes::from(out),
+            metadata: Bytes::from_static(b"B"),
+            nested,
+        });
     }
     let size = plan.size as u64;
-    let offset = py.allow_threads(|| core.store_create(id, size)).map_err(PyCoreError)?;
+    let offset = py
+        .allow_threads(|| core.store_create(id, size))
+        .map_err(PyCoreError)?;
     if let Some(offset) = offset {
         let region = core.region().expect("store_create succeeded");
         py.allow_threads(|| {

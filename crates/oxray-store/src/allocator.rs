@@ -24,7 +24,12 @@ impl Allocator {
     /// An allocator over `capacity` bytes, all free.
     pub fn new(capacity: u64) -> Self {
         let capacity = capacity / ALIGN * ALIGN;
-        let mut a = Self { capacity, free_by_offset: BTreeMap::new(), free_by_size: BTreeSet::new(), used: 0 };
+        let mut a = Self {
+            capacity,
+            free_by_offset: BTreeMap::new(),
+            free_by_size: BTreeSet::new(),
+            used: 0,
+        };
         if capacity > 0 {
             a.insert_free(0, capacity);
         }
@@ -164,7 +169,9 @@ mod tests {
         let mut live: Vec<(u64, u64)> = Vec::new();
         let mut seed = 12345u64;
         for _ in 0..10_000 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             if !seed.is_multiple_of(3) || live.is_empty() {
                 let size = (seed >> 33) % 8192 + 1;
                 if let Some(o) = a.allocate(size) {

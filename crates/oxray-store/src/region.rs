@@ -24,7 +24,12 @@ impl Region {
     /// Only its user may read or write it (mode 0600).
     pub fn create(path: &Path, capacity: u64) -> std::io::Result<Self> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
         file.set_len(capacity)?;
         Self::map(file, path, capacity)
     }
@@ -42,7 +47,11 @@ impl Region {
         } else {
             MmapOptions::new().len(capacity as usize).map_raw(&file)?
         };
-        Ok(Self { map, path: path.to_path_buf(), capacity })
+        Ok(Self {
+            map,
+            path: path.to_path_buf(),
+            capacity,
+        })
     }
 
     /// The file's size.
@@ -56,7 +65,12 @@ impl Region {
     }
 
     fn check(&self, offset: u64, len: u64) {
-        assert!(offset.checked_add(len).is_some_and(|end| end <= self.capacity), "range outside the region");
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= self.capacity),
+            "range outside the region"
+        );
     }
 
     /// The bytes at `offset..offset+len`.

@@ -42,7 +42,11 @@ impl SpillDir {
         if len != out.len() as u64 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("spill file {} has {len} bytes, expected {}", path.display(), out.len()),
+                format!(
+                    "spill file {} has {len} bytes, expected {}",
+                    path.display(),
+                    out.len()
+                ),
             ));
         }
         file.read_exact(out)

@@ -25,7 +25,13 @@ pub enum StoreError {
          {objects} objects, {pinned} bytes of them pinned by processes that hold them; free references \
          (del the ObjectRefs or arrays) or raise object_store_memory"
     )]
-    Full { requested: u64, used: u64, capacity: u64, pinned: u64, objects: usize },
+    Full {
+        requested: u64,
+        used: u64,
+        capacity: u64,
+        pinned: u64,
+        objects: usize,
+    },
     /// No such object in the store.
     #[error("object {0} is not in this node's object store")]
     NotFound(String),
@@ -97,7 +103,13 @@ impl ObjectTable {
     /// A table over `region`, spilling into `spill`.
     pub fn new(region: Arc<Region>, spill: SpillDir) -> Self {
         let alloc = Allocator::new(region.capacity());
-        Self { region, alloc, spill, entries: HashMap::new(), clock: 0 }
+        Self {
+            region,
+            alloc,
+            spill,
+            entries: HashMap::new(),
+            clock: 0,
+        }
     }
 
     fn tick(&mut self) -> u64 {
@@ -109,7 +121,12 @@ impl ObjectTable {
     /// the offset to write at. The object stays pinned until sealed. An
     /// object that already exists sealed is reported as `Ok(None)`:
     /// objects are immutable, the first copy stands.
-    pub fn create(&mut self, id: ObjectId, size: u64, client: u64) -> Result<Option<u64>, StoreError> {
+    pub fn create(
+        &mut self,
+        id: ObjectId,
+        size: u64,
+        client: u64,
+    ) -> Result<Option<u64>, StoreError> {
         if let Some(e) = self.entries.get(&id) {
             if e.sealed {
                 return Ok(None);
@@ -137,7 +154,10 @@ impl ObjectTable {
     /// recently used first) until it fits.
     fn allocate(&mut self, size: u64) -> Result<u64, StoreError> {
         if Allocator::footprint(size) > self.alloc.capacity() {
-            return Err(StoreError::TooLarge { size, capacity: self.alloc.capacity() });
+            return Err(StoreError::TooLarge {
+                size,
+                capacity: self.alloc.capacity(),
+            });
         }
         loop {
             if let Some(offset) = self.alloc.allocate(size) {
@@ -167,10 +187,17 @@ impl ObjectTable {
 
     fn spill_out(&mut self, id: &ObjectId) -> Result<(), StoreError> {
         let e = self.entries.get_mut(id).expect("victim exists");
-        let Location::Memory { offset } = e.location else { return Ok(()) };
+        let Location::Memory { offset } = e.location else {
+            return Ok(());
+        };
         // SAFETY: the object is sealed and unpinned: nobody writes it.
         let bytes = unsafe { self.region.slice(offset, e.size) };
-        self.spill.write(id, bytes).map_err(|source| StoreError::Spill { object: id.hex(), source })?;
+        self.spill
+            .write(id, bytes)
+            .map_err(|source| StoreError::Spill {
+                object: id.hex(),
+                source,
+            })?;
         e.location = Location::Spilled;
         let size = e.size;
         self.alloc.free(offset, size);
@@ -188,22 +215,36 @@ impl ObjectTable {
     /// Pins an object for `client` and returns `(offset, size)`, restoring
     /// it from disk first if it was spilled.
     pub fn get(&mut self, id: &ObjectId, client: u64) -> Result<(u64, u64), StoreError> {
-        let e = self.entries.get(id).ok_or_else(|| StoreError::NotFound(id.hex()))?;
+        let e = self
+            .entries
+            .get(id)
+            .ok_or_else(|| StoreError::NotFound(id.hex()))?;
         if !e.sealed {
             return Err(StoreError::NotFound(id.hex()));
         }
         if let Location::Spilled = e.location {
             let size = e.size;
             // Pin while restoring so the allocation cannot pick it.
-            self.entries.get_mut(id).expect("present").pins.insert(u64::MAX, 1);
+            self.entries
+                .get_mut(id)
+                .expect("present")
+                .pins
+                .insert(u64::MAX, 1);
             let restored = self.allocate(size);
-            self.entries.get_mut(id).expect("present").pins.remove(&u64::MAX);
+            self.entries
+                .get_mut(id)
+                .expect("present")
+                .pins
+                .remove(&u64::MAX);
             let offset = restored?;
             // SAFETY: freshly allocated to this object; nobody else uses it.
             let out = unsafe { self.region.slice_mut(offset, size) };
             if let Err(source) = self.spill.read(id, out) {
                 self.alloc.free(offset, size);
-                return Err(StoreError::Spill { object: id.hex(), source });
+                return Err(StoreError::Spill {
+                    object: id.hex(),
+                    source,
+                });
             }
             self.spill.remove(id);
             self.entries.get_mut(id).expect("present").location = Location::Memory { offset };
@@ -267,7 +308,11 @@ impl ObjectTable {
     }
 
     fn maybe_free(&mut self, id: &ObjectId) {
-        if self.entries.get(id).is_some_and(|e| e.released && !e.pinned()) {
+        if self
+            .entries
+            .get(id)
+            .is_some_and(|e| e.released && !e.pinned())
+        {
             self.remove(id);
         }
     }
@@ -293,7 +338,11 @@ impl ObjectTable {
 
     /// Usage figures.
     pub fn stats(&self) -> StoreStats {
-        let mut s = StoreStats { capacity: self.alloc.capacity(), used: self.alloc.used(), ..Default::default() };
+        let mut s = StoreStats {
+            capacity: self.alloc.capacity(),
+            used: self.alloc.used(),
+            ..Default::default()
+        };
         for e in self.entries.values() {
             s.objects += 1;
             match e.location {
@@ -393,11 +442,15 @@ mod tests {
         assert!(stats.spilled_objects >= 2, "{stats:?}");
         // The oldest went to disk first; reading it brings it back intact.
         let (offset, size) = f.table.get(&id(1), 9).unwrap();
-        assert!(unsafe { f.region.slice(offset, size) }.iter().all(|b| *b == 1));
+        assert!(unsafe { f.region.slice(offset, size) }
+            .iter()
+            .all(|b| *b == 1));
         f.table.release(&id(1), 9);
         for n in 1..=4u8 {
             let (offset, size) = f.table.get(&id(n), 9).unwrap();
-            assert!(unsafe { f.region.slice(offset, size) }.iter().all(|b| *b == n));
+            assert!(unsafe { f.region.slice(offset, size) }
+                .iter()
+                .all(|b| *b == n));
             f.table.release(&id(n), 9);
         }
     }
@@ -408,7 +461,9 @@ mod tests {
         put(&mut f, 1, 40_000).unwrap();
         f.table.get(&id(1), 3).unwrap();
         match put(&mut f, 2, 40_000) {
-            Err(StoreError::Full { requested, pinned, .. }) => {
+            Err(StoreError::Full {
+                requested, pinned, ..
+            }) => {
                 assert_eq!(requested, 40_000);
                 assert_eq!(pinned, 40_000);
             }
@@ -421,8 +476,14 @@ mod tests {
     #[test]
     fn too_large_and_missing() {
         let mut f = fixture(4096, "large");
-        assert!(matches!(f.table.create(id(1), 10_000, 1), Err(StoreError::TooLarge { .. })));
-        assert!(matches!(f.table.get(&id(2), 1), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            f.table.create(id(1), 10_000, 1),
+            Err(StoreError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            f.table.get(&id(2), 1),
+            Err(StoreError::NotFound(_))
+        ));
     }
 
     #[test]
@@ -432,9 +493,15 @@ mod tests {
         put(&mut f, 2, 40_000).unwrap();
         assert_eq!(f.table.stats().spilled_objects, 1);
         std::fs::write(f.dir.join("spill").join(id(1).hex()), b"short").unwrap();
-        assert!(matches!(f.table.get(&id(1), 1), Err(StoreError::Spill { .. })));
+        assert!(matches!(
+            f.table.get(&id(1), 1),
+            Err(StoreError::Spill { .. })
+        ));
         std::fs::remove_file(f.dir.join("spill").join(id(1).hex())).unwrap();
-        assert!(matches!(f.table.get(&id(1), 1), Err(StoreError::Spill { .. })));
+        assert!(matches!(
+            f.table.get(&id(1), 1),
+            Err(StoreError::Spill { .. })
+        ));
     }
 
     #[test]

@@ -53,7 +53,12 @@ fn emit(name: &str, value: f64, unit: &str) {
 /// CPU seconds used so far and resident memory (bytes) of process `pid`.
 fn usage(pid: u32) -> Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("malformed stat")?.1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("malformed stat")?
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_kb: u64 = status
@@ -68,7 +73,11 @@ fn usage(pid: u32) -> Result<(f64, u64)> {
 
 /// Answers every request a simulated node gets: leases are granted at
 /// once (on the shared fake worker), bundles reserved, creation tasks run.
-async fn serve(mut reader: oxray_proto::frame::FrameReader<tokio::net::tcp::OwnedReadHalf>, writer: FrameWriter, worker: Arc<str>) {
+async fn serve(
+    mut reader: oxray_proto::frame::FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: FrameWriter,
+    worker: Arc<str>,
+) {
     static LEASES: AtomicU64 = AtomicU64::new(1);
     while let Some(env) = reader.next().await {
         let reply = match env.body {
@@ -79,10 +88,16 @@ async fn serve(mut reader: oxray_proto::frame::FrameReader<tokio::net::tcp::Owne
                 gpu_ids: vec![],
                 pid: 1,
             }),
-            Some(Body::ReserveBundles(_)) | Some(Body::ReturnBundles(_)) | Some(Body::ReturnLease(_)) => Body::Ack(Ack {}),
+            Some(Body::ReserveBundles(_))
+            | Some(Body::ReturnBundles(_))
+            | Some(Body::ReturnLease(_)) => Body::Ack(Ack {}),
             Some(Body::PushTask(spec)) => Body::TaskReply(TaskReply {
                 task_id: spec.task_id,
-                returns: vec![Object { data: Default::default(), metadata: bytes::Bytes::from_static(b"P"), nested: vec![] }],
+                returns: vec![Object {
+                    data: Default::default(),
+                    metadata: bytes::Bytes::from_static(b"P"),
+                    nested: vec![],
+                }],
                 retryable: false,
                 bounced: false,
             }),
@@ -131,7 +146,8 @@ async fn run_node(head: String, worker: Arc<str>) -> Result<Arc<RpcPeer>> {
         version: 1,
         pending: vec![],
     };
-    peer.call(Body::RegisterNode(RegisterNode { node: Some(info) })).await?;
+    peer.call(Body::RegisterNode(RegisterNode { node: Some(info) }))
+        .await?;
     let reporter = peer.clone();
     tokio::spawn(async move {
         // Keep the inbox (cluster views) drained, and report once a second.
@@ -153,7 +169,10 @@ async fn run_node(head: String, worker: Arc<str>) -> Result<Arc<RpcPeer>> {
 }
 
 async fn alive_nodes(client: &RpcPeer) -> Result<usize> {
-    match client.call(Body::ClusterInfoRequest(ClusterInfoRequest {})).await? {
+    match client
+        .call(Body::ClusterInfoRequest(ClusterInfoRequest {}))
+        .await?
+    {
         Body::ClusterInfo(c) => Ok(c.nodes.iter().filter(|n| n.alive && !n.is_head).count()),
         other => bail!("unexpected {other:?}"),
     }
@@ -166,7 +185,17 @@ async fn run(args: Args) -> Result<()> {
     let mut head = std::process::Command::new(&args.daemon)
         .args(["daemon", "--session-dir"])
         .arg(&session)
-        .args(["--node-ip", "127.0.0.1", "--port", "0", "--resource", "CPU=0", "--object-store-memory", "16777216", "--no-zygote"])
+        .args([
+            "--node-ip",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--resource",
+            "CPU=0",
+            "--object-store-memory",
+            "16777216",
+            "--no-zygote",
+        ])
         .arg("--owner-pid")
         .arg(std::process::id().to_string())
         .env("OXRAY_AUTH_TOKEN", TOKEN)
@@ -182,14 +211,17 @@ async fn run(args: Args) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let address = std::fs::read_to_string(address_file)?;
-        let head_tcp = transport::Address::parse(&address).tcp.context("the head has no TCP address")?;
+        let head_tcp = transport::Address::parse(&address)
+            .tcp
+            .context("the head has no TCP address")?;
         let pid = head.id();
         let (client, _inbox) = RpcPeer::connect_tcp(&head_tcp, TOKEN).await?;
         let (_, worker) = listen(None).await?;
 
         // Join: every node registers at once.
         let t = Instant::now();
-        let joins = (0..args.nodes).map(|_| tokio::spawn(run_node(head_tcp.clone(), worker.clone())));
+        let joins =
+            (0..args.nodes).map(|_| tokio::spawn(run_node(head_tcp.clone(), worker.clone())));
         let mut nodes = Vec::with_capacity(args.nodes);
         for j in futures::future::join_all(joins).await {
             nodes.push(j??);
@@ -197,14 +229,26 @@ async fn run(args: Args) -> Result<()> {
         while alive_nodes(&client).await? < args.nodes {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        emit(&format!("{} nodes joined", args.nodes), t.elapsed().as_secs_f64(), "s");
+        emit(
+            &format!("{} nodes joined", args.nodes),
+            t.elapsed().as_secs_f64(),
+            "s",
+        );
 
         // Steady state: every node reporting once a second.
         let (cpu0, _) = usage(pid)?;
         tokio::time::sleep(Duration::from_secs_f64(args.steady_seconds)).await;
         let (cpu1, rss) = usage(pid)?;
-        emit("head CPU, steady state", 100.0 * (cpu1 - cpu0) / args.steady_seconds, "% of a core");
-        emit("head memory (RSS), steady state", rss as f64 / (1 << 20) as f64, "MiB");
+        emit(
+            "head CPU, steady state",
+            100.0 * (cpu1 - cpu0) / args.steady_seconds,
+            "% of a core",
+        );
+        emit(
+            "head memory (RSS), steady state",
+            rss as f64 / (1 << 20) as f64,
+            "MiB",
+        );
 
         // Actor placements.
         let t = Instant::now();
@@ -229,7 +273,11 @@ async fn run(args: Args) -> Result<()> {
             let client = client.clone();
             async move {
                 client.call(body).await?;
-                let wait = GetActorInfo { actor_id: id.0.to_vec(), wait: true, ..Default::default() };
+                let wait = GetActorInfo {
+                    actor_id: id.0.to_vec(),
+                    wait: true,
+                    ..Default::default()
+                };
                 match client.call(Body::GetActorInfo(wait)).await? {
                     Body::ActorInfo(a) if a.state == ActorState::Alive as i32 => Ok(()),
                     other => bail!("actor not alive: {other:?}"),
@@ -239,7 +287,11 @@ async fn run(args: Args) -> Result<()> {
         for r in futures::future::join_all(creates).await {
             r?;
         }
-        emit("actor placements", args.actors as f64 / t.elapsed().as_secs_f64(), "per_s");
+        emit(
+            "actor placements",
+            args.actors as f64 / t.elapsed().as_secs_f64(),
+            "per_s",
+        );
 
         // Placement groups, created, waited for and removed.
         let t = Instant::now();
@@ -247,24 +299,46 @@ async fn run(args: Args) -> Result<()> {
             let client = client.clone();
             async move {
                 let pg_id = ActorId::random().0.to_vec();
-                let bundle = Bundle { resources: [("CPU".to_string(), 10_000)].into(), ..Default::default() };
-                let create = CreatePlacementGroup { pg_id: pg_id.clone(), bundles: vec![bundle], strategy: "PACK".into(), ..Default::default() };
+                let bundle = Bundle {
+                    resources: [("CPU".to_string(), 10_000)].into(),
+                    ..Default::default()
+                };
+                let create = CreatePlacementGroup {
+                    pg_id: pg_id.clone(),
+                    bundles: vec![bundle],
+                    strategy: "PACK".into(),
+                    ..Default::default()
+                };
                 client.call(Body::CreatePlacementGroup(create)).await?;
-                let wait = GetPlacementGroup { pg_id: pg_id.clone(), wait: true, ..Default::default() };
+                let wait = GetPlacementGroup {
+                    pg_id: pg_id.clone(),
+                    wait: true,
+                    ..Default::default()
+                };
                 match client.call(Body::GetPlacementGroup(wait)).await? {
                     Body::PlacementGroupInfo(p) if p.state == "CREATED" => {}
                     other => bail!("placement group not created: {other:?}"),
                 }
-                client.call(Body::RemovePlacementGroup(RemovePlacementGroup { pg_id })).await?;
+                client
+                    .call(Body::RemovePlacementGroup(RemovePlacementGroup { pg_id }))
+                    .await?;
                 Ok(())
             }
         });
         for r in futures::future::join_all(groups).await {
             r?;
         }
-        emit("placement groups create+remove", args.placement_groups as f64 / t.elapsed().as_secs_f64(), "per_s");
+        emit(
+            "placement groups create+remove",
+            args.placement_groups as f64 / t.elapsed().as_secs_f64(),
+            "per_s",
+        );
         let (_, rss) = usage(pid)?;
-        emit("head memory (RSS), after the load", rss as f64 / (1 << 20) as f64, "MiB");
+        emit(
+            "head memory (RSS), after the load",
+            rss as f64 / (1 << 20) as f64,
+            "MiB",
+        );
         drop(nodes);
         Ok(())
     }
@@ -280,12 +354,17 @@ fn raise_fd_limit() {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
     let _ = rustix::process::setrlimit(
         rustix::process::Resource::Nofile,
-        rustix::process::Rlimit { current: limit.maximum, maximum: limit.maximum },
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
     );
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(args))
 }
