@@ -136,11 +136,8 @@ def _session_of(pid, args):
     return None
 
 
-def oxray_pids():
-    """Pids of live oxray daemons and workers that this test run started:
-    those of sessions created since it began (or whose session directory
-    is gone). A cluster of the user's own on this machine is never listed."""
-    pids = []
+def live_processes():
+    """(pid, command-line arguments) of every running process."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -149,10 +146,21 @@ def oxray_pids():
                 args = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
         except OSError:
             continue
+        if not process_gone(int(entry)):
+            yield int(entry), args
+
+
+def oxray_pids():
+    """Pids of live oxray daemons and workers that this test run started:
+    those of sessions created since it began (or whose session directory
+    is gone). A cluster of the user's own on this machine is never listed."""
+    pids = []
+    for pid, args in live_processes():
+        entry = str(pid)
         joined = " ".join(args)
         is_daemon = any(a.endswith("/oxray") or a == "oxray" for a in args[:1]) and "daemon" in args[1:2]
         is_worker = "oxray._private.worker_main" in joined or "oxray._private.zygote" in joined
-        if not (is_daemon or is_worker) or process_gone(int(entry)):
+        if not (is_daemon or is_worker):
             continue
         session = _session_of(entry, args)
         try:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import REPO, oxray_pids, process_gone, wait_for
+from conftest import REPO, live_processes, oxray_pids, process_gone, wait_for
 
 PID = os.getpid()
 X = 1 + PID % 250
@@ -85,18 +85,7 @@ def store_files(pid):
 
 def processes_mentioning(text):
     """Live processes whose command line contains `text`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline and not process_gone(int(entry)):
-            found.append((int(entry), cmdline))
-    return found
+    return [(pid, " ".join(args)) for pid, args in live_processes() if text in " ".join(args)]
 
 
 def recorded_pids(tmpdir):

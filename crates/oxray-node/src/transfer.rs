@@ -26,6 +26,14 @@ const ADMIT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// The store client a pull writes as (not a connection id).
 const PULL_CLIENT: u64 = u64::MAX - 1;
 
+/// Asks for the first chunk and reads its header; returns the object's size.
+async fn first_chunk(conn: &mut Box<dyn RawConnection>, request: Envelope) -> Result<u64, String> {
+    transport::write_frame(conn, request)
+        .await
+        .map_err(|e| e.to_string())?;
+    read_header(conn).await
+}
+
 /// Reads a chunk's header frame; returns the object's size.
 async fn read_header(conn: &mut Box<dyn RawConnection>) -> Result<u64, String> {
     match transport::read_frame(conn)
@@ -191,21 +199,6 @@ impl Node {
         let fail = |e: &dyn std::fmt::Display| {
             format!("cannot fetch object {} from node {source}: {e}", id.hex())
         };
-        let idle = self
-            .transfers
-            .idle
-            .lock()
-            .get_mut(source)
-            .and_then(Vec::pop);
-        let mut conn = match idle {
-            Some(c) => c,
-            None => link
-                .peers
-                .dialer()
-                .connect_raw(source)
-                .await
-                .map_err(|e| fail(&e))?,
-        };
         let request = |offset: u64| Envelope {
             id: 1,
             body: Some(Body::ReadChunk(ReadChunk {
@@ -216,12 +209,39 @@ impl Node {
                 raw: true,
             })),
         };
+        let connect = || async {
+            link.peers
+                .dialer()
+                .connect_raw(source)
+                .await
+                .map_err(|e| fail(&e))
+        };
+        // A bulk connection kept from an earlier pull may have broken
+        // meanwhile: on failure, ask again over a fresh one.
+        let idle = self
+            .transfers
+            .idle
+            .lock()
+            .get_mut(source)
+            .and_then(Vec::pop);
+        let (mut conn, first) = match idle {
+            Some(mut c) => match first_chunk(&mut c, request(0)).await {
+                Ok(total) => (c, Ok(total)),
+                Err(_) => {
+                    let mut c = connect().await?;
+                    let first = first_chunk(&mut c, request(0)).await;
+                    (c, first)
+                }
+            },
+            None => {
+                let mut c = connect().await?;
+                let first = first_chunk(&mut c, request(0)).await;
+                (c, first)
+            }
+        };
+        let total = first.map_err(|e| fail(&e))?;
         let mut made = false;
         let result = async {
-            transport::write_frame(&mut conn, request(0))
-                .await
-                .map_err(|e| fail(&e))?;
-            let total = read_header(&mut conn).await.map_err(|e| fail(&e))?;
             let base = self.admit(id, total).await?;
             made = base.is_some();
             let region = self.store.lock().region().clone();

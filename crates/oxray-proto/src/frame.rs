@@ -311,12 +311,6 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.inner.decoder_mut().set_max_frame_length(max);
     }
 
-    /// The stream back, with the bytes read from it but not yet decoded.
-    pub fn into_parts(self) -> (R, BytesMut) {
-        let parts = self.inner.into_parts();
-        (parts.io, parts.read_buf)
-    }
-
     /// The next envelope; `None` at end of stream or on a broken frame.
     pub async fn next(&mut self) -> Option<Envelope> {
         let frame = self.inner.next().await?.ok()?;

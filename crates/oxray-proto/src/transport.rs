@@ -114,14 +114,21 @@ impl Dialer {
         &self,
         address: &str,
     ) -> Result<(Arc<RpcPeer>, mpsc::UnboundedReceiver<Envelope>)> {
+        match self.route(address)? {
+            Route::Unix(path) => RpcPeer::connect_unix(&path).await,
+            Route::Tcp(tcp) => RpcPeer::connect_tcp(&tcp, &self.token).await,
+        }
+    }
+
+    /// Which transport reaches `address` from here.
+    fn route(&self, address: &str) -> Result<Route> {
         let a = Address::parse(address);
-        let same_host = match a.ip() {
-            None => true,
-            Some(ip) => !self.local_ip.is_empty() && ip == self.local_ip,
-        };
-        match (&a.unix, &a.tcp) {
-            (Some(path), _) if same_host || a.tcp.is_none() => RpcPeer::connect_unix(path).await,
-            (_, Some(tcp)) => RpcPeer::connect_tcp(tcp, &self.token).await,
+        let same_host = a
+            .ip()
+            .is_none_or(|ip| !self.local_ip.is_empty() && ip == self.local_ip);
+        match (a.unix, a.tcp) {
+            (Some(path), tcp) if same_host || tcp.is_none() => Ok(Route::Unix(path)),
+            (_, Some(tcp)) => Ok(Route::Tcp(tcp)),
             _ => Err(Error::Protocol {
                 peer: address.to_string(),
                 reason: "not an address".into(),
@@ -145,56 +152,14 @@ impl Dialer {
     /// Connects to `address` for a raw byte stream, choosing the transport
     /// as [`Dialer::connect`] does (a TCP peer sees the token first).
     pub async fn connect_raw(&self, address: &str) -> Result<Box<dyn RawConnection>> {
-        let a = Address::parse(address);
-        let same_host = a
-            .ip()
-            .is_none_or(|ip| !self.local_ip.is_empty() && ip == self.local_ip);
-        match (&a.unix, &a.tcp) {
-            (Some(path), _) if same_host || a.tcp.is_none() => {
-                let stream = tokio::net::UnixStream::connect(path)
+        match self.route(address)? {
+            Route::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(&path)
                     .await
-                    .map_err(tcp_error(path))?;
+                    .map_err(tcp_error(&path))?;
                 Ok(Box::new(stream))
             }
-            (_, Some(tcp)) => {
-                let mut stream = TcpStream::connect(tcp).await.map_err(tcp_error(tcp))?;
-                let _ = stream.set_nodelay(true);
-                let hello = Body::Hello(Hello {
-                    token: self.token.to_string(),
-                    version: PROTOCOL_VERSION,
-                });
-                write_frame(
-                    &mut stream,
-                    Envelope {
-                        id: 0,
-                        body: Some(hello),
-                    },
-                )
-                .await
-                .map_err(tcp_error(tcp))?;
-                let reply = tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await;
-                match reply {
-                    Ok(Ok(Envelope {
-                        body: Some(Body::Welcome(_)),
-                        ..
-                    })) => Ok(Box::new(stream)),
-                    Ok(Ok(Envelope {
-                        body: Some(Body::ErrorReply(e)),
-                        ..
-                    })) => Err(Error::Unauthorized {
-                        peer: tcp.clone(),
-                        reason: e.message,
-                    }),
-                    _ => Err(Error::Unauthorized {
-                        peer: tcp.clone(),
-                        reason: "no answer to the handshake".into(),
-                    }),
-                }
-            }
-            _ => Err(Error::Protocol {
-                peer: address.to_string(),
-                reason: "not an address".into(),
-            }),
+            Route::Tcp(tcp) => Ok(Box::new(handshake_tcp(&tcp, &self.token).await?)),
         }
     }
 }
@@ -226,49 +191,62 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> std::io::Re
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
+/// How a peer is reached.
+enum Route {
+    /// Its Unix socket (same host).
+    Unix(String),
+    /// `IP:PORT`, with the token handshake.
+    Tcp(String),
+}
+
+/// Opens a TCP connection to `addr` and proves `token`: the `Hello` frame,
+/// then the answer, read without reading past it (raw bytes may follow on
+/// a bulk connection).
+async fn handshake_tcp(addr: &str, token: &str) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect(addr).await.map_err(tcp_error(addr))?;
+    let _ = stream.set_nodelay(true);
+    let hello = Body::Hello(Hello {
+        token: token.to_string(),
+        version: PROTOCOL_VERSION,
+    });
+    write_frame(
+        &mut stream,
+        Envelope {
+            id: 0,
+            body: Some(hello),
+        },
+    )
+    .await
+    .map_err(tcp_error(addr))?;
+    let refused = |reason: String| Error::Unauthorized {
+        peer: addr.to_string(),
+        reason,
+    };
+    match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await {
+        Ok(Ok(Envelope {
+            body: Some(Body::Welcome(_)),
+            ..
+        })) => Ok(stream),
+        Ok(Ok(Envelope {
+            body: Some(Body::ErrorReply(e)),
+            ..
+        })) => Err(refused(e.message)),
+        Ok(_) => Err(refused(
+            "it closed the connection during the handshake (wrong token, or not an oxray port)"
+                .into(),
+        )),
+        Err(_) => Err(refused("it did not answer the handshake".into())),
+    }
+}
+
 /// Opens a TCP connection to `addr` and proves `token`; returns the
 /// connection ready for requests.
 pub async fn dial_tcp(
     addr: &str,
     token: &str,
 ) -> Result<(FrameReader<OwnedReadHalf>, FrameWriter)> {
-    let stream = TcpStream::connect(addr).await.map_err(tcp_error(addr))?;
-    let _ = stream.set_nodelay(true);
-    let (r, w) = stream.into_split();
-    let writer = FrameWriter::tcp(w);
-    let mut reader = FrameReader::new(r);
-    let hello = Body::Hello(Hello {
-        token: token.to_string(),
-        version: PROTOCOL_VERSION,
-    });
-    writer.send(Envelope {
-        id: 0,
-        body: Some(hello),
-    });
-    let reply = tokio::time::timeout(HELLO_TIMEOUT, reader.next()).await;
-    match reply {
-        Ok(Some(Envelope {
-            body: Some(Body::Welcome(_)),
-            ..
-        })) => Ok((reader, writer)),
-        Ok(Some(Envelope {
-            body: Some(Body::ErrorReply(e)),
-            ..
-        })) => Err(Error::Unauthorized {
-            peer: addr.to_string(),
-            reason: e.message,
-        }),
-        Ok(_) => Err(Error::Unauthorized {
-            peer: addr.to_string(),
-            reason:
-                "it closed the connection during the handshake (wrong token, or not an oxray port)"
-                    .into(),
-        }),
-        Err(_) => Err(Error::Unauthorized {
-            peer: addr.to_string(),
-            reason: "it did not answer the handshake".into(),
-        }),
-    }
+    let (r, w) = handshake_tcp(addr, token).await?.into_split();
+    Ok((FrameReader::new(r), FrameWriter::tcp(w)))
 }
 
 /// Checks the first frame of an accepted TCP connection. Returns the
