@@ -149,6 +149,26 @@ class OwnerDiedError(ObjectLostError):
     """The process that owned the object died."""
 
 
+class ObjectReconstructionFailedError(ObjectLostError):
+    """An object was lost and cannot be rebuilt from its lineage.
+
+    `reason` is Ray's error-type name: `OBJECT_UNRECONSTRUCTABLE_PUT` (made
+    by `put`), `OBJECT_UNRECONSTRUCTABLE_RETRIES_DISABLED` (its task has
+    `max_retries=0`) or `OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED`."""
+
+    def __init__(self, message="", reason=None):
+        super().__init__(message)
+        self.reason = reason
+
+
+class ObjectReconstructionFailedMaxAttemptsExceededError(ObjectReconstructionFailedError):
+    """The task that made a lost object used up its retries."""
+
+
+class ObjectReconstructionFailedLineageEvictedError(ObjectReconstructionFailedError):
+    """The lineage of a lost object is gone."""
+
+
 class ReferenceCountingAssertionError(ObjectLostError):
     """An object was freed while a reference to it was still in use."""
 

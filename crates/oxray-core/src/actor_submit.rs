@@ -83,6 +83,9 @@ pub(crate) struct ActorSubmitState {
 #[derive(Default)]
 struct ActorQueue {
     peer: Option<Arc<RpcPeer>>,
+    /// Where `peer` runs: its worker's address and node.
+    address: String,
+    node_id: Vec<u8>,
     /// The incarnation `peer` talks to.
     incarnation: u32,
     resolving: bool,
@@ -103,6 +106,15 @@ struct Call {
 }
 
 impl ActorSubmitState {
+    /// The addresses of the actors called here that run on `nodes`.
+    pub(crate) fn workers_on(&self, nodes: &[Vec<u8>]) -> Vec<String> {
+        self.actors
+            .values()
+            .filter(|q| q.peer.is_some() && nodes.contains(&q.node_id))
+            .map(|q| q.address.clone())
+            .collect()
+    }
+
     /// The calls not finished yet, for `list_tasks`.
     pub(crate) fn live_calls(&self) -> Vec<TaskEntry> {
         use crate::task_log::{entry_of, state};
@@ -362,7 +374,7 @@ impl Inner {
             let (peer, death) = match reply {
                 Some(Body::ActorInfo(info)) if info.state == ActorState::Alive as i32 => {
                     match me.peers.get(&info.address).await {
-                        Ok(peer) => (Some((peer, info.incarnation)), None),
+                        Ok(peer) => (Some((peer, info)), None),
                         // Gone again already: ask once more.
                         Err(_) => (None, None),
                     }
@@ -385,9 +397,11 @@ impl Inner {
             };
             q.resolving = false;
             match (peer, death) {
-                (Some((peer, incarnation)), _) => {
+                (Some((peer, info)), _) => {
                     q.peer = Some(peer);
-                    q.incarnation = incarnation;
+                    q.incarnation = info.incarnation;
+                    q.address = info.address;
+                    q.node_id = info.node_id;
                     me.settle_interrupted(q);
                 }
                 (None, Some(death)) => q.dead = Some(death),

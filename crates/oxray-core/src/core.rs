@@ -137,6 +137,8 @@ pub(crate) struct Inner {
     pub mapped: MappedObjects,
     /// Ref arguments of unfinished tasks, released when each finishes.
     pub held_args: Mutex<HashMap<oxray_common::TaskId, Vec<ObjectId>>>,
+    /// How to rebuild the objects this process owns (multi-node only).
+    pub lineage: crate::lineage::LineageTable,
     /// This state, for tasks spawned from `&self` methods.
     pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
@@ -172,6 +174,11 @@ impl Inner {
             // it once the calls already sent are done.
             if let Some(me) = self.me.upgrade() {
                 me.submit_actor_task(crate::actor_submit::terminate_call(actor));
+            }
+        }
+        if owned && !self.lineage.is_empty() {
+            for held in self.lineage.return_freed(id).into_iter().flatten() {
+                self.release_ref(&held);
             }
         }
         if let Some(value) = self.store.remove(id) {
@@ -235,21 +242,32 @@ impl Inner {
     /// Stores an expected value, holding the refs nested in it. When nobody
     /// expects it any more (its refs went meanwhile), it is dropped at once:
     /// its holds go, and for an `owned` value its shared-memory copy too.
-    pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) {
+    /// Returns whether it was stored.
+    pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) -> bool {
         let held = self.hold_refs(&object.nested);
         let marker = if owned {
             crate::objects::marker_parts(&object).map(|(i, l)| (i, l.to_string()))
         } else {
             None
         };
-        if !self.store.fulfil(id, Arc::new(object)) {
-            if let Some((id, location)) = marker {
+        if self.store.fulfil(id, Arc::new(object)) {
+            return true;
+        }
+        if let Some((id, location)) = marker {
+            // A copy made again where the kept one lives is that one.
+            let kept_there = matches!(
+                self.store.lookup(&id),
+                crate::store::Lookup::Ready(o)
+                    if crate::objects::marker_parts(&o).is_some_and(|(_, l)| l == location)
+            );
+            if !kept_there {
                 self.store_delete(id, &location);
             }
-            for n in &held {
-                self.release_ref(n);
-            }
         }
+        for n in &held {
+            self.release_ref(n);
+        }
+        false
     }
 
     /// Frees the shared-memory copy a marker points to (values held inline
@@ -349,6 +367,7 @@ impl Inner {
                 Some(Body::LogLines(l)) => print_lines(&l),
                 Some(Body::Warning(w)) => eprintln!("{}", w.text),
                 Some(Body::LeaseWanted(_)) => self.return_idle_leases(),
+                Some(Body::NodesRemoved(n)) => self.nodes_removed(n),
                 _ => {}
             }
         }
@@ -437,6 +456,7 @@ impl CoreWorker {
                 region,
                 mapped: MappedObjects::default(),
                 held_args: Mutex::new(HashMap::new()),
+                lineage: Default::default(),
                 mode: opts.mode,
                 worker_id: opts.worker_id,
                 node_id: NodeId::from_bytes(&reg.node_id).unwrap_or_default(),
@@ -591,6 +611,15 @@ impl CoreWorker {
     /// Marks a written shared object complete.
     pub fn store_seal(&self, id: ObjectId) {
         self.inner.store_seal(id);
+    }
+
+    /// The copy of `id` at `location` (from its marker) could not be read:
+    /// its node died, or it is gone. Returns the value to use instead,
+    /// rebuilt by lineage where possible, or the error object saying why
+    /// there is none. `via` is who handed us the value (a task's owner),
+    /// asked when this process holds no reference to `id` itself.
+    pub fn recover(&self, id: ObjectId, location: &str, via: &str) -> Arc<Object> {
+        self.inner.recover_blocking(id, location, via)
     }
 
     /// Maps a shared object, pinned until [`CoreWorker::store_release`];

@@ -228,6 +228,24 @@ impl Inner {
                 let Some(id) = ObjectId::from_bytes(&g.id) else {
                     return;
                 };
+                if !g.lost_location.is_empty() {
+                    // A borrower could not read our copy there: rebuild.
+                    let (writer, me) = (writer.clone(), self.clone());
+                    self.handle.spawn(async move {
+                        let object = me
+                            .clone()
+                            .recover_lost(id, g.lost_location, String::new())
+                            .await;
+                        writer.reply(
+                            request,
+                            Body::ObjectReply(ObjectReply {
+                                object: Some(me.lend(&object)),
+                                error: String::new(),
+                            }),
+                        );
+                    });
+                    return;
+                }
                 if let Lookup::Absent = self.store.lookup(&id) {
                     let error = format!(
                         "Object {} is lost: its owner at {} no longer holds it.",

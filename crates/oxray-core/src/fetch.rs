@@ -75,26 +75,42 @@ impl Inner {
     fn fetch_from_owner(self: &Arc<Self>, id: ObjectId, owner: String) {
         let me = self.clone();
         self.handle.spawn(async move {
-            let result = async {
-                let peer = me.peers.get(&owner).await?;
-                peer.call(Body::GetObject(GetObject { id: id.0.to_vec() })).await
-            }
-            .await;
-            let object = match result {
-                Ok(Body::ObjectReply(ObjectReply { object: Some(o), .. })) => o,
-                Ok(Body::ObjectReply(r)) => error_object(ObjectKind::Lost, r.error),
-                Ok(other) => error_object(ObjectKind::SystemError, format!("unexpected reply {other:?}")),
-                Err(e) => error_object(
-                    ObjectKind::OwnerDied,
-                    format!(
-                        "Object {} is lost because its owner at {owner} has died or is unreachable ({e}); \
-                         an object lives only as long as the process that created it.",
-                        id.hex()
-                    ),
-                ),
-            };
+            let object = me.ask_owner(id, &owner, "").await;
             me.fulfil_holding(id, object, false);
         });
+    }
+
+    /// The value of `id` from its `owner` (or the error to store instead).
+    /// With `lost`, the copy on that node could not be read: the owner
+    /// rebuilds it first.
+    pub(crate) async fn ask_owner(
+        self: &Arc<Self>,
+        id: ObjectId,
+        owner: &str,
+        lost: &str,
+    ) -> Object {
+        let result = async {
+            let peer = self.peers.get(owner).await?;
+            peer.call(Body::GetObject(GetObject {
+                id: id.0.to_vec(),
+                lost_location: lost.to_string(),
+            }))
+            .await
+        }
+        .await;
+        match result {
+            Ok(Body::ObjectReply(ObjectReply { object: Some(o), .. })) => o,
+            Ok(Body::ObjectReply(r)) => error_object(ObjectKind::Lost, r.error),
+            Ok(other) => error_object(ObjectKind::SystemError, format!("unexpected reply {other:?}")),
+            Err(e) => error_object(
+                ObjectKind::OwnerDied,
+                format!(
+                    "Object {} is lost because its owner at {owner} has died or is unreachable ({e}); \
+                     an object lives only as long as the process that created it.",
+                    id.hex()
+                ),
+            ),
+        }
     }
 
     /// The value of `id`, waiting as long as it takes.
@@ -198,11 +214,26 @@ impl Inner {
         if waiter.state.lock().count >= need {
             return Ok(true);
         }
+        self.lending_cpu(|| self.wait_for(waiter, need, limit))
+    }
+
+    /// Runs `f`, which blocks; a worker inside a task lends its CPU to the
+    /// node meanwhile, so that the tasks it waits for can run.
+    pub(crate) fn lending_cpu<T>(&self, f: impl FnOnce() -> T) -> T {
         let lend = self.mode == Mode::Worker && self.exec.current_task().is_some();
         if lend {
             self.set_blocked(true);
             self.daemon.send(Body::WorkerBlocked(WorkerBlocked {}));
         }
+        let out = f();
+        if lend {
+            self.set_blocked(false);
+            self.daemon.send(Body::WorkerUnblocked(WorkerUnblocked {}));
+        }
+        out
+    }
+
+    fn wait_for(&self, waiter: &Waiter, need: usize, limit: WaitLimit<'_>) -> Result<bool> {
         let enough = async {
             loop {
                 let more = waiter.more.notified();
@@ -239,10 +270,6 @@ impl Inner {
                 () = interrupted => Err(Error::Interrupted),
             }
         });
-        if lend {
-            self.set_blocked(false);
-            self.daemon.send(Body::WorkerUnblocked(WorkerUnblocked {}));
-        }
         ok?
     }
 }

@@ -31,6 +31,9 @@ pub enum ObjectKind {
     Unschedulable = b'U',
     /// The object's owner process is gone (UTF-8 message).
     OwnerDied = b'O',
+    /// The object was lost and cannot be rebuilt (UTF-8: Ray's reason
+    /// name, a newline, the message).
+    ReconstructionFailed = b'R',
 }
 
 impl ObjectKind {
@@ -47,6 +50,7 @@ impl ObjectKind {
             Some(b'X') => Self::Shared,
             Some(b'U') => Self::Unschedulable,
             Some(b'O') => Self::OwnerDied,
+            Some(b'R') => Self::ReconstructionFailed,
             _ => Self::Pickled,
         }
     }
@@ -73,6 +77,7 @@ pub fn error_object(kind: ObjectKind, message: impl Into<String>) -> Object {
             ObjectKind::Shared => b"X",
             ObjectKind::Unschedulable => b"U",
             ObjectKind::OwnerDied => b"O",
+            ObjectKind::ReconstructionFailed => b"R",
         }),
         nested: Vec::new(),
     }

@@ -116,6 +116,31 @@ impl MemoryStore {
         cb(&ready);
     }
 
+    /// Makes a ready `id` pending again when `stale(value)` says its value
+    /// can no longer be read (its only copy was on a dead node); returns
+    /// the old value. Waiters added from now on get the next value.
+    pub fn reset_if(&self, id: &ObjectId, stale: impl Fn(&Object) -> bool) -> Option<Arc<Object>> {
+        let mut map = self.map.lock();
+        match map.get(id) {
+            Some(Entry::Ready(o)) if stale(o) => {}
+            _ => return None,
+        }
+        match map.insert(*id, Entry::Pending(Vec::new())) {
+            Some(Entry::Ready(old)) => Some(old),
+            _ => unreachable!("checked ready above"),
+        }
+    }
+
+    /// The ready ids whose values `matches` (one pass over the store).
+    pub fn ready_where(&self, matches: impl Fn(&Object) -> bool) -> Vec<ObjectId> {
+        self.map
+            .lock()
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Ready(o) if matches(o)))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Forgets `id` (its last reference is gone); returns its value.
     pub fn remove(&self, id: &ObjectId) -> Option<Arc<Object>> {
         match self.map.lock().remove(id) {
@@ -209,6 +234,23 @@ mod tests {
         }
         s.remove(&id);
         assert!(matches!(s.lookup(&id), Lookup::Absent));
+    }
+
+    #[test]
+    fn reset_makes_a_stale_value_pending_again() {
+        let s = MemoryStore::default();
+        let id = ObjectId::default();
+        s.put(id, obj(b"old"));
+        assert!(s.reset_if(&id, |o| &o.data[..] == b"other").is_none());
+        assert_eq!(s.ready_where(|o| &o.data[..] == b"old"), vec![id]);
+        let old = s.reset_if(&id, |o| &o.data[..] == b"old").expect("stale");
+        assert_eq!(&old.data[..], b"old");
+        assert!(matches!(s.lookup(&id), Lookup::Pending));
+        assert!(s.fulfil(id, obj(b"new")), "the rebuilt value is expected");
+        match s.lookup(&id) {
+            Lookup::Ready(o) => assert_eq!(&o.data[..], b"new"),
+            _ => panic!("missing"),
+        }
     }
 
     #[test]

@@ -28,7 +28,7 @@ const PIPELINE_DEPTH: usize = 4;
 const SHORT_TASK_US: f64 = 1000.0;
 
 /// A scheduling key: the resource shape of a task and how it picks a node.
-type Key = Arc<(ResourceSet, Placement)>;
+pub(crate) type Key = Arc<(ResourceSet, Placement)>;
 
 /// How a task picks its node: Ray's `scheduling_strategy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -101,6 +101,10 @@ struct Task {
     resolved: bool,
     key: Key,
     retries_left: i32,
+    /// Its `max_retries` (lineage tells "disabled" from "used up").
+    max_retries: i32,
+    /// The top-level ref arguments, in slot order (for a rebuild).
+    ref_args: Vec<ObjectId>,
     cancelled: bool,
     lease: Option<u64>,
     parent: Option<TaskId>,
@@ -119,6 +123,10 @@ struct Lease {
     /// The node daemon that granted it (ours, or another node's after a
     /// spillback): the lease goes back there.
     daemon: Arc<RpcPeer>,
+    /// That daemon's address (empty: ours, on a single-node cluster).
+    node: String,
+    /// The worker's address.
+    address: String,
     worker_id: WorkerId,
     peer: Arc<RpcPeer>,
     gpu_ids: Vec<u32>,
@@ -128,6 +136,23 @@ struct Lease {
 }
 
 impl SubmitState {
+    /// Forgets the leases granted by the (dead) nodes at `nodes`, so that
+    /// no task is pushed there again; returns their workers' addresses.
+    /// Tasks in flight on them fail over when those connections go.
+    pub(crate) fn drop_leases_on(&mut self, nodes: &[String]) -> Vec<String> {
+        let mut workers = Vec::new();
+        for ks in self.keys.values_mut() {
+            ks.leases.retain(|_, l| {
+                let dead = nodes.contains(&l.node);
+                if dead {
+                    workers.push(l.address.clone());
+                }
+                !dead
+            });
+        }
+        workers
+    }
+
     /// The tasks not finished yet, for `list_tasks`.
     pub(crate) fn live_tasks(&self) -> Vec<TaskEntry> {
         use crate::task_log::{entry_of, state};
@@ -197,6 +222,8 @@ impl Inner {
                 resolved: req.ref_args.is_empty(),
                 key,
                 retries_left: req.max_retries,
+                max_retries: req.max_retries,
+                ref_args: req.ref_args.clone(),
                 cancelled: false,
                 lease: None,
                 parent: self.exec.current_task(),
@@ -483,29 +510,121 @@ impl Inner {
         }
     }
 
-    /// Stores the task's return values (or errors), one per return id.
+    /// Stores the task's return values (or errors), one per return id. On
+    /// a multi-node cluster, a task with a return in a node's shared store
+    /// leaves its lineage, to be run again if that node dies.
     fn finish(&self, task: &Task, value: impl FnMut(u32) -> Object) {
-        self.store_returns(&task.spec, value);
+        let (held, shared) = self.fulfil_returns(&task.spec, value);
+        let task_id = TaskId::from_bytes(&task.spec.task_id).unwrap_or_default();
+        if shared && !self.node_address.is_empty() && !task.cancelled {
+            let ids: Vec<ObjectId> = (1..=task.spec.num_returns)
+                .map(|i| ObjectId::for_task(&task_id, i))
+                .collect();
+            let live = self.store.ready_flags(&ids).iter().filter(|r| **r).count() as u32;
+            if live > 0 {
+                let mut spec = task.spec.clone();
+                spec.resolved_args.clear();
+                self.lineage.record(
+                    task_id,
+                    crate::lineage::Record {
+                        spec,
+                        key: task.key.clone(),
+                        ref_args: task.ref_args.clone(),
+                        held,
+                        retries_left: task.retries_left,
+                        max_retries: task.max_retries,
+                        live,
+                    },
+                );
+                return;
+            }
+        }
+        for id in &held {
+            self.release_ref(id);
+        }
     }
 
     /// Stores a task's return values, one per return id, counting the refs
     /// nested in them as borrowed.
-    pub(crate) fn store_returns(&self, spec: &TaskSpec, mut value: impl FnMut(u32) -> Object) {
-        let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
-        let held = self.held_args.lock().remove(&task_id);
-        for id in held.iter().flatten() {
-            self.release_ref(id);
+    pub(crate) fn store_returns(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
+        for id in self.fulfil_returns(spec, value).0 {
+            self.release_ref(&id);
         }
+    }
+
+    /// Stores a task's return values; returns the references held on its
+    /// arguments (for the caller to drop or keep), and whether a stored
+    /// return lives in a node's shared store.
+    fn fulfil_returns(
+        &self,
+        spec: &TaskSpec,
+        mut value: impl FnMut(u32) -> Object,
+    ) -> (Vec<ObjectId>, bool) {
+        let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
+        let held = self.held_args.lock().remove(&task_id).unwrap_or_default();
         if spec.num_returns == 0 {
             self.finished.record(spec, None);
         }
+        let mut shared = false;
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
             if i == 1 {
                 self.finished.record(spec, Some(&object));
             }
-            self.fulfil_holding(id, object, true);
+            let is_shared = ObjectKind::of(&object) == ObjectKind::Shared;
+            shared |= self.fulfil_holding(id, object, true) && is_shared;
+        }
+        (held, shared)
+    }
+
+    /// Runs a finished task again to rebuild its lost returns (they are
+    /// pending again). Its arguments are resolved anew: those lost too
+    /// are being rebuilt the same way, and it waits for them.
+    pub(crate) fn resubmit(self: &Arc<Self>, task_id: TaskId, record: crate::lineage::Record) {
+        let crate::lineage::Record {
+            mut spec,
+            key,
+            ref_args,
+            held,
+            retries_left,
+            max_retries,
+            ..
+        } = record;
+        spec.attempt += 1;
+        self.held_args.lock().insert(task_id, held);
+        {
+            let mut st = self.submit.lock();
+            st.keys.entry(key.clone()).or_insert_with(|| KeyState {
+                description: spec.function_name.clone(),
+                ..Default::default()
+            });
+            st.tasks.insert(
+                task_id,
+                Task {
+                    spec,
+                    resolved: ref_args.is_empty(),
+                    key,
+                    retries_left: if retries_left > 0 {
+                        retries_left - 1
+                    } else {
+                        retries_left
+                    },
+                    max_retries,
+                    ref_args: ref_args.clone(),
+                    cancelled: false,
+                    lease: None,
+                    parent: None,
+                    pushed_at: None,
+                },
+            );
+        }
+        if ref_args.is_empty() {
+            self.enqueue(task_id);
+        } else {
+            let me = self.clone();
+            self.handle
+                .spawn(async move { me.resolve_and_enqueue(task_id, ref_args).await });
         }
     }
 
@@ -536,7 +655,8 @@ impl Inner {
                 Ok(rx) => rx.await.ok(),
                 Err(_) => None,
             };
-            me.on_lease_reply(key, daemon, request, reply).await;
+            let node = me.node_address.clone();
+            me.on_lease_reply(key, daemon, node, request, reply).await;
         });
     }
 
@@ -544,6 +664,7 @@ impl Inner {
         self: Arc<Self>,
         key: Key,
         daemon: Arc<RpcPeer>,
+        node: String,
         request: RequestLease,
         reply: Option<Body>,
     ) {
@@ -570,7 +691,8 @@ impl Inner {
                 };
                 match (remote, reply) {
                     (Ok(peer), Some(reply)) => {
-                        Box::pin(me.on_lease_reply(key, peer, request, Some(reply))).await
+                        Box::pin(me.on_lease_reply(key, peer, s.address, request, Some(reply)))
+                            .await
                     }
                     _ => {
                         // That node is gone: ask our own node again.
@@ -593,6 +715,8 @@ impl Inner {
                             g.lease_id,
                             Lease {
                                 daemon: daemon.clone(),
+                                node,
+                                address: g.address.clone(),
                                 worker_id: WorkerId::from_bytes(&g.worker_id).unwrap_or_default(),
                                 peer,
                                 gpu_ids: g.gpu_ids,

@@ -214,6 +214,7 @@ impl Node {
                                 v.replace(&view.nodes, me.node_id);
                             }
                         }
+                        me.announce_deaths();
                         let mut st = me.state.lock();
                         me.dispatch(&mut st);
                     }
@@ -455,6 +456,36 @@ impl Node {
             link.mark_dirty(id);
         }
         self.dispatch(st);
+        let me = self.me();
+        // Not under the state lock, which the caller holds.
+        tokio::spawn(async move { me.announce_deaths() });
+    }
+
+    /// Acts on the nodes the view saw die: pulls from them stop, copies
+    /// taken from them go, and this node's processes hear of it (their
+    /// calls to workers there fail, and owners rebuild lost objects).
+    pub(crate) fn announce_deaths(&self) {
+        let Some(link) = &self.link else { return };
+        let deaths = link.view.lock().take_deaths();
+        if deaths.is_empty() {
+            return;
+        }
+        let (node_ids, addresses): (Vec<Vec<u8>>, Vec<String>) = deaths
+            .into_iter()
+            .map(|(id, address)| (id.0.to_vec(), address))
+            .unzip();
+        self.sources_died(&addresses);
+        let body = Body::NodesRemoved(NodesRemoved {
+            addresses,
+            node_ids,
+        });
+        let st = self.state.lock();
+        for c in st.clients.values().filter(|c| c.is_local_process()) {
+            c.writer.send(Envelope {
+                id: 0,
+                body: Some(body.clone()),
+            });
+        }
     }
 
     /// On a node that is not the head, sends the control service's

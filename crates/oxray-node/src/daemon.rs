@@ -212,6 +212,11 @@ impl Client {
     pub(crate) fn is_driver(&self) -> bool {
         self.registered && self.kind == ClientKind::Driver
     }
+
+    /// Whether it is a driver or worker of this node.
+    pub(crate) fn is_local_process(&self) -> bool {
+        self.registered
+    }
 }
 
 pub(crate) struct Worker {

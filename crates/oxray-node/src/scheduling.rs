@@ -65,6 +65,8 @@ pub struct ClusterView {
     spread_cursor: usize,
     /// Where default decisions start looking, moved on at each one.
     default_cursor: usize,
+    /// Nodes seen to die since [`ClusterView::take_deaths`] last ran.
+    deaths: Vec<(NodeId, String)>,
 }
 
 /// Where a request goes.
@@ -86,12 +88,16 @@ impl ClusterView {
     /// node's own entry (`me`), which is always current here.
     pub fn replace(&mut self, nodes: &[NodeInfo], me: NodeId) {
         let mine = self.nodes.remove(&me);
-        self.nodes.clear();
+        let old = std::mem::take(&mut self.nodes);
         for n in nodes {
             let Some(id) = NodeId::from_bytes(&n.node_id) else {
                 continue;
             };
-            self.nodes.insert(id, view_of(n));
+            let view = view_of(n);
+            if !view.alive && old.get(&id).is_some_and(|o| o.alive) {
+                self.deaths.push((id, view.address.clone()));
+            }
+            self.nodes.insert(id, view);
         }
         if let Some(mine) = mine {
             self.nodes.insert(me, mine);
@@ -103,7 +109,10 @@ impl ClusterView {
     pub fn update(&mut self, id: NodeId, node: NodeView) -> bool {
         match self.nodes.get(&id) {
             Some(old) if old.version > node.version && old.alive == node.alive => false,
-            _ => {
+            old => {
+                if old.is_some_and(|o| o.alive) && !node.alive {
+                    self.deaths.push((id, node.address.clone()));
+                }
                 self.nodes.insert(id, node);
                 true
             }
@@ -140,9 +149,17 @@ impl ClusterView {
     /// Marks a node dead: it is never chosen again.
     pub fn mark_dead(&mut self, id: &NodeId) {
         if let Some(n) = self.nodes.get_mut(id) {
+            if n.alive {
+                self.deaths.push((*id, n.address.clone()));
+            }
             n.alive = false;
             n.available = ResourceSet::new();
         }
+    }
+
+    /// The nodes (id, daemon address) that died since the last call.
+    pub fn take_deaths(&mut self) -> Vec<(NodeId, String)> {
+        std::mem::take(&mut self.deaths)
     }
 
     /// The node `id`.
@@ -359,6 +376,33 @@ mod tests {
         );
         v.update(c, node("c", &[("CPU", 4.0)], &[("CPU", 0.0)]));
         (v, a, b, c)
+    }
+
+    #[test]
+    fn deaths_are_reported_once_however_they_are_learned() {
+        let (mut v, a, b, c) = view();
+        assert!(v.take_deaths().is_empty());
+        v.mark_dead(&a);
+        v.mark_dead(&a);
+        v.update(
+            b,
+            NodeView {
+                alive: false,
+                ..node("b", &[], &[])
+            },
+        );
+        let dead_c = NodeInfo {
+            node_id: c.0.to_vec(),
+            address: "c".into(),
+            alive: false,
+            ..Default::default()
+        };
+        v.replace(&[dead_c.clone()], a);
+        let mut seen: Vec<String> = v.take_deaths().into_iter().map(|(_, a)| a).collect();
+        seen.sort();
+        assert_eq!(seen, ["a", "b", "c"]);
+        v.replace(&[dead_c], a);
+        assert!(v.take_deaths().is_empty(), "a dead node dies once");
     }
 
     #[test]

@@ -61,6 +61,27 @@ pub(crate) struct Transfers {
     pulls: Mutex<HashMap<ObjectId, Vec<PullWaiter>>>,
     /// The nodes (daemon addresses) that copied each object of this store.
     copies: Mutex<HashMap<ObjectId, HashSet<String>>>,
+    /// The node each copy held here came from.
+    pulled_from: Mutex<HashMap<ObjectId, String>>,
+    /// Nodes declared dead: nothing more is pulled from them.
+    dead: Mutex<HashSet<String>>,
+    /// Woken when a node is declared dead.
+    died: tokio::sync::Notify,
+}
+
+impl Transfers {
+    /// Resolves once the node at `source` is declared dead.
+    async fn source_dies(&self, source: &str) {
+        loop {
+            let died = self.died.notified();
+            tokio::pin!(died);
+            died.as_mut().enable();
+            if self.dead.lock().contains(source) {
+                return;
+            }
+            died.await;
+        }
+    }
 }
 
 /// A `StoreGet` answered once the pull ends.
@@ -170,7 +191,18 @@ impl Node {
         }
         let me = self.me();
         tokio::spawn(async move {
-            let result = me.pull(id, &source).await;
+            // A frozen or cut-off node keeps its connections open: its
+            // declared death ends the pull rather than a timeout.
+            let result = tokio::select! {
+                r = me.pull(id, &source) => r,
+                () = me.transfers.source_dies(&source) => {
+                    me.store.lock().abort(&id);
+                    Err(format!(
+                        "cannot fetch object {} from node {source}: the node died",
+                        id.hex()
+                    ))
+                }
+            };
             let waiters = me.transfers.pulls.lock().remove(&id).unwrap_or_default();
             for w in waiters {
                 let reply = match &result {
@@ -281,6 +313,10 @@ impl Node {
             Ok(()) => {
                 if made {
                     self.store.lock().seal(&id);
+                    self.transfers
+                        .pulled_from
+                        .lock()
+                        .insert(id, source.to_string());
                 }
                 self.transfers
                     .idle
@@ -326,6 +362,7 @@ impl Node {
     /// held here are told too.
     pub(crate) fn delete_object(&self, id: ObjectId, source: String) {
         self.store.lock().delete(&id);
+        self.transfers.pulled_from.lock().remove(&id);
         let mut targets: Vec<String> = self
             .transfers
             .copies
@@ -349,6 +386,34 @@ impl Node {
                     }));
                 }
             });
+        }
+    }
+
+    /// Nodes were declared dead: pulls from them fail now, and the copies
+    /// taken from them go (their primaries are gone; the owners rebuild
+    /// the objects elsewhere, under the same ids).
+    pub(crate) fn sources_died(&self, addresses: &[String]) {
+        self.transfers.dead.lock().extend(addresses.iter().cloned());
+        self.transfers.died.notify_waiters();
+        self.transfers
+            .idle
+            .lock()
+            .retain(|source, _| !addresses.contains(source));
+        let orphans: Vec<ObjectId> = {
+            let mut pulled = self.transfers.pulled_from.lock();
+            let ids = pulled
+                .iter()
+                .filter(|(_, from)| addresses.contains(from))
+                .map(|(id, _)| *id)
+                .collect::<Vec<_>>();
+            for id in &ids {
+                pulled.remove(id);
+            }
+            ids
+        };
+        let mut store = self.store.lock();
+        for id in orphans {
+            store.delete(&id);
         }
     }
 }

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64"
     )]
     pub body: Option<Body>,
 }
@@ -159,6 +159,9 @@ pub enum Body {
     /// (hard node affinity to a node that is gone).
     #[prost(message, tag = "63")]
     Unschedulable(ErrorReply),
+    /// Nodes the cluster declared dead (node daemon -> its clients).
+    #[prost(message, tag = "64")]
+    NodesRemoved(NodesRemoved),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -728,6 +731,22 @@ pub struct CancelTask {
 pub struct GetObject {
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// The node whose shared-memory copy could not be read (its daemon
+    /// address): the owner rebuilds the object if that was its copy, and
+    /// replies with the new one. Empty for a plain fetch.
+    #[prost(string, tag = "2")]
+    pub lost_location: String,
+}
+
+/// Nodes declared dead: clients fail the calls in flight to their workers
+/// and owners rebuild the objects whose only copy was there.
+#[derive(Clone, PartialEq, Message)]
+pub struct NodesRemoved {
+    /// Their daemons' addresses (what shared-memory markers carry).
+    #[prost(string, repeated, tag = "1")]
+    pub addresses: Vec<String>,
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub node_ids: Vec<Vec<u8>>,
 }
 
 /// Reply to [`GetObject`].

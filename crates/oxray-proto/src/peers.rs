@@ -65,6 +65,14 @@ impl PeerPool {
         &self.dialer
     }
 
+    /// Gives up on the connection to `address` (its host is dead): calls
+    /// waiting on it fail now; the next [`PeerPool::get`] dials again.
+    pub fn disconnect(&self, address: &str) {
+        if let Some(peer) = self.peers.lock().remove(address) {
+            peer.disconnect();
+        }
+    }
+
     /// Closes every connection.
     pub fn clear(&self) {
         self.peers.lock().clear();

@@ -36,6 +36,9 @@ pub struct RpcPeer {
     runtime: tokio::runtime::Handle,
     /// Becomes true when the connection is gone.
     gone: tokio::sync::watch::Receiver<bool>,
+    gone_tx: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The reader task, stopped by [`RpcPeer::disconnect`].
+    reader_task: tokio::task::AbortHandle,
 }
 
 impl std::fmt::Debug for Waiter {
@@ -106,42 +109,49 @@ impl RpcPeer {
         let pending: Pending = Arc::new(Mutex::new(Some(HashMap::new())));
         let (inbox_tx, inbox_rx) = mpsc::unbounded_channel();
         let (gone_tx, gone) = tokio::sync::watch::channel(false);
+        let gone_tx = Arc::new(gone_tx);
+        let task = {
+            let (pending, gone_tx) = (pending.clone(), gone_tx.clone());
+            tokio::spawn(async move {
+                while let Some(env) = reader.next().await {
+                    let waiter = if env.id != 0 {
+                        pending.lock().as_mut().and_then(|p| p.remove(&env.id))
+                    } else {
+                        None
+                    };
+                    match (waiter, env.body) {
+                        (Some(Waiter::Channel(tx)), Some(body)) => {
+                            let _ = tx.send(body);
+                        }
+                        (Some(Waiter::Callback(cb)), body) => cb(body),
+                        (None, body) => {
+                            let _ = inbox_tx.send(Envelope { id: env.id, body });
+                        }
+                        (Some(Waiter::Channel(_)), None) => {}
+                    }
+                }
+                fail_waiting(&pending, &gone_tx);
+            })
+        };
         let this = Arc::new(Self {
             writer,
             next_id: AtomicU64::new(1),
-            pending: pending.clone(),
+            pending,
             peer,
             runtime: tokio::runtime::Handle::current(),
             gone,
-        });
-        tokio::spawn(async move {
-            while let Some(env) = reader.next().await {
-                let waiter = if env.id != 0 {
-                    pending.lock().as_mut().and_then(|p| p.remove(&env.id))
-                } else {
-                    None
-                };
-                match (waiter, env.body) {
-                    (Some(Waiter::Channel(tx)), Some(body)) => {
-                        let _ = tx.send(body);
-                    }
-                    (Some(Waiter::Callback(cb)), body) => cb(body),
-                    (None, body) => {
-                        let _ = inbox_tx.send(Envelope { id: env.id, body });
-                    }
-                    (Some(Waiter::Channel(_)), None) => {}
-                }
-            }
-            let _ = gone_tx.send(true);
-            // Dropping the senders fails every waiting call.
-            let waiters = pending.lock().take();
-            for (_, waiter) in waiters.into_iter().flatten() {
-                if let Waiter::Callback(cb) = waiter {
-                    cb(None);
-                }
-            }
+            gone_tx,
+            reader_task: task.abort_handle(),
         });
         (this, inbox_rx)
+    }
+
+    /// Gives up on the peer (its host was declared dead, though the
+    /// connection may still look open): every call waiting for a reply
+    /// fails now, as if the connection had closed, and later calls fail.
+    pub fn disconnect(&self) {
+        self.reader_task.abort();
+        fail_waiting(&self.pending, &self.gone_tx);
     }
 
     /// Resolves once the connection is gone.
@@ -243,6 +253,18 @@ impl RpcPeer {
     }
 }
 
+/// Marks the connection gone and fails every call still waiting: channel
+/// waiters see their sender dropped, callbacks run with `None`.
+fn fail_waiting(pending: &Pending, gone_tx: &tokio::sync::watch::Sender<bool>) {
+    let _ = gone_tx.send(true);
+    let waiters = pending.lock().take();
+    for (_, waiter) in waiters.into_iter().flatten() {
+        if let Waiter::Callback(cb) = waiter {
+            cb(None);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +322,23 @@ mod tests {
             .call(Body::Warning(Warning { text: "x".into() }))
             .await
             .is_err());
+    }
+
+    #[tokio::test]
+    async fn disconnect_fails_calls_to_a_silent_peer() {
+        // The other end stays open but never answers (a frozen host).
+        let (a, _b) = tokio::io::duplex(1 << 16);
+        let (ar, aw) = tokio::io::split(a);
+        let (client, _inbox) = RpcPeer::start(ar, aw, "frozen".into());
+        let rx = client.start_call(Body::Ack(Ack {})).unwrap();
+        let (tx, called) = oneshot::channel();
+        client.call_with(Body::Ack(Ack {}), move |reply| {
+            let _ = tx.send(reply.is_none());
+        });
+        client.disconnect();
+        assert!(rx.await.is_err());
+        assert!(called.await.unwrap(), "callbacks see the peer gone");
+        assert!(client.is_closed());
+        client.closed().await;
     }
 }

@@ -79,7 +79,37 @@ pub(crate) fn encode(
     encode_value(py, core, id, main.as_bytes(), &buffers, nested_refs(nested))
 }
 
-fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
+/// How many times a reader asks for a lost copy to be rebuilt before it
+/// gives up (each rebuild may land on a node that dies in turn).
+const RECOVERY_ATTEMPTS: usize = 4;
+
+/// The parts of a value for Python. A shared-memory copy is mapped; when it
+/// cannot be read (its node died), the owner rebuilds it, asked directly
+/// or through `via` (who handed us the value).
+fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object, via: &str) -> PyObjectParts {
+    let mut current = std::borrow::Cow::Borrowed(o);
+    let mut attempts = 0;
+    loop {
+        match object_parts(py, core, &current, attempts < RECOVERY_ATTEMPTS) {
+            Ok(parts) => return parts,
+            Err((id, location)) => {
+                attempts += 1;
+                let fresh = py.allow_threads(|| core.recover(id, &location, via));
+                current = std::borrow::Cow::Owned((*fresh).clone());
+            }
+        }
+    }
+}
+
+/// The parts of `o`; with `recoverable`, a shared copy on another node
+/// that cannot be read is returned as `Err((id, location))` instead of
+/// an error value.
+fn object_parts(
+    py: Python<'_>,
+    core: &CoreWorker,
+    o: &Object,
+    recoverable: bool,
+) -> Result<PyObjectParts, (ObjectId, String)> {
     let nested = o
         .nested
         .iter()
@@ -90,7 +120,7 @@ fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
             .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
             .and_then(|(id, location)| map_shared(py, core, id, location));
         return match mapped {
-            Ok(buffer) => match Py::new(py, buffer) {
+            Ok(buffer) => Ok(match Py::new(py, buffer) {
                 Ok(b) => (
                     b.into_any(),
                     PyBytes::new(py, &o.metadata[1..]).unbind(),
@@ -103,19 +133,29 @@ fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object) -> PyObjectParts {
                     PyBytes::new(py, b"S").unbind(),
                     nested,
                 ),
+            }),
+            Err(e) => match (&e.0, oxray_core::marker_parts(o)) {
+                (Error::ObjectLost { .. }, Some((id, location)))
+                    if recoverable && !location.is_empty() =>
+                {
+                    Err((id, location.to_string()))
+                }
+                _ => Ok(lost_parts(py, &e.0.to_string(), nested)),
             },
-            Err(e) => (
-                PyBytes::new(py, e.0.to_string().as_bytes())
-                    .into_any()
-                    .unbind(),
-                PyBytes::new(py, b"L").unbind(),
-                nested,
-            ),
         };
     }
-    (
+    Ok((
         PyBytes::new(py, &o.data).into_any().unbind(),
         PyBytes::new(py, &o.metadata).unbind(),
+        nested,
+    ))
+}
+
+/// An `ObjectLostError` value saying `why`.
+fn lost_parts(py: Python<'_>, why: &str, nested: Vec<(Py<PyBytes>, String)>) -> PyObjectParts {
+    (
+        PyBytes::new(py, why.as_bytes()).into_any().unbind(),
+        PyBytes::new(py, b"L").unbind(),
         nested,
     )
 }
@@ -524,7 +564,10 @@ fn get(
     let ids = ids_of(&refs, py);
     let timeout = timeout_of(timeout)?;
     let values = interruptible(py, timeout, |limit| core.get(&ids, limit))?;
-    Ok(values.iter().map(|o| from_object(py, &core, o)).collect())
+    Ok(values
+        .iter()
+        .map(|o| from_object(py, &core, o, ""))
+        .collect())
 }
 
 /// Waits until `num_returns` of `refs` (a list of unique ObjectRefs) are
@@ -744,7 +787,7 @@ impl Task {
             .spec
             .resolved_args
             .iter()
-            .map(|o| from_object(py, &core, o))
+            .map(|o| from_object(py, &core, o, &self.task.spec.owner))
             .collect())
     }
     #[getter]

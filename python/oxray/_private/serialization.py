@@ -29,6 +29,7 @@ ACTOR_DIED = b"A"
 ACTOR_INIT_FAILED = b"D"
 UNSCHEDULABLE = b"U"
 OWNER_DIED = b"O"
+RECONSTRUCTION_FAILED = b"R"
 
 _PLAIN_TYPES = (type(None), bool, int, float, str, bytes)
 
@@ -133,6 +134,12 @@ def deserialize(data, metadata, nested=None):
         return ErrorValue(exceptions.ObjectLostError(message))
     if kind == OWNER_DIED:
         return ErrorValue(exceptions.OwnerDiedError(message))
+    if kind == RECONSTRUCTION_FAILED:
+        reason, _, text = message.partition("\n")
+        cls = (exceptions.ObjectReconstructionFailedMaxAttemptsExceededError
+               if reason == "OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED"
+               else exceptions.ObjectReconstructionFailedError)
+        return ErrorValue(cls(f"{text}\n\n[{reason}]", reason=reason))
     if kind == UNSCHEDULABLE:
         return ErrorValue(exceptions.TaskUnschedulableError(message))
     return ErrorValue(exceptions.RaySystemError(message))
