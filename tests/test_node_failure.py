@@ -77,3 +77,33 @@ def test_actor_restarts_on_another_node(make_cluster):
     survivor = b if doomed is a else a
     cluster.remove_node(doomed, allow_graceful=False)
     assert oxray.get(actor.node.remote(), timeout=60) == survivor.node_id
+
+
+def test_placement_group_bundles_of_a_dead_node_are_reserved_again(make_cluster):
+    from oxray.util import placement_group, placement_group_table, remove_placement_group
+    from oxray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    cluster, (head, a, b, c) = make_cluster({"num_cpus": 0}, {"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 1})
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+    assert pg.wait(30)
+    placed = placement_group_table(pg)["bundles_to_node_id"]
+    nodes = {n.node_id: n for n in (a, b, c)}
+    doomed = nodes[placed[0]]
+    spare = next(n for n in (a, b, c) if n.node_id not in placed.values())
+    cluster.remove_node(doomed, allow_graceful=False)
+
+    def moved():
+        t = placement_group_table(pg)
+        return t["state"] == "CREATED" and t["bundles_to_node_id"][0] == spare.node_id
+
+    assert wait_for(moved, timeout=20), placement_group_table(pg)
+    assert placement_group_table(pg)["bundles_to_node_id"][1] == placed[1], "the other bundle stays"
+
+    @oxray.remote(num_cpus=1)
+    def where():
+        return oxray.get_runtime_context().get_node_id()
+
+    strategy = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=0)
+    assert oxray.get(where.options(scheduling_strategy=strategy).remote(), timeout=30) == spare.node_id
+    remove_placement_group(pg)
+    assert wait_for(lambda: oxray.available_resources().get("CPU", 0) == 2, timeout=20)

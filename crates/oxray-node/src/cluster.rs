@@ -475,6 +475,9 @@ impl Node {
             .map(|(id, address)| (id.0.to_vec(), address))
             .unzip();
         self.sources_died(&addresses);
+        if self.is_head() {
+            self.placement_groups_lost_nodes(&node_ids);
+        }
         let body = Body::NodesRemoved(NodesRemoved {
             addresses,
             node_ids,

@@ -29,6 +29,9 @@ const BUNDLE_MARKER: f64 = 1000.0;
 mod state {
     pub const PENDING: &str = "PENDING";
     pub const CREATED: &str = "CREATED";
+    /// Created, but a node holding some of its bundles died: those are
+    /// being reserved again elsewhere.
+    pub const RESCHEDULING: &str = "RESCHEDULING";
     pub const REMOVED: &str = "REMOVED";
 }
 
@@ -67,6 +70,11 @@ fn group_resources(pg_hex: &str, bundle: &Bundle) -> ResourceSet {
     extra.set(&format!("bundle_group_{}_{pg_hex}", bundle.index), marker);
     extra.set(&format!("bundle_group_{pg_hex}"), marker);
     extra
+}
+
+/// Whether a group in `state` has bundles waiting for a node.
+fn awaits_nodes(state: &str) -> bool {
+    state == state::PENDING || state == state::RESCHEDULING
 }
 
 fn hex(b: &[u8]) -> String {
@@ -185,32 +193,44 @@ impl Node {
         self.schedule_placement_group(c.pg_id);
     }
 
-    /// Tries to reserve a pending group's bundles on the nodes its strategy
-    /// picks; on failure gives back what was reserved and tries again later.
+    /// Tries to reserve the bundles of a group that have no node yet (all
+    /// of a pending group's, those lost with a node of a rescheduling
+    /// one) on the nodes its strategy picks; on failure gives back what
+    /// was reserved and tries again later.
     fn schedule_placement_group(&self, pg_id: Vec<u8>) {
-        let bundles: Vec<Bundle> = {
+        let (bundles, placed, strategy) = {
             let mut pgs = self.placement_groups.lock();
             let Some(g) = pgs.groups.get_mut(&pg_id) else {
                 return;
             };
-            if g.scheduling || g.info.state != state::PENDING {
+            if g.scheduling || !awaits_nodes(&g.info.state) {
                 return;
             }
             g.scheduling = true;
-            g.info.bundles.clone()
+            let (unplaced, placed): (Vec<Bundle>, Vec<Bundle>) = g
+                .info
+                .bundles
+                .iter()
+                .cloned()
+                .partition(|b| b.node_id.is_empty());
+            let placed: Vec<NodeId> = placed
+                .iter()
+                .filter_map(|b| NodeId::from_bytes(&b.node_id))
+                .collect();
+            (unplaced, placed, g.info.strategy.clone())
         };
-        let nodes = self.live_nodes_free();
+        let mut nodes = self.live_nodes_free();
+        // Bundles placed again keep the group's strategy with those that
+        // stayed: together for STRICT_PACK, apart for STRICT_SPREAD.
+        match strategy.as_str() {
+            "STRICT_PACK" if !placed.is_empty() => nodes.retain(|(id, _)| placed.contains(id)),
+            "STRICT_SPREAD" => nodes.retain(|(id, _)| !placed.contains(id)),
+            _ => {}
+        }
         let shapes: Vec<ResourceSet> = bundles
             .iter()
             .map(|b| ResourceSet::from_units(b.resources.iter()))
             .collect();
-        let strategy = self
-            .placement_groups
-            .lock()
-            .groups
-            .get(&pg_id)
-            .map(|g| g.info.strategy.clone())
-            .unwrap_or_default();
         let Some(choice) = assign(&shapes, &strategy, &nodes) else {
             self.placement_group_unscheduled(&pg_id);
             return;
@@ -241,11 +261,13 @@ impl Node {
             let removed = {
                 let mut pgs = me.placement_groups.lock();
                 match pgs.groups.get_mut(&pg_id) {
-                    Some(g) if ok && g.info.state == state::PENDING => {
+                    Some(g) if ok && awaits_nodes(&g.info.state) => {
                         g.scheduling = false;
                         g.info.state = state::CREATED.into();
-                        for (b, node) in g.info.bundles.iter_mut().zip(&choice) {
-                            b.node_id = node.0.to_vec();
+                        for (b, node) in bundles.iter().zip(&choice) {
+                            if let Some(slot) = g.info.bundles.get_mut(b.index as usize) {
+                                slot.node_id = node.0.to_vec();
+                            }
                         }
                         false
                     }
@@ -285,7 +307,7 @@ impl Node {
                 pgs.retry_armed = false;
                 pgs.groups
                     .iter()
-                    .filter(|(_, g)| g.info.state == state::PENDING && !g.scheduling)
+                    .filter(|(_, g)| awaits_nodes(&g.info.state) && !g.scheduling)
                     .map(|(id, _)| id.clone())
                     .collect()
             };
@@ -293,6 +315,38 @@ impl Node {
                 me.schedule_placement_group(id);
             }
         });
+    }
+
+    /// Nodes died (head only): the bundles they held are reserved again on
+    /// other nodes; their groups are `RESCHEDULING` meanwhile.
+    pub(crate) fn placement_groups_lost_nodes(&self, dead: &[Vec<u8>]) {
+        let affected: Vec<Vec<u8>> = {
+            let mut pgs = self.placement_groups.lock();
+            let mut out = Vec::new();
+            for (id, g) in pgs.groups.iter_mut() {
+                if g.info.state == state::REMOVED {
+                    continue;
+                }
+                let mut lost = false;
+                for b in g.info.bundles.iter_mut() {
+                    if dead.contains(&b.node_id) {
+                        b.node_id.clear();
+                        lost = true;
+                    }
+                }
+                if lost {
+                    if g.info.state == state::CREATED {
+                        g.info.state = state::RESCHEDULING.into();
+                    }
+                    out.push(id.clone());
+                }
+            }
+            out
+        };
+        for id in affected {
+            tracing::info!("rescheduling bundles of placement group {} lost with a node", hex(&id));
+            self.schedule_placement_group(id);
+        }
     }
 
     /// Every live node with the resources it has free now.
@@ -457,22 +511,18 @@ impl Node {
             let Some(g) = pgs.groups.get_mut(pg_id) else {
                 return;
             };
-            let was_created = g.info.state == state::CREATED;
             g.info.state = state::REMOVED.into();
             let key = (g.info.namespace.clone(), g.info.name.clone());
-            let nodes = if was_created {
-                let mut n: Vec<NodeId> = g
-                    .info
-                    .bundles
-                    .iter()
-                    .filter_map(|b| NodeId::from_bytes(&b.node_id))
-                    .collect();
-                n.sort();
-                n.dedup();
-                n
-            } else {
-                Vec::new()
-            };
+            // The nodes holding its reserved bundles (none while pending;
+            // a reservation in flight gives back what it took itself).
+            let mut nodes: Vec<NodeId> = g
+                .info
+                .bundles
+                .iter()
+                .filter_map(|b| NodeId::from_bytes(&b.node_id))
+                .collect();
+            nodes.sort();
+            nodes.dedup();
             if pgs.names.get(&key).is_some_and(|id| id == pg_id) {
                 pgs.names.remove(&key);
             }
