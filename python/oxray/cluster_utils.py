@@ -81,6 +81,9 @@ class Cluster:
         self.worker_nodes = set()
         self._token = _node.new_token()
         self._connected = False
+        self._head_port = 0
+        self._head_args = {}
+        self._journal_dir = None
         if shutdown_at_exit:
             atexit.register(self.shutdown)
         if initialize_head:
@@ -119,10 +122,13 @@ class Cluster:
                                 node_args.get("resources"), node_args.get("object_store_memory", 256 << 20))
         is_head = self.head_node is None
         session_dir = _node.new_session_dir("h")
+        if is_head:
+            self._head_args = dict(node_args)
         try:
             daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=min(int(totals["CPU"]), 2),
-                                       owned=False, node_ip="127.0.0.1", port=0,
-                                       head_address=None if is_head else self.address, token=self._token)
+                                       owned=False, node_ip="127.0.0.1", port=self._head_port if is_head else 0,
+                                       head_address=None if is_head else self.address, token=self._token,
+                                       journal=self._journal_path() if is_head else None)
         except Exception:
             import shutil
             shutil.rmtree(session_dir, ignore_errors=True)
@@ -130,12 +136,32 @@ class Cluster:
         if is_head:
             _node.write_private(os.path.join(session_dir, "token"), self._token)
         head_address = daemon.tcp_address if is_head else self.address
+        if is_head:
+            self._head_port = _node.split_host_port(daemon.tcp_address)[1]
         node = ClusterNode(daemon, is_head, _node.record_node(daemon, head_address, is_head))
         if is_head:
             self.head_node = node
         else:
             self.worker_nodes.add(node)
         return node
+
+    def restart_head(self):
+        """Kills the head at once and starts it again on the same port with
+        the same journal (an oxray extension; Ray needs an external Redis
+        for this). The other nodes keep running and reconnect; the head's
+        tables (actors, named and detached ones included) come back.
+        Returns the new head node."""
+        if self.head_node is None:
+            raise RuntimeError("this cluster has no head to restart")
+        self.remove_node(self.head_node, allow_graceful=False)
+        return self.add_node(**self._head_args)
+
+    def _journal_path(self):
+        if self._journal_dir is None:
+            import tempfile
+
+            self._journal_dir = tempfile.mkdtemp(prefix="journal-", dir=_node.user_dir())
+        return os.path.join(self._journal_dir, "head.redb")
 
     def remove_node(self, node, allow_graceful=True):
         """Stops a node: gracefully (SIGTERM), or killed at once."""
@@ -177,3 +203,8 @@ class Cluster:
             self.remove_node(node)
         if self.head_node is not None:
             self.remove_node(self.head_node)
+        if self._journal_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._journal_dir, ignore_errors=True)
+            self._journal_dir = None

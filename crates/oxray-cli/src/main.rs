@@ -79,6 +79,11 @@ struct DaemonArgs {
     /// Serve `GET /healthz` over HTTP on this port, for container probes.
     #[arg(long)]
     health_port: Option<u16>,
+    /// The head's journal: its tables (actors, key-value data, job ids)
+    /// are kept in this file, and a head started again with it recovers
+    /// them. Head only.
+    #[arg(long)]
+    journal: Option<PathBuf>,
 }
 
 /// The cluster token comes from the environment, never from the command
@@ -135,6 +140,7 @@ fn main() -> Result<()> {
                         port: args.port,
                         head: args.head_address,
                         token,
+                        journal: args.journal,
                     })
                 }
                 None => None,

@@ -1,7 +1,7 @@
 //! The actor directory: every actor's state, and the names of named actors
 //! by namespace.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use oxray_common::{ActorId, ResourceSet};
 use oxray_proto::{ActorInfo, ActorState, TaskSpec};
@@ -22,12 +22,48 @@ pub struct ActorRecord {
     /// The address of the process that created it: a non-detached actor
     /// dies with it.
     pub owner: String,
+    /// When its worker runs on another node than the head: that node
+    /// daemon's address and the worker's lease there (to end it).
+    pub remote: Option<(String, u64)>,
 }
 
 impl ActorRecord {
     /// The actor's state.
     pub fn state(&self) -> ActorState {
         ActorState::try_from(self.info.state).unwrap_or(ActorState::Dead)
+    }
+
+    /// The record as the head's journal keeps it.
+    pub fn to_journal(&self) -> oxray_proto::ActorJournalEntry {
+        oxray_proto::ActorJournalEntry {
+            info: Some(self.info.clone()),
+            spec: Some(self.spec.clone()),
+            resources: self.resources.to_units(),
+            detached: self.detached,
+            max_restarts: self.max_restarts,
+            strategy: self.strategy.clone(),
+            owner: self.owner.clone(),
+            remote_node: self
+                .remote
+                .as_ref()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+            remote_lease: self.remote.as_ref().map_or(0, |r| r.1),
+        }
+    }
+
+    /// A record read back from the head's journal.
+    pub fn from_journal(e: oxray_proto::ActorJournalEntry) -> Self {
+        Self {
+            info: e.info.unwrap_or_default(),
+            spec: e.spec.unwrap_or_default(),
+            resources: ResourceSet::from_units(e.resources.iter()),
+            detached: e.detached,
+            max_restarts: e.max_restarts,
+            strategy: e.strategy,
+            owner: e.owner,
+            remote: (!e.remote_node.is_empty()).then_some((e.remote_node, e.remote_lease)),
+        }
     }
 
     /// Whether a crash may be followed by a restart.
@@ -48,6 +84,10 @@ pub enum RegisterError {
 pub struct ActorDirectory {
     actors: HashMap<ActorId, ActorRecord>,
     names: HashMap<(String, String), ActorId>,
+    /// Actors changed since [`ActorDirectory::take_changed`] last ran.
+    changed: HashSet<ActorId>,
+    /// Called when the first change after a `take_changed` is recorded.
+    on_change: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl ActorDirectory {
@@ -61,7 +101,22 @@ impl ActorDirectory {
             self.names.insert(key, id);
         }
         self.actors.insert(id, record);
+        self.note_change(id);
         Ok(())
+    }
+
+    /// Calls `hook` whenever changes start piling up (the journal's writer
+    /// waits on it).
+    pub fn on_change(&mut self, hook: Box<dyn Fn() + Send + Sync>) {
+        self.on_change = Some(hook);
+    }
+
+    fn note_change(&mut self, id: ActorId) {
+        if self.changed.insert(id) && self.changed.len() == 1 {
+            if let Some(hook) = &self.on_change {
+                hook();
+            }
+        }
     }
 
     /// The actor `id`.
@@ -71,6 +126,10 @@ impl ActorDirectory {
 
     /// The actor `id`, to change.
     pub fn get_mut(&mut self, id: &ActorId) -> Option<&mut ActorRecord> {
+        if !self.actors.contains_key(id) {
+            return None;
+        }
+        self.note_change(*id);
         self.actors.get_mut(id)
     }
 
@@ -83,6 +142,9 @@ impl ActorDirectory {
 
     /// Marks an actor dead for good and frees its name.
     pub fn mark_dead(&mut self, id: &ActorId, message: String) {
+        if self.actors.contains_key(id) {
+            self.note_change(*id);
+        }
         if let Some(r) = self.actors.get_mut(id) {
             r.info.state = ActorState::Dead as i32;
             if r.info.death_message.is_empty() {
@@ -93,6 +155,23 @@ impl ActorDirectory {
                 self.names.remove(&key);
             }
         }
+    }
+
+    /// The actors changed since the last call, as the journal writes them:
+    /// the record, or `None` for an actor that is dead (forgotten there).
+    pub fn take_changed(&mut self) -> Vec<(ActorId, Option<oxray_proto::ActorJournalEntry>)> {
+        let changed = std::mem::take(&mut self.changed);
+        changed
+            .into_iter()
+            .map(|id| {
+                let entry = self
+                    .actors
+                    .get(&id)
+                    .filter(|r| r.state() != ActorState::Dead)
+                    .map(ActorRecord::to_journal);
+                (id, entry)
+            })
+            .collect()
     }
 
     /// Every actor.
@@ -118,6 +197,7 @@ mod tests {
             max_restarts: 1,
             strategy: None,
             owner: "unix:/owner".into(),
+            remote: Some(("tcp:10.0.0.2:1".into(), 7)),
         }
     }
 
@@ -135,6 +215,25 @@ mod tests {
         assert_eq!(d.by_name("ns", "x"), None);
         d.register(b, record("x")).unwrap();
         assert_eq!(d.by_name("ns", "x"), Some(b));
+    }
+
+    #[test]
+    fn changes_are_collected_for_the_journal() {
+        let mut d = ActorDirectory::default();
+        let (a, b) = (ActorId::random(), ActorId::random());
+        d.register(a, record("x")).unwrap();
+        d.register(b, record("")).unwrap();
+        assert_eq!(d.take_changed().len(), 2);
+        assert!(d.take_changed().is_empty());
+        d.mark_dead(&a, "gone".into());
+        d.get_mut(&b).unwrap().info.num_restarts = 1;
+        let mut changed = d.take_changed();
+        changed.sort_by_key(|(id, _)| *id == b);
+        assert!(changed[0].1.is_none(), "the dead one is forgotten");
+        let back = ActorRecord::from_journal(changed[1].1.clone().unwrap());
+        assert_eq!(back.info.num_restarts, 1);
+        assert_eq!(back.owner, "unix:/owner");
+        assert_eq!(back.remote, Some(("tcp:10.0.0.2:1".into(), 7)));
     }
 
     #[test]

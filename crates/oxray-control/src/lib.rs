@@ -5,6 +5,7 @@
 //! store can replace the in-memory one.
 
 pub mod actors;
+pub mod journal;
 pub mod store;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,7 +14,12 @@ use oxray_common::{NodeId, ResourceSet};
 use parking_lot::Mutex;
 
 pub use actors::{ActorDirectory, ActorRecord, RegisterError};
-pub use store::{ControlStore, MemoryStore};
+pub use journal::{Journal, JournalError, Recovered};
+pub use store::{ControlStore, JournaledStore, MemoryStore};
+
+/// The key-value namespace of the control service's own counters.
+const META: &str = "__oxray_meta";
+const NEXT_JOB: &[u8] = b"next_job";
 
 /// A node as the control service records it.
 #[derive(Clone, Debug)]
@@ -43,12 +49,17 @@ pub struct ControlService {
 }
 
 impl ControlService {
-    /// A control service over `store`.
+    /// A control service over `store` (which may hold the tables of an
+    /// earlier run: job ids go on from where it stopped).
     pub fn new(store: Box<dyn ControlStore>) -> Self {
+        let next_job = store
+            .get(META, NEXT_JOB)
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map_or(1, u32::from_le_bytes);
         Self {
             store,
             nodes: Mutex::new(Vec::new()),
-            next_job: AtomicU32::new(1),
+            next_job: AtomicU32::new(next_job),
         }
     }
 
@@ -59,7 +70,10 @@ impl ControlService {
 
     /// Allocates the id of a new job (one per driver).
     pub fn next_job_id(&self) -> u32 {
-        self.next_job.fetch_add(1, Ordering::Relaxed)
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        self.store
+            .put(META, NEXT_JOB, (id + 1).to_le_bytes().to_vec());
+        id
     }
 
     /// Adds or replaces a node.

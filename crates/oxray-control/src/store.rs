@@ -36,3 +36,38 @@ impl ControlStore for MemoryStore {
             .cloned()
     }
 }
+
+/// A [`ControlStore`] in memory, written through to the head's journal so
+/// that a restarted head finds it again.
+pub struct JournaledStore {
+    memory: MemoryStore,
+    journal: std::sync::Arc<crate::Journal>,
+}
+
+impl JournaledStore {
+    /// A store over `journal`, holding `recovered` (what it held before).
+    pub fn new(
+        journal: std::sync::Arc<crate::Journal>,
+        recovered: Vec<(String, Vec<u8>, Vec<u8>)>,
+    ) -> Self {
+        let memory = MemoryStore::default();
+        for (namespace, key, value) in recovered {
+            memory.put(&namespace, &key, value);
+        }
+        Self { memory, journal }
+    }
+}
+
+impl ControlStore for JournaledStore {
+    fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
+        if let Err(e) = self.journal.put_kv(namespace, key, &value) {
+            // The value still serves this run; only a restart would miss it.
+            tracing::error!("{e}");
+        }
+        self.memory.put(namespace, key, value);
+    }
+
+    fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.memory.get(namespace, key)
+    }
+}

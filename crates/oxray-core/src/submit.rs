@@ -647,6 +647,7 @@ impl Inner {
             strategy: key.1.to_wire(),
             spilled: false,
             preferred,
+            for_actor: false,
         };
         let daemon = self.daemon.clone();
         let me = self.clone();

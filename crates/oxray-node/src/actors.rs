@@ -58,6 +58,7 @@ impl Node {
         };
         let record = ActorRecord {
             strategy: c.strategy.clone(),
+            remote: None,
             info: info.clone(),
             spec,
             resources: resources.clone(),
@@ -76,6 +77,7 @@ impl Node {
             strategy: c.strategy.clone(),
             spilled: false,
             preferred: String::new(),
+            for_actor: true,
         });
         writer.reply(req, Body::ActorInfo(info));
         self.dispatch(&mut st);
@@ -90,10 +92,10 @@ impl Node {
         pid: u32,
         gpu_ids: Vec<u32>,
     ) {
-        let remote = st.remote_actors.contains_key(&id);
         let Some(record) = st.actors.get_mut(&id) else {
             return;
         };
+        let remote = record.remote.is_some();
         record.info.pid = pid;
         if !remote {
             record.info.node_id = self.node_id.0.to_vec();
@@ -103,7 +105,6 @@ impl Node {
         spec.gpu_ids = gpu_ids;
         spec.attempt = incarnation;
         let me = self.me();
-        let remote = st.remote_actors.contains_key(&id);
         let peers = self.link.as_ref().map(|l| l.peers.clone());
         tokio::spawn(async move {
             let result = async {
@@ -141,14 +142,16 @@ impl Node {
     }
 
     /// The worker of a remote actor is gone: restart or bury the actor.
-    fn remote_actor_lost(&self, id: ActorId, incarnation: u32, pid: u32) {
+    pub(crate) fn remote_actor_lost(&self, id: ActorId, incarnation: u32, pid: u32) {
         let mut st = self.state.lock();
         if st
             .actors
             .get(&id)
             .is_some_and(|a| a.info.incarnation == incarnation)
         {
-            st.remote_actors.remove(&id);
+            if let Some(a) = st.actors.get_mut(&id) {
+                a.remote = None;
+            }
             self.actor_worker_died(&mut st, id, pid);
             self.dispatch(&mut st);
         }
@@ -173,6 +176,7 @@ impl Node {
                 strategy: p.strategy.clone(),
                 spilled: true,
                 preferred: String::new(),
+                for_actor: true,
             };
             let reply = match peers.get(&node).await {
                 Ok(peer) => peer.call(Body::RequestLease(request)).await.ok(),
@@ -186,9 +190,9 @@ impl Node {
                     .is_some_and(|a| a.state() != ActorState::Dead);
                 match reply {
                     Some(Body::LeaseGranted(g)) if wanted => {
-                        st.remote_actors.insert(id, (node.clone(), g.lease_id));
                         if let Some(a) = st.actors.get_mut(&id) {
                             a.info.node_id = node_id.0.to_vec();
+                            a.remote = Some((node.clone(), g.lease_id));
                         }
                         me.start_actor(&mut st, id, g.address, g.pid, g.gpu_ids);
                         None
@@ -342,6 +346,7 @@ impl Node {
                     strategy: record.strategy.clone(),
                     spilled: false,
                     preferred: String::new(),
+                    for_actor: true,
                 };
                 st.pending.push_back(pending);
             } else {
@@ -398,7 +403,7 @@ impl Node {
             kill_pid(w.pid);
         }
         if let (Some((node, lease_id)), Some(link)) =
-            (st.remote_actors.get(id).cloned(), &self.link)
+            (st.actors.get(id).and_then(|a| a.remote.clone()), &self.link)
         {
             let peers = link.peers.clone();
             tokio::spawn(async move {

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use oxray_common::NodeId;
@@ -42,6 +42,20 @@ const RECHECK: Duration = Duration::from_millis(50);
 /// noticed at once (its connection breaks); a frozen or cut-off one after
 /// period x threshold. `OXRAY_HEALTH_CHECK_PERIOD_MS` and
 /// `OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD` change them.
+/// How long a node keeps running without its head, trying to reconnect
+/// (`OXRAY_HEAD_RECONNECT_TIMEOUT_S`, 60 s by default).
+fn head_reconnect_timeout() -> Duration {
+    let secs = std::env::var("OXRAY_HEAD_RECONNECT_TIMEOUT_S")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .unwrap_or(60.0);
+    Duration::from_secs_f64(secs)
+}
+
+/// The pause between two attempts to reach a head that went away.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(250);
+
 fn health_check() -> (Duration, u32) {
     let env = |name: &str, default: u64| {
         std::env::var(name)
@@ -58,8 +72,9 @@ fn health_check() -> (Duration, u32) {
 /// What a node of a multi-node cluster keeps about the cluster.
 pub(crate) struct ClusterLink {
     pub config: ClusterConfig,
-    /// The connection to the head (on every other node).
-    head: OnceLock<Arc<RpcPeer>>,
+    /// The connection to the head (on every other node; replaced when it
+    /// reconnects after losing it).
+    head: Mutex<Option<Arc<RpcPeer>>>,
     /// Connections to other nodes' daemons and processes.
     pub peers: Arc<PeerPool>,
     /// Every node's resources, for placement.
@@ -80,7 +95,7 @@ impl ClusterLink {
         let peers = Arc::new(PeerPool::new(Dialer::new(&config.node_ip, &config.token)));
         Self {
             config,
-            head: OnceLock::new(),
+            head: Mutex::default(),
             peers,
             view: Mutex::default(),
             changed: Notify::new(),
@@ -123,8 +138,8 @@ impl Node {
     }
 
     /// The connection to the head, on nodes that are not the head.
-    pub(crate) fn head(&self) -> Option<&Arc<RpcPeer>> {
-        self.link.as_ref().and_then(|l| l.head.get())
+    pub(crate) fn head(&self) -> Option<Arc<RpcPeer>> {
+        self.link.as_ref().and_then(|l| l.head.lock().clone())
     }
 
     /// This node's IP in the cluster (empty on a single-node cluster).
@@ -176,63 +191,131 @@ impl Node {
             tokio::spawn(self.clone().check_node_health());
             return Ok(());
         };
-        let joined = async {
-            let (head, inbox) = RpcPeer::connect_tcp(&head_addr, &link.config.token).await?;
-            let reply = head
-                .call(Body::RegisterNode(RegisterNode {
-                    node: Some(self.self_info(true)),
-                }))
-                .await?;
-            Ok::<_, oxray_common::Error>((head, inbox, reply))
+        let (head, inbox) = self
+            .register_with_head(&head_addr)
+            .await
+            .map_err(|reason| NodeError::Join {
+                head: head_addr.clone(),
+                reason,
+            })?;
+        *link.head.lock() = Some(head);
+        tokio::spawn(self.clone().send_heartbeats());
+        tokio::spawn(self.clone().stay_joined(head_addr, inbox));
+        Ok(())
+    }
+
+    /// Registers this node with the head at `head_addr` and takes the
+    /// cluster's view from its reply.
+    async fn register_with_head(
+        &self,
+        head_addr: &str,
+    ) -> Result<(Arc<RpcPeer>, tokio::sync::mpsc::UnboundedReceiver<Envelope>), String> {
+        let Some(link) = &self.link else {
+            return Err("not part of a multi-node cluster".into());
         };
-        let (head, mut inbox, reply) = joined.await.map_err(|e| NodeError::Join {
-            head: head_addr.clone(),
-            reason: e.to_string(),
-        })?;
+        let (head, inbox) = RpcPeer::connect_tcp(head_addr, &link.config.token)
+            .await
+            .map_err(|e| e.to_string())?;
+        let reply = head
+            .call(Body::RegisterNode(RegisterNode {
+                node: Some(self.self_info(true)),
+            }))
+            .await
+            .map_err(|e| e.to_string())?;
         if let Body::ClusterView(view) = reply {
             link.view.lock().replace(&view.nodes, self.node_id);
         }
-        let _ = link.head.set(head);
-        tokio::spawn(self.clone().send_heartbeats());
-        let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(env) = inbox.recv().await {
-                match env.body {
-                    Some(Body::ClusterView(view)) => {
-                        if let Some(link) = &me.link {
-                            let mut v = link.view.lock();
-                            if view.delta {
-                                for n in &view.nodes {
-                                    match NodeId::from_bytes(&n.node_id) {
-                                        Some(id) if id != me.node_id => {
-                                            v.update(id, view_of(n));
-                                        }
-                                        _ => {}
-                                    }
-                                }
-                            } else {
-                                v.replace(&view.nodes, me.node_id);
-                            }
+        Ok((head, inbox))
+    }
+
+    /// Follows the head's messages; when its connection breaks (the head
+    /// died or restarts), keeps this node running — its tasks, actors and
+    /// objects — and registers again as soon as a head answers at the same
+    /// address, for up to [`head_reconnect_timeout`]. Stops the node after
+    /// that, or when the head says this node was declared dead.
+    async fn stay_joined(
+        self: Arc<Self>,
+        head_addr: String,
+        mut inbox: tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+    ) {
+        loop {
+            if !self.follow_head(&mut inbox).await {
+                return;
+            }
+            tracing::warn!("lost the connection to the head at {head_addr}; reconnecting");
+            eprintln!("oxray: lost the connection to the head at {head_addr}; reconnecting");
+            let deadline = std::time::Instant::now() + head_reconnect_timeout();
+            loop {
+                if std::time::Instant::now() > deadline {
+                    eprintln!(
+                        "oxray: the head at {head_addr} did not come back within {:?}; stopping this node",
+                        head_reconnect_timeout()
+                    );
+                    self.shutdown();
+                    return;
+                }
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                match self.register_with_head(&head_addr).await {
+                    Ok((head, fresh)) => {
+                        if let Some(link) = &self.link {
+                            *link.head.lock() = Some(head);
                         }
-                        me.announce_deaths();
-                        let mut st = me.state.lock();
-                        me.dispatch(&mut st);
+                        inbox = fresh;
+                        eprintln!("oxray: reconnected to the head at {head_addr}");
+                        self.resources_changed();
+                        break;
                     }
-                    Some(Body::LogLines(l)) => me.to_local_drivers(&l, false),
-                    Some(Body::ShutdownCluster(_)) => {
-                        // The head declared this node dead (it was silent
-                        // too long): its work was given to others.
-                        eprintln!("oxray: the head declared this node dead; stopping it");
-                        me.shutdown();
+                    Err(e) if e.contains("declared dead") => {
+                        eprintln!("oxray: {e}; stopping this node");
+                        self.shutdown();
+                        return;
                     }
-                    _ => {}
+                    Err(_) => {}
                 }
             }
-            tracing::warn!("lost the connection to the head at {head_addr}; stopping this node");
-            eprintln!("oxray: lost the connection to the head at {head_addr}; stopping this node");
-            me.shutdown();
-        });
-        Ok(())
+        }
+    }
+
+    /// Handles the head's messages until its connection closes; false when
+    /// this node must stop instead of reconnecting.
+    async fn follow_head(
+        &self,
+        inbox: &mut tokio::sync::mpsc::UnboundedReceiver<Envelope>,
+    ) -> bool {
+        while let Some(env) = inbox.recv().await {
+            match env.body {
+                Some(Body::ClusterView(view)) => {
+                    if let Some(link) = &self.link {
+                        let mut v = link.view.lock();
+                        if view.delta {
+                            for n in &view.nodes {
+                                match NodeId::from_bytes(&n.node_id) {
+                                    Some(id) if id != self.node_id => {
+                                        v.update(id, view_of(n));
+                                    }
+                                    _ => {}
+                                }
+                            }
+                        } else {
+                            v.replace(&view.nodes, self.node_id);
+                        }
+                    }
+                    self.announce_deaths();
+                    let mut st = self.state.lock();
+                    self.dispatch(&mut st);
+                }
+                Some(Body::LogLines(l)) => self.to_local_drivers(&l, false),
+                Some(Body::ShutdownCluster(_)) => {
+                    // The head declared this node dead (it was silent
+                    // too long): its work was given to others.
+                    eprintln!("oxray: the head declared this node dead; stopping it");
+                    self.shutdown();
+                    return false;
+                }
+                _ => {}
+            }
+        }
+        !self.state.lock().shutting_down
     }
 
     /// Reminds the head that this node is alive, every health-check period
@@ -242,9 +325,13 @@ impl Node {
         let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            let Some(head) = self.head() else { return };
-            if !head.send(Body::ResourceReport(report_of(self.self_info(true)))) {
+            if self.state.lock().shutting_down {
                 return;
+            }
+            // While the head is away the send fails; heartbeats resume on
+            // the new connection.
+            if let Some(head) = self.head() {
+                head.send(Body::ResourceReport(report_of(self.self_info(true))));
             }
         }
     }
@@ -386,6 +473,14 @@ impl Node {
         let Some(id) = NodeId::from_bytes(&info.node_id) else {
             return;
         };
+        if self.control.node(&id).is_some_and(|n| !n.alive) {
+            let message = format!(
+                "node {} was declared dead; start it again to join as a new node",
+                id.hex()
+            );
+            writer.reply(req, Body::ErrorReply(ErrorReply { message }));
+            return;
+        }
         self.control.register_node(NodeEntry {
             node_id: id,
             address: info.address.clone(),

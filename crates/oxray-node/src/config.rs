@@ -51,4 +51,7 @@ pub struct ClusterConfig {
     pub head: Option<String>,
     /// The secret every TCP connection proves first.
     pub token: String,
+    /// The head's journal file: its tables survive a restart of the head
+    /// started again with the same file (`None`: kept in memory only).
+    pub journal: Option<PathBuf>,
 }

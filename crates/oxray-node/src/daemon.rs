@@ -82,7 +82,19 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         || format!("unix:{}", config.socket_path.display()),
         |(_, a)| a.clone(),
     );
-    let node = Node::new(config, store, address);
+    let journal_path = config
+        .cluster
+        .as_ref()
+        .filter(|c| c.head.is_none())
+        .and_then(|c| c.journal.clone());
+    let (control, journal) = match journal_path {
+        Some(path) => {
+            let (control, journal, actors) = crate::head_journal::open(&path)?;
+            (control, Some((journal, actors)))
+        }
+        None => (ControlService::in_memory(), None),
+    };
+    let node = Node::new(config, store, address, control);
     if node.is_head() {
         node.control.register_node(NodeEntry {
             node_id: node.node_id,
@@ -105,6 +117,10 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             let _ = std::fs::remove_file(&node.config.store_path);
             return Err(e);
         }
+    }
+    if let Some((journal, actors)) = journal {
+        node.restore_actors(actors);
+        tokio::spawn(node.clone().flush_journal(journal));
     }
     if let Some(port) = node.config.health_port {
         let ip = node
@@ -262,6 +278,9 @@ pub(crate) struct PendingLease {
     pub spilled: bool,
     /// The node daemon holding the task's large arguments (may be empty).
     pub preferred: String,
+    /// For an actor the head manages on this node: the lease belongs to no
+    /// connection (it outlives a restart of the head).
+    pub for_actor: bool,
 }
 
 pub(crate) struct State {
@@ -276,12 +295,9 @@ pub(crate) struct State {
     next_lease: u64,
     leases: HashMap<u64, Lease>,
     pub ledger: ResourceLedger,
-    shutting_down: bool,
+    pub(crate) shutting_down: bool,
     pub actors: ActorDirectory,
     pub actor_waiters: HashMap<ActorId, Vec<ActorWaiter>>,
-    /// Actors running on other nodes: the node daemon and lease holding
-    /// each one's worker (head only).
-    pub remote_actors: HashMap<ActorId, (String, u64)>,
     /// Placement-group bundles reserved on this node.
     pub bundles: crate::placement_groups::HeldBundles,
     /// Infeasible shapes already reported, by requesting connection.
@@ -346,7 +362,12 @@ impl Node {
 }
 
 impl Node {
-    fn new(config: NodeConfig, store: oxray_store::ObjectTable, address: String) -> Arc<Self> {
+    fn new(
+        config: NodeConfig,
+        store: oxray_store::ObjectTable,
+        address: String,
+        control: ControlService,
+    ) -> Arc<Self> {
         let ledger = ResourceLedger::new(config.resources.clone());
         let link = config.cluster.clone().map(ClusterLink::new);
         let node_id = NodeId::random();
@@ -359,7 +380,7 @@ impl Node {
             node_id,
             address,
             link,
-            control: ControlService::in_memory(),
+            control,
             state: Mutex::new(State {
                 next_client: 1,
                 clients: HashMap::new(),
@@ -375,7 +396,6 @@ impl Node {
                 shutting_down: false,
                 actors: ActorDirectory::default(),
                 actor_waiters: HashMap::new(),
-                remote_actors: HashMap::new(),
                 bundles: Default::default(),
                 warned_shapes: Default::default(),
             }),
@@ -453,6 +473,7 @@ impl Node {
                     strategy: r.strategy,
                     spilled: r.spilled,
                     preferred: r.preferred,
+                    for_actor: r.for_actor,
                 });
                 self.dispatch(&mut st);
             }
@@ -866,6 +887,7 @@ impl Node {
             st.next_lease += 1;
             let gpu_ids = alloc.gpu_ids();
             let holder = match p.requester {
+                Requester::Client { .. } if p.for_actor => 0,
                 Requester::Client { client, .. } => client,
                 // An actor's lease belongs to nobody: the actor ends with
                 // its owner through `owner_gone`, wherever the owner runs.

@@ -10,6 +10,7 @@ mod actors;
 mod cluster;
 pub mod config;
 pub mod daemon;
+mod head_journal;
 mod health;
 pub mod ledger;
 mod placement_groups;
@@ -43,6 +44,9 @@ pub enum NodeError {
     /// The head of the cluster could not be joined.
     #[error("cannot join the cluster's head at {head}: {reason}")]
     Join { head: String, reason: String },
+    /// The head's journal could not be opened or read.
+    #[error(transparent)]
+    Journal(#[from] oxray_control::JournalError),
     /// The async runtime could not start.
     #[error("cannot start the daemon's runtime: {0}")]
     Runtime(#[source] std::io::Error),

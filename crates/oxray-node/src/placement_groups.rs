@@ -344,7 +344,10 @@ impl Node {
             out
         };
         for id in affected {
-            tracing::info!("rescheduling bundles of placement group {} lost with a node", hex(&id));
+            tracing::info!(
+                "rescheduling bundles of placement group {} lost with a node",
+                hex(&id)
+            );
             self.schedule_placement_group(id);
         }
     }

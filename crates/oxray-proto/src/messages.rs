@@ -458,6 +458,11 @@ pub struct RequestLease {
     /// placed there when it fits now (data locality).
     #[prost(string, tag = "5")]
     pub preferred: String,
+    /// Asked by the head for an actor it manages: the lease outlives the
+    /// connection that asked (the head may restart and reattach), and
+    /// ends when the head returns it.
+    #[prost(bool, tag = "6")]
+    pub for_actor: bool,
 }
 
 /// A granted lease: a worker reserved for the requester.
@@ -1051,4 +1056,32 @@ pub struct TaskEntry {
     /// The node it runs (or ran) on, when known.
     #[prost(bytes = "vec", tag = "10")]
     pub node_id: Vec<u8>,
+}
+
+/// One actor as the head's journal keeps it, to survive a restart of the
+/// head (not sent over the wire).
+#[derive(Clone, PartialEq, Message)]
+pub struct ActorJournalEntry {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<ActorInfo>,
+    /// The creation task, run again at each restart.
+    #[prost(message, optional, tag = "2")]
+    pub spec: Option<TaskSpec>,
+    /// Its resource shape, in fixed-point units.
+    #[prost(btree_map = "string, int64", tag = "3")]
+    pub resources: BTreeMap<String, i64>,
+    #[prost(bool, tag = "4")]
+    pub detached: bool,
+    #[prost(int32, tag = "5")]
+    pub max_restarts: i32,
+    #[prost(message, optional, tag = "6")]
+    pub strategy: Option<SchedulingStrategy>,
+    #[prost(string, tag = "7")]
+    pub owner: String,
+    /// When it runs on another node than the head: that node daemon's
+    /// address, and the lease of its worker there.
+    #[prost(string, tag = "8")]
+    pub remote_node: String,
+    #[prost(uint64, tag = "9")]
+    pub remote_lease: u64,
 }

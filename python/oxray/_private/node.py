@@ -265,7 +265,7 @@ class LocalDaemon:
     makes it join that head instead of being one."""
 
     def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None,
-                 node_ip=None, port=0, head_address=None, token=None, health_port=None):
+                 node_ip=None, port=0, head_address=None, token=None, health_port=None, journal=None):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         self.node_ip = node_ip
@@ -283,6 +283,8 @@ class LocalDaemon:
             args += ["--node-ip", node_ip, "--port", str(int(port or 0))]
             if head_address:
                 args += ["--head-address", head_address]
+            elif journal:
+                args += ["--journal", journal]
         if health_port is not None:
             args += ["--health-port", str(int(health_port))]
         for name, amount in resources.items():

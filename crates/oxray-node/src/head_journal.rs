@@ -1,0 +1,119 @@
+//! A head that survives a restart: its control service's tables are
+//! journaled to disk ([`oxray_control::Journal`]) and read back when the
+//! head starts again with the same file.
+//!
+//! The key-value table is written through at each change; the actor
+//! directory's changes are written as soon as they happen, those made
+//! while a write is under way together in the next one.
+//! Recovered actors that were alive are reattached: the head connects to
+//! each one's worker again, and watches that connection as it did before
+//! (if the worker is gone, the actor restarts as after any crash).
+
+use std::sync::Arc;
+
+use oxray_common::ActorId;
+use oxray_control::{ActorRecord, ControlService, Journal, JournaledStore, Recovered};
+use oxray_proto::{ActorJournalEntry, ActorState};
+
+use crate::daemon::Node;
+use crate::NodeError;
+
+/// The head's control service over its journal at `path`, and what the
+/// journal held (actors to restore once the node runs).
+pub(crate) fn open(
+    path: &std::path::Path,
+) -> Result<
+    (
+        ControlService,
+        Arc<Journal>,
+        Vec<(ActorId, ActorJournalEntry)>,
+    ),
+    NodeError,
+> {
+    let journal = Arc::new(Journal::open(path)?);
+    let Recovered { kv, actors } = journal.load()?;
+    if !actors.is_empty() || !kv.is_empty() {
+        tracing::info!(
+            "head journal {}: recovered {} key(s) and {} actor(s)",
+            path.display(),
+            kv.len(),
+            actors.len()
+        );
+    }
+    let control = ControlService::new(Box::new(JournaledStore::new(journal.clone(), kv)));
+    Ok((control, journal, actors))
+}
+
+impl Node {
+    /// Puts the recovered actors back in the directory, reattaches those
+    /// that were alive and starts again those that were being started.
+    pub(crate) fn restore_actors(&self, actors: Vec<(ActorId, ActorJournalEntry)>) {
+        let mut st = self.state.lock();
+        let mut alive = Vec::new();
+        for (id, entry) in actors {
+            let record = ActorRecord::from_journal(entry);
+            let state = record.state();
+            let (address, incarnation, pid) = (
+                record.info.address.clone(),
+                record.info.incarnation,
+                record.info.pid,
+            );
+            if st.actors.register(id, record).is_err() {
+                continue;
+            }
+            match state {
+                ActorState::Alive => alive.push((id, address, incarnation, pid)),
+                // Its start was under way on the old head: start it again.
+                _ => self.actor_worker_died(&mut st, id, pid),
+            }
+        }
+        self.dispatch(&mut st);
+        drop(st);
+        for (id, address, incarnation, pid) in alive {
+            self.reattach_actor(id, address, incarnation, pid);
+        }
+    }
+
+    /// Watches a recovered actor's worker again, through a new connection.
+    fn reattach_actor(&self, id: ActorId, address: String, incarnation: u32, pid: u32) {
+        let Some(link) = &self.link else { return };
+        let peers = link.peers.clone();
+        let me = self.me();
+        tokio::spawn(async move {
+            if let Ok(peer) = peers.get(&address).await {
+                peer.closed().await;
+            }
+            // Unreachable (it lived on the old head, or its node is gone),
+            // or gone since: restart or bury it.
+            me.remote_actor_lost(id, incarnation, pid);
+        });
+    }
+
+    /// Writes the actor directory's changes to the journal as they come.
+    pub(crate) async fn flush_journal(self: Arc<Self>, journal: Arc<Journal>) {
+        let wake = Arc::new(tokio::sync::Notify::new());
+        {
+            let wake = wake.clone();
+            self.state
+                .lock()
+                .actors
+                .on_change(Box::new(move || wake.notify_one()));
+        }
+        // Changes made before the hook was set (the restore's) go first.
+        wake.notify_one();
+        loop {
+            wake.notified().await;
+            let changes = self.state.lock().actors.take_changed();
+            if changes.is_empty() {
+                continue;
+            }
+            let journal = journal.clone();
+            let written = tokio::task::spawn_blocking(move || journal.write_actors(&changes)).await;
+            match written {
+                Ok(Err(e)) => tracing::error!("{e}"),
+                Err(e) => tracing::error!("the journal writer failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+}
