@@ -162,3 +162,52 @@ def test_a_driver_cannot_shut_down_a_standing_cluster(head):
     assert out.returncode == 0, out.stderr
     status = oxray_cli("status")
     assert status.returncode == 0 and "ALIVE" in status.stdout, status.stdout + status.stderr
+
+
+def test_a_head_started_again_on_its_port_takes_its_cluster_back(tmp_path):
+    import socket
+    import signal
+
+    from conftest import process_gone
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
+    env.pop("OXRAY_AUTH_TOKEN", None)
+    run = lambda *a: subprocess.run([sys.executable, "-m", "oxray.scripts", *a], capture_output=True, text=True,
+                                    timeout=60, cwd=REPO, env=env)
+    assert run("start", "--head", "--port", str(port), "--num-cpus", "0").returncode == 0
+    try:
+        joined = run("start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"w": 1}')
+        assert joined.returncode == 0, joined.stderr
+        made = run_driver(
+            "import oxray\n"
+            "oxray.init(address='auto', namespace='cli')\n"
+            "@oxray.remote(num_cpus=0)\n"
+            "class Box:\n"
+            "    def __init__(self): self.v = 'kept'\n"
+            "    def get(self): return self.v\n"
+            "b = Box.options(name='box', lifetime='detached', resources={'w': 0.5}).remote()\n"
+            "print(oxray.get(b.get.remote()))\n", env=env)
+        assert made.stdout.strip() == "kept", made.stderr
+        index = tmp_path / f"oxray-{os.getuid()}" / "nodes"
+        heads = [json.loads(p.read_text()) for p in index.glob("*.json")]
+        head_pid = next(int(n["pid"]) for n in heads if n.get("is_head"))
+        os.kill(head_pid, signal.SIGKILL)
+        assert wait_for(lambda: process_gone(head_pid), timeout=10)
+
+        again = run("start", "--head", "--port", str(port), "--num-cpus", "0")
+        assert again.returncode == 0, again.stderr
+        found = run_driver(
+            "import oxray, time\n"
+            "oxray.init(address='auto', namespace='cli')\n"
+            "deadline = time.time() + 30\n"
+            "while sum(n['Alive'] for n in oxray.nodes()) < 2 and time.time() < deadline:\n"
+            "    time.sleep(0.1)\n"
+            "print(oxray.get(oxray.get_actor('box').get.remote(), timeout=30))\n", env=env)
+        assert found.stdout.strip() == "kept", found.stderr
+    finally:
+        stopped = run("stop")
+        assert stopped.returncode == 0, stopped.stderr
+    assert not list((tmp_path / f"oxray-{os.getuid()}").glob("head-*.redb*")), "stop forgets the journal"

@@ -1,6 +1,6 @@
 """The `oxray` command: start and stop a standing cluster, show its state.
 
-    oxray start --head [--port P] [--node-ip-address IP] [--num-cpus N] [--num-gpus N]
+    oxray start --head [--port P] [--node-ip-address IP] [--num-cpus N] [--num-gpus N] [--journal F]
                 [--resources JSON] [--token T] [--block]
     oxray start --address HEAD_IP:PORT [same flags]
     oxray status
@@ -25,22 +25,27 @@ from oxray._private import node as _node
 DEFAULT_PORT = 6379
 
 
-def _cluster_token(args, head_address=None):
-    """The cluster token: --token, OXRAY_AUTH_TOKEN, or (joining a head on
-    this machine) the token file that head wrote."""
+def _cluster_token(args, head_address):
+    """The token of the cluster to join: --token, OXRAY_AUTH_TOKEN, or (a
+    head on this machine) the token file that head wrote."""
     token = args.token or os.environ.get("OXRAY_AUTH_TOKEN")
     if token:
         return token
-    if head_address:
-        for n in _node.local_nodes():
-            if n.get("is_head") and n.get("head_address") == head_address:
-                try:
-                    with open(os.path.join(n["session_dir"], "token")) as f:
-                        return f.read().strip()
-                except OSError:
-                    pass
+    for n in _node.local_nodes():
+        if n.get("is_head") and n.get("head_address") == head_address:
+            token = _read_private(os.path.join(n["session_dir"], "token"))
+            if token:
+                return token
+    return None
+
+
+def _read_private(path):
+    """The content of a file of ours, if it exists."""
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except OSError:
         return None
-    return _node.new_token()
 
 
 def _start(args):
@@ -52,11 +57,21 @@ def _start(args):
         return 2
     resources = json.loads(args.resources) if args.resources else None
     totals = node_resources(args.num_cpus, args.num_gpus, resources, args.object_store_memory)
+    journal = None
     if args.head:
         node_ip = args.node_ip_address or "127.0.0.1"
         head_address = None
-        token = _cluster_token(args)
         port = DEFAULT_PORT if args.port is None else args.port
+        # The head's tables survive a crash of the head: started again on
+        # the same port it recovers them, with the same token, so that the
+        # other nodes reconnect. `oxray stop` forgets them.
+        # (A head on a random port, 0, cannot be found again: no journal.)
+        if args.journal or port:
+            journal = args.journal or os.path.join(_node.user_dir(), f"head-{port}.redb")
+        token = (args.token or os.environ.get("OXRAY_AUTH_TOKEN")
+                 or (journal and _read_private(journal + ".token")) or _node.new_token())
+        if journal:
+            _node.write_private(journal + ".token", token)
     else:
         host, port_ = _node.split_host_port(args.address)
         head_address = f"{host}:{port_}"
@@ -72,7 +87,7 @@ def _start(args):
     try:
         daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False,
                                    node_ip=node_ip, port=port, head_address=head_address, token=token,
-                                   health_port=args.health_port)
+                                   health_port=args.health_port, journal=journal)
     except Exception as e:
         import shutil
         shutil.rmtree(session_dir, ignore_errors=True)
@@ -133,6 +148,13 @@ def _stop(args):
         os.remove(_node._head_address_file())
     except OSError:
         pass
+    # Stopped on purpose: the next head starts a new cluster.
+    import glob
+    for path in glob.glob(os.path.join(_node.user_dir(), "head-*.redb*")):
+        try:
+            os.remove(path)
+        except OSError:
+            pass
     if nodes:
         print(f"Stopped {len(nodes)} oxray node(s).")
     return 0
@@ -221,6 +243,8 @@ def main(argv=None):
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--block", action="store_true", help="stay in the foreground until the node stops")
     start.add_argument("--health-port", type=int, help="serve GET /healthz over HTTP on this port (for probes)")
+    start.add_argument("--journal", help="the head's journal file (default: head-<port>.redb in the user's oxray "
+                                         "directory): a head started again with it recovers the cluster's tables")
     start.add_argument("--dashboard-host", help="accepted for Ray compatibility (oxray has no dashboard yet)")
     stop = sub.add_parser("stop", help="stop every oxray node this user started on this machine")
     stop.add_argument("--force", action="store_true")
