@@ -74,3 +74,32 @@ def test_a_node_gives_up_when_the_head_stays_away(make_cluster, monkeypatch):
     oxray.shutdown()
     cluster.remove_node(head, allow_graceful=False)
     assert wait_for(lambda: not worker.alive(), timeout=20), "the node stopped"
+
+
+def test_placement_groups_come_back_and_bundles_of_the_old_head_move(make_cluster):
+    from oxray.util import get_placement_group, placement_group, placement_group_table
+
+    cluster, (head, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, connect=False)
+    oxray.init(address=cluster.address, namespace="pgs")
+    cluster.wait_for_nodes()
+    pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD", name="kept-pg",
+                         lifetime="detached")
+    assert pg.wait(30)
+    before = placement_group_table(pg)["bundles_to_node_id"]
+    on_worker = [i for i, n in before.items() if n == worker.node_id]
+    assert len(on_worker) == 1
+    oxray.shutdown()
+    new_head = cluster.restart_head()
+    oxray.init(address=cluster.address, namespace="pgs")
+    cluster.wait_for_nodes(timeout=30)
+    pg = get_placement_group("kept-pg")
+
+    def settled():
+        t = placement_group_table(pg)
+        return t["state"] == "CREATED" and set(t["bundles_to_node_id"].values()) == {
+            new_head.node_id, worker.node_id}
+
+    assert wait_for(settled, timeout=30), placement_group_table(pg)
+    assert placement_group_table(pg)["bundles_to_node_id"][on_worker[0]] == worker.node_id, \
+        "the bundle on the surviving node stayed reserved there"
+    assert oxray.available_resources().get("CPU", 0) == 0, "both bundles hold their CPU"

@@ -16,6 +16,8 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 const KV: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("kv");
 /// Actor id → [`oxray_proto::ActorJournalEntry`].
 const ACTORS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("actors");
+/// Group id → [`oxray_proto::PlacementGroupJournalEntry`].
+const GROUPS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("placement_groups");
 
 /// Why the journal could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct Recovered {
     pub kv: Vec<(String, Vec<u8>, Vec<u8>)>,
     /// The actors that were not dead.
     pub actors: Vec<(ActorId, oxray_proto::ActorJournalEntry)>,
+    /// The placement groups not removed.
+    pub placement_groups: Vec<(Vec<u8>, oxray_proto::PlacementGroupJournalEntry)>,
 }
 
 /// The head's journal file.
@@ -69,6 +73,7 @@ impl Journal {
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(KV).map_err(io)?;
         txn.open_table(ACTORS).map_err(io)?;
+        txn.open_table(GROUPS).map_err(io)?;
         txn.commit().map_err(io)?;
         Ok(Self { db })
     }
@@ -107,6 +112,15 @@ impl Journal {
             };
             out.actors.push((id, entry));
         }
+        for row in txn.open_table(GROUPS).map_err(io)?.iter().map_err(io)? {
+            let (k, v) = row.map_err(io)?;
+            match oxray_proto::PlacementGroupJournalEntry::decode(v.value()) {
+                Ok(entry) => out.placement_groups.push((k.value().to_vec(), entry)),
+                Err(_) => {
+                    tracing::warn!("skipping an unreadable placement group in the head's journal")
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -117,6 +131,27 @@ impl Journal {
             .map_err(io)?
             .insert(kv_key(namespace, key).as_slice(), value)
             .map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
+    /// Writes a placement group (`Some`), or forgets a removed one.
+    pub fn write_placement_group(
+        &self,
+        id: &[u8],
+        entry: Option<&oxray_proto::PlacementGroupJournalEntry>,
+    ) -> Result<(), JournalError> {
+        let txn = self.write_txn()?;
+        {
+            let mut table = txn.open_table(GROUPS).map_err(io)?;
+            match entry {
+                Some(e) => {
+                    table.insert(id, e.encode_to_vec().as_slice()).map_err(io)?;
+                }
+                None => {
+                    table.remove(id).map_err(io)?;
+                }
+            }
+        }
         txn.commit().map_err(io)
     }
 
@@ -170,6 +205,13 @@ mod tests {
             j.write_actors(&[(a, Some(entry("kept"))), (b, Some(entry("gone")))])
                 .unwrap();
             j.write_actors(&[(b, None)]).unwrap();
+            let group = oxray_proto::PlacementGroupJournalEntry {
+                owner: "me".into(),
+                ..Default::default()
+            };
+            j.write_placement_group(b"g1", Some(&group)).unwrap();
+            j.write_placement_group(b"g2", Some(&group)).unwrap();
+            j.write_placement_group(b"g2", None).unwrap();
         }
         let j = Journal::open(&path).unwrap();
         let got = j.load().unwrap();
@@ -185,6 +227,8 @@ mod tests {
         assert_eq!(got.actors.len(), 1);
         assert_eq!(got.actors[0].0, a);
         assert_eq!(got.actors[0].1.info.as_ref().unwrap().name, "kept");
+        assert_eq!(got.placement_groups.len(), 1);
+        assert_eq!(got.placement_groups[0].0, b"g1");
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub use store::{ControlStore, JournaledStore, MemoryStore};
 /// The key-value namespace of the control service's own counters.
 const META: &str = "__oxray_meta";
 const NEXT_JOB: &[u8] = b"next_job";
+const HEAD_NODE: &[u8] = b"head_node_id";
 
 /// A node as the control service records it.
 #[derive(Clone, Debug)]
@@ -74,6 +75,17 @@ impl ControlService {
         self.store
             .put(META, NEXT_JOB, (id + 1).to_le_bytes().to_vec());
         id
+    }
+
+    /// Records `id` as the head's node, returning the head recorded before
+    /// (by an earlier run of a head over the same journal).
+    pub fn record_head(&self, id: NodeId) -> Option<NodeId> {
+        let before = self
+            .store
+            .get(META, HEAD_NODE)
+            .and_then(|b| NodeId::from_bytes(&b));
+        self.store.put(META, HEAD_NODE, id.0.to_vec());
+        before
     }
 
     /// Adds or replaces a node.
@@ -140,5 +152,7 @@ mod tests {
         c.mark_node_dead(&id);
         assert!(!c.nodes()[0].alive);
         assert_ne!(c.next_job_id(), c.next_job_id());
+        assert_eq!(c.record_head(id), None);
+        assert_eq!(c.record_head(NodeId::random()), Some(id));
     }
 }

@@ -79,6 +79,7 @@ impl Node {
             preferred: String::new(),
             for_actor: true,
         });
+        self.journal_actors_now(&mut st);
         writer.reply(req, Body::ActorInfo(info));
         self.dispatch(&mut st);
     }
@@ -277,7 +278,9 @@ impl Node {
             return;
         };
         if !g.wait || is_settled(&record.info, g.min_incarnation) {
-            writer.reply(req, Body::ActorInfo(record.info.clone()));
+            let info = record.info.clone();
+            self.journal_actors_now(&mut st);
+            writer.reply(req, Body::ActorInfo(info));
             return;
         }
         let actor = id.expect("found");
@@ -419,6 +422,10 @@ impl Node {
 
     /// Answers the lookups waiting for actor `id` that its state settles.
     fn notify_actor_waiters(&self, st: &mut State, id: ActorId) {
+        if !st.actor_waiters.contains_key(&id) {
+            return;
+        }
+        self.journal_actors_now(st);
         let State {
             actor_waiters,
             actors,

@@ -44,7 +44,7 @@ const RECHECK: Duration = Duration::from_millis(50);
 /// `OXRAY_HEALTH_CHECK_FAILURE_THRESHOLD` change them.
 /// How long a node keeps running without its head, trying to reconnect
 /// (`OXRAY_HEAD_RECONNECT_TIMEOUT_S`, 60 s by default).
-fn head_reconnect_timeout() -> Duration {
+pub(crate) fn head_reconnect_timeout() -> Duration {
     let secs = std::env::var("OXRAY_HEAD_RECONNECT_TIMEOUT_S")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())

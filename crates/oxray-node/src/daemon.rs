@@ -87,14 +87,14 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         .as_ref()
         .filter(|c| c.head.is_none())
         .and_then(|c| c.journal.clone());
-    let (control, journal) = match journal_path {
+    let (control, journal, recovered) = match journal_path {
         Some(path) => {
-            let (control, journal, actors) = crate::head_journal::open(&path)?;
-            (control, Some((journal, actors)))
+            let (control, journal, recovered) = crate::head_journal::open(&path)?;
+            (control, Some(journal), Some(recovered))
         }
-        None => (ControlService::in_memory(), None),
+        None => (ControlService::in_memory(), None, None),
     };
-    let node = Node::new(config, store, address, control);
+    let node = Node::new(config, store, address, control, journal);
     if node.is_head() {
         node.control.register_node(NodeEntry {
             node_id: node.node_id,
@@ -118,8 +118,8 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             return Err(e);
         }
     }
-    if let Some((journal, actors)) = journal {
-        node.restore_actors(actors);
+    if let (Some(journal), Some(recovered)) = (node.journal.clone(), recovered) {
+        node.restore(recovered);
         tokio::spawn(node.clone().flush_journal(journal));
     }
     if let Some(port) = node.config.health_port {
@@ -341,6 +341,8 @@ pub(crate) struct Node {
     /// The node's part in a multi-node cluster.
     pub link: Option<ClusterLink>,
     pub control: ControlService,
+    /// The head's journal, when its tables survive a restart.
+    pub journal: Option<Arc<oxray_control::Journal>>,
     pub state: Mutex<State>,
     /// The node's shared-memory object store.
     pub store: Mutex<oxray_store::ObjectTable>,
@@ -367,6 +369,7 @@ impl Node {
         store: oxray_store::ObjectTable,
         address: String,
         control: ControlService,
+        journal: Option<Arc<oxray_control::Journal>>,
     ) -> Arc<Self> {
         let ledger = ResourceLedger::new(config.resources.clone());
         let link = config.cluster.clone().map(ClusterLink::new);
@@ -381,6 +384,7 @@ impl Node {
             address,
             link,
             control,
+            journal,
             state: Mutex::new(State {
                 next_client: 1,
                 clients: HashMap::new(),

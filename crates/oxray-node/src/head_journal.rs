@@ -18,36 +18,40 @@ use oxray_proto::{ActorJournalEntry, ActorState};
 use crate::daemon::Node;
 use crate::NodeError;
 
-/// The head's control service over its journal at `path`, and what the
-/// journal held (actors to restore once the node runs).
+/// The head's control service over its journal at `path`, the journal,
+/// and what it held besides the key-value table (restored once the node
+/// runs).
 pub(crate) fn open(
     path: &std::path::Path,
-) -> Result<
-    (
-        ControlService,
-        Arc<Journal>,
-        Vec<(ActorId, ActorJournalEntry)>,
-    ),
-    NodeError,
-> {
+) -> Result<(ControlService, Arc<Journal>, Recovered), NodeError> {
     let journal = Arc::new(Journal::open(path)?);
-    let Recovered { kv, actors } = journal.load()?;
-    if !actors.is_empty() || !kv.is_empty() {
+    let mut recovered = journal.load()?;
+    let kv = std::mem::take(&mut recovered.kv);
+    if !recovered.actors.is_empty() || !kv.is_empty() {
         tracing::info!(
-            "head journal {}: recovered {} key(s) and {} actor(s)",
+            "head journal {}: recovered {} key(s), {} actor(s), {} placement group(s)",
             path.display(),
             kv.len(),
-            actors.len()
+            recovered.actors.len(),
+            recovered.placement_groups.len()
         );
     }
     let control = ControlService::new(Box::new(JournaledStore::new(journal.clone(), kv)));
-    Ok((control, journal, actors))
+    Ok((control, journal, recovered))
 }
 
 impl Node {
+    /// Puts back what the journal held: actors, then placement groups
+    /// (bundles on the previous head, gone with it, are reserved again).
+    pub(crate) fn restore(&self, recovered: Recovered) {
+        let previous_head = self.control.record_head(self.node_id);
+        self.restore_actors(recovered.actors);
+        self.restore_placement_groups(recovered.placement_groups, previous_head);
+    }
+
     /// Puts the recovered actors back in the directory, reattaches those
     /// that were alive and starts again those that were being started.
-    pub(crate) fn restore_actors(&self, actors: Vec<(ActorId, ActorJournalEntry)>) {
+    fn restore_actors(&self, actors: Vec<(ActorId, ActorJournalEntry)>) {
         let mut st = self.state.lock();
         let mut alive = Vec::new();
         for (id, entry) in actors {
@@ -87,6 +91,18 @@ impl Node {
             // or gone since: restart or bury it.
             me.remote_actor_lost(id, incarnation, pid);
         });
+    }
+
+    /// Writes the actor directory's pending changes now, before a client
+    /// is told of them: what anyone has seen survives a restart.
+    pub(crate) fn journal_actors_now(&self, st: &mut crate::daemon::State) {
+        let Some(journal) = &self.journal else { return };
+        let changes = st.actors.take_changed();
+        if !changes.is_empty() {
+            if let Err(e) = journal.write_actors(&changes) {
+                tracing::error!("{e}");
+            }
+        }
     }
 
     /// Writes the actor directory's changes to the journal as they come.

@@ -188,6 +188,7 @@ impl Node {
                 scheduling: false,
             },
         );
+        self.journal_group(&pgs, &c.pg_id);
         drop(pgs);
         writer.reply(req, Body::PlacementGroupInfo(info));
         self.schedule_placement_group(c.pg_id);
@@ -269,6 +270,7 @@ impl Node {
                                 slot.node_id = node.0.to_vec();
                             }
                         }
+                        me.journal_group(&pgs, &pg_id);
                         false
                     }
                     Some(g) => {
@@ -341,6 +343,9 @@ impl Node {
                     out.push(id.clone());
                 }
             }
+            for id in &out {
+                self.journal_group(&pgs, id);
+            }
             out
         };
         for id in affected {
@@ -350,6 +355,93 @@ impl Node {
             );
             self.schedule_placement_group(id);
         }
+    }
+
+    /// Writes group `pg_id` as it is now to the head's journal (a removed
+    /// one is forgotten there).
+    fn journal_group(&self, pgs: &PlacementGroups, pg_id: &[u8]) {
+        let Some(journal) = &self.journal else { return };
+        let entry = pgs
+            .groups
+            .get(pg_id)
+            .filter(|g| g.info.state != state::REMOVED)
+            .map(|g| PlacementGroupJournalEntry {
+                info: Some(g.info.clone()),
+                owner: g.owner.clone(),
+            });
+        if let Err(e) = journal.write_placement_group(pg_id, entry.as_ref()) {
+            tracing::error!("{e}");
+        }
+    }
+
+    /// Puts back the groups a restarted head's journal held. Bundles on
+    /// the previous head are gone with it and are reserved again; so are,
+    /// once the other nodes had time to reconnect, those on nodes that did
+    /// not.
+    pub(crate) fn restore_placement_groups(
+        &self,
+        groups: Vec<(Vec<u8>, PlacementGroupJournalEntry)>,
+        previous_head: Option<NodeId>,
+    ) {
+        if groups.is_empty() {
+            return;
+        }
+        let pending: Vec<Vec<u8>> = {
+            let mut pgs = self.placement_groups.lock();
+            for (id, entry) in groups {
+                let info = entry.info.unwrap_or_default();
+                if !info.name.is_empty() {
+                    pgs.names
+                        .insert((info.namespace.clone(), info.name.clone()), id.clone());
+                }
+                pgs.groups.insert(
+                    id,
+                    Group {
+                        info,
+                        owner: entry.owner,
+                        scheduling: false,
+                    },
+                );
+            }
+            pgs.groups
+                .iter()
+                .filter(|(_, g)| g.info.state == state::PENDING)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        if let Some(head) = previous_head {
+            self.placement_groups_lost_nodes(&[head.0.to_vec()]);
+        }
+        for id in pending {
+            self.schedule_placement_group(id);
+        }
+        let me = self.me();
+        tokio::spawn(async move {
+            tokio::time::sleep(crate::cluster::head_reconnect_timeout() + RETRY).await;
+            let alive: Vec<Vec<u8>> = me
+                .control
+                .nodes()
+                .into_iter()
+                .filter(|n| n.alive)
+                .map(|n| n.node_id.0.to_vec())
+                .collect();
+            let missing: Vec<Vec<u8>> = {
+                let pgs = me.placement_groups.lock();
+                let mut ids: Vec<Vec<u8>> = pgs
+                    .groups
+                    .values()
+                    .flat_map(|g| g.info.bundles.iter())
+                    .map(|b| b.node_id.clone())
+                    .filter(|n| !n.is_empty() && !alive.contains(n))
+                    .collect();
+                ids.sort();
+                ids.dedup();
+                ids
+            };
+            if !missing.is_empty() {
+                me.placement_groups_lost_nodes(&missing);
+            }
+        });
     }
 
     /// Every live node with the resources it has free now.
@@ -529,6 +621,7 @@ impl Node {
             if pgs.names.get(&key).is_some_and(|id| id == pg_id) {
                 pgs.names.remove(&key);
             }
+            self.journal_group(&pgs, pg_id);
             nodes
         };
         // Its actors end with it, for good (they could never start again).

@@ -1085,3 +1085,14 @@ pub struct ActorJournalEntry {
     #[prost(uint64, tag = "9")]
     pub remote_lease: u64,
 }
+
+/// One placement group as the head's journal keeps it (not sent over the
+/// wire).
+#[derive(Clone, PartialEq, Message)]
+pub struct PlacementGroupJournalEntry {
+    #[prost(message, optional, tag = "1")]
+    pub info: Option<PlacementGroupInfo>,
+    /// The process that created it (a non-detached group goes with it).
+    #[prost(string, tag = "2")]
+    pub owner: String,
+}
