@@ -363,6 +363,31 @@ def test_objects_move_between_nodes(make_cluster):
     assert np.array_equal(oxray.get(puts[2]), noise)
 
 
+def test_a_node_with_a_copy_serves_the_next_reader(make_cluster):
+    from oxray import _native
+
+    _, (head, a, b, c) = make_cluster({"num_cpus": 0},
+                                      *({"num_cpus": 1, "resources": {r: 1}} for r in ("node_a", "node_b", "node_c")))
+
+    @oxray.remote(num_cpus=1)
+    def served(_=None):
+        return _native.store_stats()["bytes_served"]
+
+    @oxray.remote(num_cpus=1)
+    def total(values):
+        return int(values.sum())
+
+    size = 32 << 20
+    ref = oxray.put(np.ones(size // 8, dtype=np.int64))  # on the head's node
+    before = oxray.get(served.options(resources={"node_b": 1}).remote())
+    assert oxray.get(total.options(resources={"node_b": 1}).remote(ref), timeout=60) == size // 8
+    assert oxray.get(total.options(resources={"node_c": 1}).remote(ref), timeout=60) == size // 8
+    # The head's node sent the object once; node B, which held a whole
+    # copy, sent it to node C.
+    assert _native.store_stats()["bytes_served"] < 2 * size
+    assert oxray.get(served.options(resources={"node_b": 1}).remote()) - before >= size
+
+
 def test_remove_node(make_cluster):
     cluster, (head, a, b) = make_cluster({"num_cpus": 1}, {"num_cpus": 1}, {"num_cpus": 2, "resources": {"doomed": 1}})
     assert oxray.cluster_resources()["CPU"] == 4

@@ -104,6 +104,7 @@ impl Node {
                         spilled_objects: s.spilled_objects as u32,
                         objects,
                         spill_dir: self.config.spill_dir.display().to_string(),
+                        bytes_served: self.transfers.bytes_served(),
                     }),
                 );
             }

@@ -26,16 +26,36 @@ const ADMIT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 /// The store client a pull writes as (not a connection id).
 const PULL_CLIENT: u64 = u64::MAX - 1;
 
-/// Asks for the first chunk and reads its header; returns the object's size.
-async fn first_chunk(conn: &mut Box<dyn RawConnection>, request: Envelope) -> Result<u64, String> {
+/// What the answer to a first chunk says.
+enum First {
+    /// The object's size; its first chunk follows.
+    Size(u64),
+    /// Read it from this node, which holds a whole copy.
+    Redirect(String),
+}
+
+/// Asks for the first chunk and reads its header.
+async fn first_chunk(
+    conn: &mut Box<dyn RawConnection>,
+    request: Envelope,
+) -> Result<First, String> {
     transport::write_frame(conn, request)
         .await
         .map_err(|e| e.to_string())?;
-    read_header(conn).await
+    let header = read_chunk_header(conn).await?;
+    Ok(if header.redirect.is_empty() {
+        First::Size(header.total)
+    } else {
+        First::Redirect(header.redirect)
+    })
 }
 
 /// Reads a chunk's header frame; returns the object's size.
 async fn read_header(conn: &mut Box<dyn RawConnection>) -> Result<u64, String> {
+    read_chunk_header(conn).await.map(|c| c.total)
+}
+
+async fn read_chunk_header(conn: &mut Box<dyn RawConnection>) -> Result<Chunk, String> {
     match transport::read_frame(conn)
         .await
         .map_err(|e| e.to_string())?
@@ -43,7 +63,7 @@ async fn read_header(conn: &mut Box<dyn RawConnection>) -> Result<u64, String> {
         Envelope {
             body: Some(Body::Chunk(c)),
             ..
-        } if c.error.is_empty() => Ok(c.total),
+        } if c.error.is_empty() => Ok(c),
         Envelope {
             body: Some(Body::Chunk(c)),
             ..
@@ -61,6 +81,11 @@ pub(crate) struct Transfers {
     pulls: Mutex<HashMap<ObjectId, Vec<PullWaiter>>>,
     /// The nodes (daemon addresses) that copied each object of this store.
     copies: Mutex<HashMap<ObjectId, HashSet<String>>>,
+    /// Of those, the ones that read it whole, in the order new readers are
+    /// sent to them.
+    whole_copies: Mutex<HashMap<ObjectId, std::collections::VecDeque<String>>>,
+    /// Bytes sent to other nodes' pulls.
+    served: std::sync::atomic::AtomicU64,
     /// The node each copy held here came from.
     pulled_from: Mutex<HashMap<ObjectId, String>>,
     /// Nodes declared dead: nothing more is pulled from them.
@@ -70,6 +95,24 @@ pub(crate) struct Transfers {
 }
 
 impl Transfers {
+    /// A node other than `reader` holding a whole copy of `id`, taken in
+    /// turn; dead ones are skipped.
+    fn copy_for(&self, id: &ObjectId, reader: &str) -> Option<String> {
+        let dead = self.dead.lock();
+        let mut whole = self.whole_copies.lock();
+        let copies = whole.get_mut(id)?;
+        copies.retain(|c| !dead.contains(c));
+        let at = copies.iter().position(|c| c != reader)?;
+        let copy = copies.remove(at)?;
+        copies.push_back(copy.clone());
+        Some(copy)
+    }
+
+    /// Bytes sent to other nodes' pulls so far.
+    pub(crate) fn bytes_served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Resolves once the node at `source` is declared dead.
     async fn source_dies(&self, source: &str) {
         loop {
@@ -141,6 +184,23 @@ impl Node {
             }
         };
         if r.offset == 0 && !r.reader.is_empty() {
+            // A node holding a whole copy serves this reader instead, so a
+            // broadcast spreads over the nodes that have it.
+            if let Some(copy) = (!r.direct)
+                .then(|| self.transfers.copy_for(&id, &r.reader))
+                .flatten()
+            {
+                self.store.lock().release(&id, client);
+                writer.reply(
+                    req,
+                    Body::Chunk(Chunk {
+                        total: size,
+                        redirect: copy,
+                        ..Default::default()
+                    }),
+                );
+                return true;
+            }
             self.transfers
                 .copies
                 .lock()
@@ -150,12 +210,22 @@ impl Node {
         }
         let start = r.offset.min(size);
         let len = r.len.min(size - start);
+        if start + len == size && !r.reader.is_empty() {
+            self.transfers
+                .whole_copies
+                .lock()
+                .entry(id)
+                .or_default()
+                .push_back(r.reader.clone());
+        }
+        self.transfers
+            .served
+            .fetch_add(len, std::sync::atomic::Ordering::Relaxed);
         writer.reply(
             req,
             Body::Chunk(Chunk {
                 total: size,
-                data: bytes::Bytes::new(),
-                error: String::new(),
+                ..Default::default()
             }),
         );
         // SAFETY: sealed objects are immutable, and this one stays pinned
@@ -225,6 +295,35 @@ impl Node {
     /// over a bulk stream: chunk requests go ahead ([`IN_FLIGHT`] at once),
     /// and each chunk's bytes are read straight into the store.
     async fn pull(&self, id: ObjectId, source: &str) -> Result<(), String> {
+        match self.pull_from(id, source, false).await? {
+            None => {}
+            Some(copy) => {
+                // The source sent us to a node with a copy; if that one
+                // fails, the source serves the pull itself.
+                if !matches!(self.pull_from(id, &copy, true).await, Ok(None)) {
+                    self.pull_from(id, source, true).await?;
+                }
+            }
+        }
+        // Copies go when their primary does: remember where that is.
+        if self.store.lock().contains(&id) {
+            self.transfers
+                .pulled_from
+                .lock()
+                .insert(id, source.to_string());
+        }
+        Ok(())
+    }
+
+    /// One pull from the node at `source`; `Some(node)` when `source`
+    /// sends it to a node holding a whole copy instead (never when
+    /// `direct`).
+    async fn pull_from(
+        &self,
+        id: ObjectId,
+        source: &str,
+        direct: bool,
+    ) -> Result<Option<String>, String> {
         let Some(link) = &self.link else {
             return Err("this node is not part of a multi-node cluster".into());
         };
@@ -239,6 +338,7 @@ impl Node {
                 len: CHUNK,
                 reader: self.address.clone(),
                 raw: true,
+                direct,
             })),
         };
         let connect = || async {
@@ -271,7 +371,18 @@ impl Node {
                 (c, first)
             }
         };
-        let total = first.map_err(|e| fail(&e))?;
+        let total = match first.map_err(|e| fail(&e))? {
+            First::Size(total) => total,
+            First::Redirect(copy) => {
+                self.transfers
+                    .idle
+                    .lock()
+                    .entry(source.to_string())
+                    .or_default()
+                    .push(conn);
+                return Ok(Some(copy));
+            }
+        };
         let mut made = false;
         let result = async {
             let base = self.admit(id, total).await?;
@@ -313,10 +424,6 @@ impl Node {
             Ok(()) => {
                 if made {
                     self.store.lock().seal(&id);
-                    self.transfers
-                        .pulled_from
-                        .lock()
-                        .insert(id, source.to_string());
                 }
                 self.transfers
                     .idle
@@ -324,7 +431,7 @@ impl Node {
                     .entry(source.to_string())
                     .or_default()
                     .push(conn);
-                Ok(())
+                Ok(None)
             }
             Err(e) => {
                 if made {
@@ -363,6 +470,7 @@ impl Node {
     pub(crate) fn delete_object(&self, id: ObjectId, source: String) {
         self.store.lock().delete(&id);
         self.transfers.pulled_from.lock().remove(&id);
+        self.transfers.whole_copies.lock().remove(&id);
         let mut targets: Vec<String> = self
             .transfers
             .copies
@@ -411,9 +519,9 @@ impl Node {
             }
             ids
         };
-        let mut store = self.store.lock();
         for id in orphans {
-            store.delete(&id);
+            // Copies served from this one go too.
+            self.delete_object(id, String::new());
         }
     }
 }

@@ -256,6 +256,10 @@ pub struct ReadChunk {
     /// by the data itself as raw bytes on the connection.
     #[prost(bool, tag = "5")]
     pub raw: bool,
+    /// Serve it from here, without redirecting to a copy (the copy could
+    /// not be read).
+    #[prost(bool, tag = "6")]
+    pub direct: bool,
 }
 
 /// Reply to [`ReadChunk`].
@@ -269,6 +273,10 @@ pub struct Chunk {
     /// Why the object cannot be read (empty on success).
     #[prost(string, tag = "3")]
     pub error: String,
+    /// Read it from this node instead, which holds a whole copy (only in
+    /// answer to a first chunk; no bytes follow).
+    #[prost(string, tag = "4")]
+    pub redirect: String,
 }
 
 /// How a task or actor chooses its node.
@@ -970,6 +978,9 @@ pub struct StoreStats {
     pub objects: Vec<StoreEntry>,
     #[prost(string, tag = "7")]
     pub spill_dir: String,
+    /// Bytes this node sent to other nodes' pulls since it started.
+    #[prost(uint64, tag = "8")]
+    pub bytes_served: u64,
 }
 
 /// A borrower gives back `count` holds its lender kept on an object for it.

@@ -895,6 +895,7 @@ fn store_stats(py: Python<'_>) -> PyResult<PyObject> {
     d.set_item("pinned_bytes", s.pinned_bytes)?;
     d.set_item("spilled_bytes", s.spilled_bytes)?;
     d.set_item("spilled_objects", s.spilled_objects)?;
+    d.set_item("bytes_served", s.bytes_served)?;
     d.set_item("spill_dir", s.spill_dir)?;
     let objects = PyList::empty(py);
     for o in s.objects {
