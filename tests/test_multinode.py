@@ -6,6 +6,7 @@ nodes, node removal and the cluster token."""
 import hashlib
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -489,3 +490,32 @@ def test_wait_fetch_local_copies_objects_to_this_node(make_cluster):
     ready, _ = oxray.wait([near], fetch_local=True, timeout=60)
     assert ready == [near] and here(near), "fetch_local=True brings a copy here"
     assert int(oxray.get(near)[123]) == 2 and int(oxray.get(far)[-1]) == 1
+
+
+def test_pulls_wait_for_room_instead_of_failing(make_cluster):
+    # Node B's store holds one 60 MiB object at a time; two tasks there
+    # read four such objects made on A, each holding its array a moment:
+    # a pull finds the store full of pinned data, and waits for room.
+    mib = 1 << 20
+    _, (head, a, b) = make_cluster({"num_cpus": 0},
+                                   {"num_cpus": 1, "resources": {"node_a": 1}, "object_store_memory": 512 * mib},
+                                   {"num_cpus": 2, "resources": {"node_b": 2}, "object_store_memory": 100 * mib})
+
+    @oxray.remote(num_cpus=1, resources={"node_a": 1})
+    def make(i):
+        return np.full(60 * mib // 8, i, dtype=np.int64)
+
+    @oxray.remote(num_cpus=1, resources={"node_b": 1})
+    def read_each(refs):
+        out = []
+        for r in refs:
+            values = oxray.get(r, timeout=120)
+            time.sleep(0.3)
+            out.append(int(values[0]) + int(values[-1]))
+            del values
+        return out
+
+    refs = [make.remote(i) for i in range(4)]
+    oxray.wait(refs, num_returns=4, timeout=120, fetch_local=False)
+    got = oxray.get([read_each.remote(refs[:2]), read_each.remote(refs[2:])], timeout=180)
+    assert got == [[0, 2], [4, 6]]
