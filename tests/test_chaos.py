@@ -10,8 +10,7 @@ import time
 import numpy as np
 
 import oxray
-from conftest import process_gone, wait_for
-from test_lineage import descendants
+from conftest import descendants, process_gone, wait_for
 
 LEAVES = 500  # and as many tasks that combine two leaves: 1,000 tasks
 WIDTH = 20_000  # int64s per leaf: 160 KB, so leaves live in the nodes' stores

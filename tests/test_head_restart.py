@@ -103,3 +103,47 @@ def test_placement_groups_come_back_and_bundles_of_the_old_head_move(make_cluste
     assert placement_group_table(pg)["bundles_to_node_id"][on_worker[0]] == worker.node_id, \
         "the bundle on the surviving node stayed reserved there"
     assert oxray.available_resources().get("CPU", 0) == 0, "both bundles hold their CPU"
+
+
+def test_work_on_other_nodes_goes_on_while_the_head_is_down(make_cluster):
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    cluster, (head, worker) = make_cluster({"num_cpus": 0}, {"num_cpus": 1})
+    oxray.shutdown()
+    # A driver of the worker node: its tasks and objects need no head.
+    code = (
+        "import sys, time, numpy as np, oxray\n"
+        f"oxray.init(address={worker.session_dir!r})\n"
+        "@oxray.remote\n"
+        "def double(x): return 2 * x\n"
+        "kept = oxray.put(np.arange(1 << 20))\n"
+        "assert oxray.get(double.remote(1)) == 2\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()  # the head is down now\n"
+        "for i in range(200):\n"
+        "    assert oxray.get(double.remote(i), timeout=30) == 2 * i\n"
+        "assert int(oxray.get(kept)[-1]) == (1 << 20) - 1\n"
+        "print('done', flush=True)\n"
+    )
+    driver = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert driver.stdout.readline().strip() == "ready", driver.stderr.read()
+        cluster.remove_node(head, allow_graceful=False)
+        driver.stdin.write("go\n")
+        driver.stdin.flush()
+        out, err = driver.communicate(timeout=60)
+        assert out.strip() == "done", err
+        assert worker.alive()
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    time.sleep(0.5)
+    cluster.add_node(num_cpus=0)  # the head, back on its port
+    oxray.init(address=cluster.address)
+    cluster.wait_for_nodes(timeout=30)

@@ -12,7 +12,7 @@ import pytest
 
 import oxray
 from oxray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-from conftest import wait_for
+from conftest import descendants, wait_for
 
 # Large enough to live in a node's shared store rather than inline.
 N = 200_000
@@ -115,25 +115,6 @@ def test_rebuilds_stop_when_retries_are_used_up(make_cluster):
     with pytest.raises(oxray.exceptions.ObjectReconstructionFailedError) as info:
         oxray.get(ref, timeout=60)
     assert info.value.reason == "OBJECT_UNRECONSTRUCTABLE_MAX_ATTEMPTS_EXCEEDED"
-
-
-def descendants(pid):
-    """`pid` and every process below it."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(parents.get(p, []))
-    return out
 
 
 def test_calls_to_a_frozen_node_fail_over(make_cluster, monkeypatch):

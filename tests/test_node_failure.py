@@ -69,14 +69,16 @@ def test_actor_restarts_on_another_node(make_cluster):
     @oxray.remote(num_cpus=1, max_restarts=1, max_task_retries=1)
     class Where:
         def node(self):
-            return oxray.get_runtime_context().get_node_id()
+            ctx = oxray.get_runtime_context()
+            return ctx.get_node_id(), ctx.was_current_actor_reconstructed
 
     actor = Where.remote()
-    first = oxray.get(actor.node.remote(), timeout=30)
+    first, reconstructed = oxray.get(actor.node.remote(), timeout=30)
+    assert not reconstructed
     doomed = a if first == a.node_id else b
     survivor = b if doomed is a else a
     cluster.remove_node(doomed, allow_graceful=False)
-    assert oxray.get(actor.node.remote(), timeout=60) == survivor.node_id
+    assert oxray.get(actor.node.remote(), timeout=60) == (survivor.node_id, True)
 
 
 def test_placement_group_bundles_of_a_dead_node_are_reserved_again(make_cluster):

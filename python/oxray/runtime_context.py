@@ -58,7 +58,9 @@ class RuntimeContext:
 
     @property
     def was_current_actor_reconstructed(self):
-        return False
+        """Whether this actor was restarted after its process died (its
+        constructor ran again)."""
+        return bool(getattr(self._session, "actor_reconstructed", False))
 
     @property
     def gcs_address(self):

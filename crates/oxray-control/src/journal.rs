@@ -134,51 +134,39 @@ impl Journal {
         txn.commit().map_err(io)
     }
 
-    /// Writes a placement group (`Some`), or forgets a removed one.
-    pub fn write_placement_group(
+    /// Writes changed actors and placement groups (`Some`) and forgets dead
+    /// actors and removed groups (`None`), in one transaction.
+    pub fn write(
         &self,
-        id: &[u8],
-        entry: Option<&oxray_proto::PlacementGroupJournalEntry>,
-    ) -> Result<(), JournalError> {
-        let txn = self.write_txn()?;
-        {
-            let mut table = txn.open_table(GROUPS).map_err(io)?;
-            match entry {
-                Some(e) => {
-                    table.insert(id, e.encode_to_vec().as_slice()).map_err(io)?;
-                }
-                None => {
-                    table.remove(id).map_err(io)?;
-                }
-            }
-        }
-        txn.commit().map_err(io)
-    }
-
-    /// Writes changed actors (`Some`) and forgets dead ones (`None`), in
-    /// one transaction.
-    pub fn write_actors(
-        &self,
-        changes: &[(ActorId, Option<oxray_proto::ActorJournalEntry>)],
+        actors: &[(ActorId, Option<oxray_proto::ActorJournalEntry>)],
+        groups: &[(Vec<u8>, Option<oxray_proto::PlacementGroupJournalEntry>)],
     ) -> Result<(), JournalError> {
         let txn = self.write_txn()?;
         {
             let mut table = txn.open_table(ACTORS).map_err(io)?;
-            for (id, entry) in changes {
-                match entry {
-                    Some(e) => {
-                        table
-                            .insert(id.0.as_slice(), e.encode_to_vec().as_slice())
-                            .map_err(io)?;
-                    }
-                    None => {
-                        table.remove(id.0.as_slice()).map_err(io)?;
-                    }
-                }
+            for (id, entry) in actors {
+                upsert(&mut table, id.0.as_slice(), entry.as_ref())?;
+            }
+            let mut table = txn.open_table(GROUPS).map_err(io)?;
+            for (id, entry) in groups {
+                upsert(&mut table, id, entry.as_ref())?;
             }
         }
         txn.commit().map_err(io)
     }
+}
+
+/// Writes `entry` under `key`, or removes the key when there is none.
+fn upsert(
+    table: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
+    key: &[u8],
+    entry: Option<&impl Message>,
+) -> Result<(), JournalError> {
+    match entry {
+        Some(e) => table.insert(key, e.encode_to_vec().as_slice()).map(drop),
+        None => table.remove(key).map(drop),
+    }
+    .map_err(io)
 }
 
 #[cfg(test)]
@@ -202,16 +190,19 @@ mod tests {
                 detached: true,
                 ..Default::default()
             };
-            j.write_actors(&[(a, Some(entry("kept"))), (b, Some(entry("gone")))])
-                .unwrap();
-            j.write_actors(&[(b, None)]).unwrap();
             let group = oxray_proto::PlacementGroupJournalEntry {
                 owner: "me".into(),
                 ..Default::default()
             };
-            j.write_placement_group(b"g1", Some(&group)).unwrap();
-            j.write_placement_group(b"g2", Some(&group)).unwrap();
-            j.write_placement_group(b"g2", None).unwrap();
+            j.write(
+                &[(a, Some(entry("kept"))), (b, Some(entry("gone")))],
+                &[
+                    (b"g1".to_vec(), Some(group.clone())),
+                    (b"g2".to_vec(), Some(group)),
+                ],
+            )
+            .unwrap();
+            j.write(&[(b, None)], &[(b"g2".to_vec(), None)]).unwrap();
         }
         let j = Journal::open(&path).unwrap();
         let got = j.load().unwrap();

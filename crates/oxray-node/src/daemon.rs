@@ -343,6 +343,8 @@ pub(crate) struct Node {
     pub control: ControlService,
     /// The head's journal, when its tables survive a restart.
     pub journal: Option<Arc<oxray_control::Journal>>,
+    /// Changes waiting to be written there.
+    pub(crate) journal_queue: crate::head_journal::PendingWrites,
     pub state: Mutex<State>,
     /// The node's shared-memory object store.
     pub store: Mutex<oxray_store::ObjectTable>,
@@ -385,6 +387,7 @@ impl Node {
             link,
             control,
             journal,
+            journal_queue: Default::default(),
             state: Mutex::new(State {
                 next_client: 1,
                 clients: HashMap::new(),

@@ -357,10 +357,12 @@ impl Node {
         }
     }
 
-    /// Writes group `pg_id` as it is now to the head's journal (a removed
+    /// Queues group `pg_id` as it is now for the head's journal (a removed
     /// one is forgotten there).
     fn journal_group(&self, pgs: &PlacementGroups, pg_id: &[u8]) {
-        let Some(journal) = &self.journal else { return };
+        if self.journal.is_none() {
+            return;
+        }
         let entry = pgs
             .groups
             .get(pg_id)
@@ -369,9 +371,7 @@ impl Node {
                 info: Some(g.info.clone()),
                 owner: g.owner.clone(),
             });
-        if let Err(e) = journal.write_placement_group(pg_id, entry.as_ref()) {
-            tracing::error!("{e}");
-        }
+        self.journal_queue.group_changed(pg_id, entry);
     }
 
     /// Puts back the groups a restarted head's journal held. Bundles on
@@ -578,7 +578,9 @@ impl Node {
             return;
         };
         if !g.wait || group.info.state != state::PENDING {
-            writer.reply(req, Body::PlacementGroupInfo(group.info.clone()));
+            let info = group.info.clone();
+            self.journal_groups_now();
+            writer.reply(req, Body::PlacementGroupInfo(info));
             return;
         }
         pgs.waiters.push((writer.clone(), req, id.expect("found")));
@@ -586,6 +588,14 @@ impl Node {
 
     fn notify_placement_group_waiters(&self) {
         let mut pgs = self.placement_groups.lock();
+        let answers = pgs.waiters.iter().any(|(_, _, id)| {
+            pgs.groups
+                .get(id)
+                .is_some_and(|g| g.info.state != state::PENDING)
+        });
+        if answers {
+            self.journal_groups_now();
+        }
         let PlacementGroups {
             waiters, groups, ..
         } = &mut *pgs;

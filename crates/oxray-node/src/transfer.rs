@@ -108,6 +108,15 @@ impl Transfers {
         Some(copy)
     }
 
+    /// Keeps a bulk connection to `source` for the next pull from there.
+    fn keep_idle(&self, source: &str, conn: Box<dyn RawConnection>) {
+        self.idle
+            .lock()
+            .entry(source.to_string())
+            .or_default()
+            .push(conn);
+    }
+
     /// Bytes sent to other nodes' pulls so far.
     pub(crate) fn bytes_served(&self) -> u64 {
         self.served.load(std::sync::atomic::Ordering::Relaxed)
@@ -374,12 +383,7 @@ impl Node {
         let total = match first.map_err(|e| fail(&e))? {
             First::Size(total) => total,
             First::Redirect(copy) => {
-                self.transfers
-                    .idle
-                    .lock()
-                    .entry(source.to_string())
-                    .or_default()
-                    .push(conn);
+                self.transfers.keep_idle(source, conn);
                 return Ok(Some(copy));
             }
         };
@@ -425,12 +429,7 @@ impl Node {
                 if made {
                     self.store.lock().seal(&id);
                 }
-                self.transfers
-                    .idle
-                    .lock()
-                    .entry(source.to_string())
-                    .or_default()
-                    .push(conn);
+                self.transfers.keep_idle(source, conn);
                 Ok(None)
             }
             Err(e) => {

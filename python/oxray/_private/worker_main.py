@@ -202,6 +202,9 @@ class Executor:
         if task.actor_creation:
             cls = self.function(task.function_id)
             self.actor_id = task.actor_id
+            # The creation task's attempt is the actor's incarnation: above
+            # zero once it was restarted.
+            self.session.actor_reconstructed = task.attempt > 0
             self.actor_name = cls.__name__
             return self._create_actor, (cls, args, kwargs), {}
         if task.method_name:
