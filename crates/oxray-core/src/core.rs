@@ -139,6 +139,8 @@ pub(crate) struct Inner {
     pub held_args: Mutex<HashMap<oxray_common::TaskId, Vec<ObjectId>>>,
     /// How to rebuild the objects this process owns (multi-node only).
     pub lineage: crate::lineage::LineageTable,
+    /// Whole copies of the shared objects this process owns.
+    pub copies: crate::recovery::CopyLocations,
     /// This state, for tasks spawned from `&self` methods.
     pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
@@ -176,7 +178,8 @@ impl Inner {
                 me.submit_actor_task(crate::actor_submit::terminate_call(actor));
             }
         }
-        if owned && !self.lineage.is_empty() {
+        // Lineage is kept on multi-node clusters only.
+        if owned && !self.node_address.is_empty() && !self.lineage.is_empty() {
             for held in self.lineage.return_freed(id).into_iter().flatten() {
                 self.release_ref(&held);
             }
@@ -184,6 +187,9 @@ impl Inner {
         if let Some(value) = self.store.remove(id) {
             if owned {
                 self.delete_shared_copy(&value);
+                if !self.node_address.is_empty() {
+                    self.copies.forget(id);
+                }
             }
             for nested in value
                 .nested
@@ -457,6 +463,7 @@ impl CoreWorker {
                 mapped: MappedObjects::default(),
                 held_args: Mutex::new(HashMap::new()),
                 lineage: Default::default(),
+                copies: Default::default(),
                 mode: opts.mode,
                 worker_id: opts.worker_id,
                 node_id: NodeId::from_bytes(&reg.node_id).unwrap_or_default(),
@@ -624,9 +631,12 @@ impl CoreWorker {
 
     /// Maps a shared object, pinned until [`CoreWorker::store_release`];
     /// `source` is the node holding it, from its marker.
-    pub fn store_get(&self, id: ObjectId, source: &str) -> Result<(u64, u64)> {
+    /// `via` is who handed us the marker (a task's owner), told of the
+    /// copy this makes on this node when this process does not know the
+    /// object's owner.
+    pub fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<(u64, u64)> {
         self.inner.check_alive()?;
-        self.inner.store_get(id, source)
+        self.inner.store_get(id, source, via)
     }
 
     /// This node's daemon address for other nodes (empty on a single-node

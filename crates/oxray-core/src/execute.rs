@@ -204,6 +204,11 @@ impl Inner {
                     self.release_ref_n(&id, r.count);
                 }
             }
+            Body::ObjectLocation(o) => {
+                if let Some(id) = ObjectId::from_bytes(&o.id) {
+                    self.copy_reported(id, o.source);
+                }
+            }
             Body::CancelTask(c) => {
                 let Some(task_id) = TaskId::from_bytes(&c.task_id) else {
                     return;

@@ -70,16 +70,17 @@ impl Inner {
     /// Maps `id` and pins it for this process; returns `(offset, size)`.
     /// `source` is the node daemon holding it (from its marker): when that
     /// is another node, the local daemon pulls a copy first.
-    pub(crate) fn store_get(&self, id: ObjectId, source: &str) -> Result<(u64, u64)> {
+    pub(crate) fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<(u64, u64)> {
         self.region_or_err()?;
         if let Some((offset, size, users)) = self.mapped.map.lock().get_mut(&id) {
             *users += 1;
             return Ok((*offset, *size));
         }
+        let remote = self.remote(source);
         let reply = self
             .block_on(self.store_call(Body::StoreGet(StoreObject {
                 id: id.0.to_vec(),
-                source: self.remote(source),
+                source: remote.clone(),
             })))
             .map_err(|e| match e {
                 Error::ObjectLost { reason, owner, .. } => Error::ObjectLost {
@@ -89,6 +90,11 @@ impl Inner {
                 },
                 other => other,
             })?;
+        if !remote.is_empty() {
+            if let Some(me) = self.me.upgrade() {
+                me.copy_made(id, via);
+            }
+        }
         let mut map = self.mapped.map.lock();
         let entry = map.entry(id).or_insert((reply.offset, reply.size, 0));
         if entry.2 > 0 {
@@ -133,6 +139,9 @@ impl Inner {
                     id: id.0.to_vec(),
                     source: String::new(),
                 }));
+                if let Some(me) = self.me.upgrade() {
+                    me.copy_made(id, "");
+                }
             }
         });
         let _ = self.block_on(async {

@@ -649,6 +649,15 @@ impl Node {
             | Body::StoreRelease(_)
             | Body::StoreDelete(_)
             | Body::StoreStatsRequest(_) => self.handle_store(client, req, body, writer),
+            Body::AdoptCopy(o) => {
+                let reply = match oxray_common::ObjectId::from_bytes(&o.id) {
+                    Some(id) if self.adopt_copy(id) => Body::Ack(Ack {}),
+                    _ => Body::ErrorReply(ErrorReply {
+                        message: format!("node {} holds no copy of that object", self.address),
+                    }),
+                };
+                writer.reply(req, reply);
+            }
             Body::ClusterInfoRequest(_) => {
                 writer.reply(req, Body::ClusterInfo(self.cluster_info()));
             }

@@ -23,6 +23,8 @@ const CHUNK: u64 = 8 << 20;
 const IN_FLIGHT: usize = 4;
 /// How long a pull waits for room in a store that readers keep full.
 const ADMIT_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long copies whose primary died wait for their owner to adopt one.
+const ADOPT_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
 /// The store client a pull writes as (not a connection id).
 const PULL_CLIENT: u64 = u64::MAX - 1;
 
@@ -496,9 +498,10 @@ impl Node {
         }
     }
 
-    /// Nodes were declared dead: pulls from them fail now, and the copies
-    /// taken from them go (their primaries are gone; the owners rebuild
-    /// the objects elsewhere, under the same ids).
+    /// Nodes were declared dead: pulls from them fail now. The copies
+    /// taken from them lost their primaries: each owner adopts one copy
+    /// as the new primary ([`Node::adopt_copy`]) or rebuilds the object;
+    /// the copies not adopted within [`ADOPT_WITHIN`] go.
     pub(crate) fn sources_died(&self, addresses: &[String]) {
         self.transfers.dead.lock().extend(addresses.iter().cloned());
         self.transfers.died.notify_waiters();
@@ -506,21 +509,42 @@ impl Node {
             .idle
             .lock()
             .retain(|source, _| !addresses.contains(source));
-        let orphans: Vec<ObjectId> = {
-            let mut pulled = self.transfers.pulled_from.lock();
-            let ids = pulled
-                .iter()
-                .filter(|(_, from)| addresses.contains(from))
-                .map(|(id, _)| *id)
-                .collect::<Vec<_>>();
-            for id in &ids {
-                pulled.remove(id);
-            }
-            ids
-        };
-        for id in orphans {
-            // Copies served from this one go too.
-            self.delete_object(id, String::new());
+        let orphans: Vec<ObjectId> = self
+            .transfers
+            .pulled_from
+            .lock()
+            .iter()
+            .filter(|(_, from)| addresses.contains(from))
+            .map(|(id, _)| *id)
+            .collect();
+        if orphans.is_empty() {
+            return;
         }
+        let me = self.me();
+        let addresses = addresses.to_vec();
+        tokio::spawn(async move {
+            tokio::time::sleep(ADOPT_WITHIN).await;
+            for id in orphans {
+                let still_orphan = {
+                    let mut pulled = me.transfers.pulled_from.lock();
+                    let orphan = pulled.get(&id).is_some_and(|from| addresses.contains(from));
+                    if orphan {
+                        pulled.remove(&id);
+                    }
+                    orphan
+                };
+                if still_orphan {
+                    // Copies served from this one go too.
+                    me.delete_object(id, String::new());
+                }
+            }
+        });
+    }
+
+    /// The owner of `id` makes this node's copy the primary (the old one
+    /// died): it stays. Whether this node holds it.
+    pub(crate) fn adopt_copy(&self, id: ObjectId) -> bool {
+        self.transfers.pulled_from.lock().remove(&id);
+        self.store.lock().contains(&id)
     }
 }

@@ -12,7 +12,7 @@ pub struct Envelope {
     pub id: u64,
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66"
     )]
     pub body: Option<Body>,
 }
@@ -162,6 +162,15 @@ pub enum Body {
     /// Nodes the cluster declared dead (node daemon -> its clients).
     #[prost(message, tag = "64")]
     NodesRemoved(NodesRemoved),
+    /// A whole copy of object `id` now lives on the node at `source`
+    /// (reader -> owner): the owner can fall back on it.
+    #[prost(message, tag = "65")]
+    ObjectLocation(StoreObject),
+    /// The primary of object `id` died with its node: keep this node's
+    /// copy as the primary (owner -> node daemon; `Ack`, or an error when
+    /// the copy is gone).
+    #[prost(message, tag = "66")]
+    AdoptCopy(StoreObject),
 }
 
 /// The protocol version spoken; a peer of another version is refused.

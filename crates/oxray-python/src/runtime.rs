@@ -90,7 +90,7 @@ fn from_object(py: Python<'_>, core: &CoreWorker, o: &Object, via: &str) -> PyOb
     let mut current = std::borrow::Cow::Borrowed(o);
     let mut attempts = 0;
     loop {
-        match object_parts(py, core, &current, attempts < RECOVERY_ATTEMPTS) {
+        match object_parts(py, core, &current, via, attempts < RECOVERY_ATTEMPTS) {
             Ok(parts) => return parts,
             Err((id, location)) => {
                 attempts += 1;
@@ -108,6 +108,7 @@ fn object_parts(
     py: Python<'_>,
     core: &CoreWorker,
     o: &Object,
+    via: &str,
     recoverable: bool,
 ) -> Result<PyObjectParts, (ObjectId, String)> {
     let nested = o
@@ -118,7 +119,7 @@ fn object_parts(
     if o.metadata.first() == Some(&b'X') {
         let mapped = oxray_core::marker_parts(o)
             .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
-            .and_then(|(id, location)| map_shared(py, core, id, location));
+            .and_then(|(id, location)| map_shared(py, core, id, location, via));
         return match mapped {
             Ok(buffer) => Ok(match Py::new(py, buffer) {
                 Ok(b) => (

@@ -102,8 +102,9 @@ pub fn map_shared(
     core: &CoreWorker,
     id: ObjectId,
     location: &str,
+    via: &str,
 ) -> Result<SharedBuffer, PyCoreError> {
-    let (offset, size) = py.allow_threads(|| core.store_get(id, location))?;
+    let (offset, size) = py.allow_threads(|| core.store_get(id, location, via))?;
     let region = core
         .region()
         .expect("store_get succeeded, so the region is mapped");
