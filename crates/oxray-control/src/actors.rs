@@ -111,11 +111,12 @@ impl ActorDirectory {
         self.on_change = Some(hook);
     }
 
+    /// Changes are collected only once someone waits for them (a head
+    /// with a journal), so that a directory without one does not grow.
     fn note_change(&mut self, id: ActorId) {
+        let Some(hook) = &self.on_change else { return };
         if self.changed.insert(id) && self.changed.len() == 1 {
-            if let Some(hook) = &self.on_change {
-                hook();
-            }
+            hook();
         }
     }
 
@@ -220,6 +221,9 @@ mod tests {
     #[test]
     fn changes_are_collected_for_the_journal() {
         let mut d = ActorDirectory::default();
+        d.register(ActorId::random(), record("")).unwrap();
+        assert!(d.take_changed().is_empty(), "nobody listens: nothing kept");
+        d.on_change(Box::new(|| {}));
         let (a, b) = (ActorId::random(), ActorId::random());
         d.register(a, record("x")).unwrap();
         d.register(b, record("")).unwrap();

@@ -69,8 +69,18 @@ impl PendingWrites {
 
 impl Node {
     /// Puts back what the journal held: actors, then placement groups
-    /// (bundles on the previous head, gone with it, are reserved again).
+    /// (bundles on the previous head, gone with it, are reserved again);
+    /// from now on the actor directory's changes are collected for the
+    /// journal.
     pub(crate) fn restore(&self, recovered: Recovered) {
+        {
+            let me = Arc::downgrade(&self.me());
+            self.state.lock().actors.on_change(Box::new(move || {
+                if let Some(node) = me.upgrade() {
+                    node.journal_queue.wake.notify_one();
+                }
+            }));
+        }
         let previous_head = self.control.record_head(self.node_id);
         self.restore_actors(recovered.actors);
         self.restore_placement_groups(recovered.placement_groups, previous_head);
@@ -145,16 +155,9 @@ impl Node {
     }
 
     /// Writes the changes of actors and placement groups as they come.
+    /// Runs after [`Node::restore`], which makes the directory collect
+    /// its changes.
     pub(crate) async fn flush_journal(self: Arc<Self>, journal: Arc<Journal>) {
-        {
-            let me = self.clone();
-            self.state
-                .lock()
-                .actors
-                .on_change(Box::new(move || me.journal_queue.wake.notify_one()));
-        }
-        // Changes made before the hook was set (the restore's) go first.
-        self.journal_queue.wake.notify_one();
         loop {
             self.journal_queue.wake.notified().await;
             // Changes nobody was told of yet gather a moment: one commit
