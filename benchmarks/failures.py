@@ -28,22 +28,19 @@ def pid_of(node):
     return getattr(procs[0], "process", procs[0]).pid
 
 
-def descendants(pid):
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(parents.get(p, []))
-    return out
+def _load_descendants():
+    # oxray's helper, loaded by path: this script also runs under Ray's
+    # interpreter, where oxray is not installed.
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "python", "oxray", "_private", "procs.py")
+    spec = importlib.util.spec_from_file_location("oxray_procs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.descendants
+
+
+descendants = _load_descendants()
 
 
 def until_dead(ray, node_id):

@@ -9,6 +9,7 @@ import time
 import pytest
 
 import oxray
+from oxray._private.procs import descendants  # noqa: F401 (tests import it from here)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -170,25 +171,6 @@ def oxray_pids():
         if ours:
             pids.append(int(entry))
     return pids
-
-
-def descendants(pid):
-    """`pid` and every process below it."""
-    parents = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(parents.get(p, []))
-    return out
 
 
 def process_gone(pid):

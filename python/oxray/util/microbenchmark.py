@@ -21,28 +21,17 @@ MB = 1 << 20
 
 def process_tree_pss_mb(root):
     """PSS (MB) and process count of `root` and all its descendants."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry))
-    total_kb, todo, seen = 0, [root], set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
-            continue
-        seen.add(pid)
-        todo.extend(children.get(pid, []))
+    from oxray._private.procs import descendants
+
+    tree = descendants(root)
+    total_kb = 0
+    for pid in tree:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 total_kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
         except (OSError, StopIteration):
             pass
-    return total_kb / 1024, len(seen)
+    return total_kb / 1024, len(tree)
 
 
 class Runner:
