@@ -680,7 +680,7 @@ impl CoreWorker {
 
     /// Runs `cb` once the object is available here (fetching it if needed),
     /// on the thread driving the event loop: `cb` must not block on it.
-    pub fn on_ready(&self, id: ObjectId, cb: Box<dyn FnOnce(&Arc<Object>) + Send>) {
+    pub fn on_ready(&self, id: ObjectId, cb: crate::store::ReadyCallback) {
         self.inner.when_ready(id, cb);
     }
 

@@ -447,7 +447,8 @@ impl Node {
                 // A bulk read writes raw bytes on this connection: nothing
                 // else may be read or sent until it is done.
                 Some(Body::ReadChunk(r)) if r.raw => {
-                    if !self.serve_raw_chunk(client_id, env.id, r, &writer).await {
+                    let connected = self.serve_raw_chunk(client_id, env.id, r, &writer).await;
+                    if !connected {
                         break;
                     }
                 }

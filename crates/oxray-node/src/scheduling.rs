@@ -397,7 +397,7 @@ mod tests {
             alive: false,
             ..Default::default()
         };
-        v.replace(&[dead_c.clone()], a);
+        v.replace(std::slice::from_ref(&dead_c), a);
         let mut seen: Vec<String> = v.take_deaths().into_iter().map(|(_, a)| a).collect();
         seen.sort();
         assert_eq!(seen, ["a", "b", "c"]);

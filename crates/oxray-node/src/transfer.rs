@@ -311,7 +311,8 @@ impl Node {
             Some(copy) => {
                 // The source sent us to a node with a copy; if that one
                 // fails, the source serves the pull itself.
-                if !matches!(self.pull_from(id, &copy, true).await, Ok(None)) {
+                let from_copy = self.pull_from(id, &copy, true).await;
+                if !matches!(from_copy, Ok(None)) {
                     self.pull_from(id, source, true).await?;
                 }
             }
