@@ -3,6 +3,7 @@ with dependencies and a few actors runs. Every result must be right (lost
 objects rebuilt, tasks retried, actors restarted), and afterwards no
 resources stay held and none of the killed nodes' processes are left."""
 
+import os
 import random
 import threading
 import time
@@ -79,3 +80,5 @@ def test_random_node_kills_lose_no_result(make_cluster):
         oxray.available_resources()
     left = [pid for _, pids in killed for pid in pids if not process_gone(pid)]
     assert wait_for(lambda: all(process_gone(p) for p in left), timeout=15), left
+    stores = [f"/dev/shm/oxray-{os.path.basename(node.session_dir)}" for node, _ in killed]
+    assert not [s for s in stores if os.path.exists(s)], "killed nodes' stores are removed"

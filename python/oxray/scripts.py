@@ -140,6 +140,10 @@ def _stop(args):
             time.sleep(0.05)
         import shutil
         shutil.rmtree(n["session_dir"], ignore_errors=True)
+        try:  # left behind by a daemon that had to be killed
+            os.remove(os.path.join("/dev/shm", "oxray-" + os.path.basename(n["session_dir"])))
+        except OSError:
+            pass
         try:
             os.remove(n["index_file"])
         except OSError:

@@ -231,6 +231,14 @@ impl Inner {
             }
             Body::GetObject(g) => {
                 let Some(id) = ObjectId::from_bytes(&g.id) else {
+                    let error = "GetObject names no valid object id".to_string();
+                    writer.reply(
+                        request,
+                        Body::ObjectReply(ObjectReply {
+                            object: None,
+                            error,
+                        }),
+                    );
                     return;
                 };
                 if !g.lost_location.is_empty() {

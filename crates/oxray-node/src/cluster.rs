@@ -473,6 +473,8 @@ impl Node {
             return;
         };
         let Some(id) = NodeId::from_bytes(&info.node_id) else {
+            let message = "RegisterNode names no valid node id".to_string();
+            writer.reply(req, Body::ErrorReply(ErrorReply { message }));
             return;
         };
         if self.control.node(&id).is_some_and(|n| !n.alive) {

@@ -25,12 +25,25 @@ fn error_reply(e: StoreError) -> Body {
     })
 }
 
+/// The answer to a request naming no valid object id (never silence: the
+/// caller would wait forever).
+fn bad_id() -> Body {
+    Body::StoreReply(StoreReply {
+        failure: StoreFailure::NotFound as i32,
+        error: "the request names no valid object id".into(),
+        ..Default::default()
+    })
+}
+
 impl Node {
     pub(crate) fn handle_store(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
         let id_of = |b: &[u8]| ObjectId::from_bytes(b);
         match body {
             Body::StoreCreate(c) => {
-                let Some(id) = id_of(&c.id) else { return };
+                let Some(id) = id_of(&c.id) else {
+                    writer.reply(req, bad_id());
+                    return;
+                };
                 let reply = match self.store.lock().create(id, c.size, client) {
                     Ok(Some(offset)) => Body::StoreReply(StoreReply {
                         offset,
@@ -46,7 +59,10 @@ impl Node {
                 writer.reply(req, reply);
             }
             Body::StoreGet(g) => {
-                let Some(id) = id_of(&g.id) else { return };
+                let Some(id) = id_of(&g.id) else {
+                    writer.reply(req, bad_id());
+                    return;
+                };
                 let reply = match self.store.lock().get(&id, client) {
                     Ok((offset, size)) => Body::StoreReply(StoreReply {
                         offset,

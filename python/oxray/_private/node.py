@@ -352,3 +352,8 @@ class LocalDaemon:
             self.process.wait()
         self._err.close()
         shutil.rmtree(self.session_dir, ignore_errors=True)
+        # A daemon that was killed could not remove its shared-memory file.
+        try:
+            os.remove(os.path.join("/dev/shm", "oxray-" + os.path.basename(self.session_dir)))
+        except OSError:
+            pass

@@ -346,6 +346,12 @@ async fn run(args: Args) -> Result<()> {
     let _ = head.kill();
     let _ = head.wait();
     let _ = std::fs::remove_dir_all(&session);
+    // Killed, the daemon could not remove its shared-memory file.
+    if let Some(name) = session.file_name() {
+        let mut store = std::ffi::OsString::from("oxray-");
+        store.push(name);
+        let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(store));
+    }
     result
 }
 
