@@ -138,12 +138,7 @@ def _stop(args):
     for n in nodes:
         while time.monotonic() < deadline and os.path.exists(f"/proc/{n['pid']}"):
             time.sleep(0.05)
-        import shutil
-        shutil.rmtree(n["session_dir"], ignore_errors=True)
-        try:  # left behind by a daemon that had to be killed
-            os.remove(os.path.join("/dev/shm", "oxray-" + os.path.basename(n["session_dir"])))
-        except OSError:
-            pass
+        _node.remove_node_files(n["session_dir"])
         try:
             os.remove(n["index_file"])
         except OSError:

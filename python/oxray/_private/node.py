@@ -173,6 +173,18 @@ def record_node(daemon, head_address, is_head):
     return path
 
 
+def remove_node_files(session_dir):
+    """Removes a stopped node's session directory and shared-memory file
+    (a daemon that was killed could not remove them itself)."""
+    if not session_dir:
+        return
+    shutil.rmtree(session_dir, ignore_errors=True)
+    try:
+        os.remove(os.path.join("/dev/shm", "oxray-" + os.path.basename(session_dir)))
+    except OSError:
+        pass
+
+
 def local_nodes():
     """The standing nodes started on this machine by this user (stale
     entries of dead daemons are removed)."""
@@ -184,6 +196,8 @@ def local_nodes():
         except (OSError, ValueError):
             continue
         if not _pid_alive(int(entry.get("pid", 0))) or not os.path.exists(entry.get("socket", "")):
+            # A node that died without stopping: what it left goes too.
+            remove_node_files(entry.get("session_dir", ""))
             try:
                 os.remove(path)
             except OSError:
@@ -351,9 +365,4 @@ class LocalDaemon:
             self.process.kill()
             self.process.wait()
         self._err.close()
-        shutil.rmtree(self.session_dir, ignore_errors=True)
-        # A daemon that was killed could not remove its shared-memory file.
-        try:
-            os.remove(os.path.join("/dev/shm", "oxray-" + os.path.basename(self.session_dir)))
-        except OSError:
-            pass
+        remove_node_files(self.session_dir)
