@@ -6,7 +6,12 @@
 pub enum Error {
     /// A resource amount that is negative, not finite or too precise.
     #[error("invalid resource amount for '{name}': {reason}")]
-    InvalidResource { name: String, reason: String },
+    InvalidResource {
+        /// The resource's name.
+        name: String,
+        /// What is wrong with the amount.
+        reason: String,
+    },
     /// The runtime is not connected (never initialised, or shut down).
     #[error("oxray is not initialized: call oxray.init() first")]
     NotInitialized,
@@ -22,18 +27,28 @@ pub enum Error {
     /// A transport-level failure talking to another process.
     #[error("connection to {peer} failed: {source}")]
     Connection {
+        /// The address dialled.
         peer: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
     /// A message that could not be decoded: a version mismatch or a bug.
     #[error("malformed message from {peer}: {reason}")]
-    Protocol { peer: String, reason: String },
+    Protocol {
+        /// Who sent it.
+        peer: String,
+        /// What was wrong with it.
+        reason: String,
+    },
     /// An object whose owner is gone, so its value can never be fetched.
     #[error("object {object} is lost: its owner at {owner} is unreachable ({reason})")]
     ObjectLost {
+        /// The object's id, in hex.
         object: String,
+        /// Who held it.
         owner: String,
+        /// Why it cannot be read.
         reason: String,
     },
     /// The shared-memory store cannot hold the object.
@@ -44,7 +59,12 @@ pub enum Error {
     InvalidArgument(String),
     /// A TCP peer refused our cluster token (or we refused theirs).
     #[error("{peer} refused the connection: {reason}. Pass the cluster's token with --token, the OXRAY_AUTH_TOKEN variable, or the token file `oxray start --head` printed")]
-    Unauthorized { peer: String, reason: String },
+    Unauthorized {
+        /// The other side of the connection.
+        peer: String,
+        /// Why it was refused.
+        reason: String,
+    },
     /// The daemon refused a request.
     #[error("{0}")]
     Rejected(String),

@@ -13,7 +13,9 @@ pub struct ActorRecord {
     pub info: ActorInfo,
     /// The creation task, run again at each restart.
     pub spec: TaskSpec,
+    /// What its worker holds while it lives.
     pub resources: ResourceSet,
+    /// Outlives its owner (`lifetime="detached"`).
     pub detached: bool,
     /// Restarts allowed after crashes; -1 for no limit.
     pub max_restarts: i32,

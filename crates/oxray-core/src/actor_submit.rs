@@ -17,12 +17,17 @@ use crate::objects::{error_object, ObjectKind};
 /// A method call on an actor, as the binding hands it over.
 #[derive(Clone, Debug)]
 pub struct ActorCallRequest {
+    /// The actor called.
     pub actor_id: ActorId,
+    /// The method to run.
     pub method_name: String,
     /// `Class.method`, for logs and errors.
     pub function_name: String,
+    /// The pickled `(args, kwargs)`, with top-level refs replaced by slots.
     pub args: Bytes,
+    /// The top-level ref arguments, in slot order (resolved before the call).
     pub ref_args: Vec<ObjectId>,
+    /// How many objects the call returns.
     pub num_returns: u32,
     /// Times a call interrupted by the actor's death is run again on the
     /// restarted actor; -1 forever.
@@ -32,7 +37,7 @@ pub struct ActorCallRequest {
 }
 
 /// The method name of the call that ends an actor after the calls before it.
-pub const TERMINATE_METHOD: &str = "__oxray_terminate__";
+pub(crate) const TERMINATE_METHOD: &str = "__oxray_terminate__";
 
 /// The call that ends `actor` once the calls sent before it are done.
 pub(crate) fn terminate_call(actor: ActorId) -> ActorCallRequest {
@@ -51,17 +56,29 @@ pub(crate) fn terminate_call(actor: ActorId) -> ActorCallRequest {
 /// A new actor, as the binding hands it over.
 #[derive(Clone, Debug)]
 pub struct ActorCreateRequest {
+    /// The new actor's id.
     pub actor_id: ActorId,
+    /// Content hash of the pickled class (a key of the function table).
     pub class_id: Vec<u8>,
+    /// The class's name, for listings and errors.
     pub class_name: String,
+    /// The constructor's pickled `(args, kwargs)`, refs replaced by slots.
     pub args: Bytes,
+    /// The constructor's top-level ref arguments, in slot order.
     pub ref_args: Vec<ObjectId>,
+    /// What its worker holds while it lives.
     pub resources: ResourceSet,
+    /// Its name (empty: unnamed), unique within `namespace`.
     pub name: String,
+    /// The namespace its name lives in.
     pub namespace: String,
+    /// Outlives the process that created it.
     pub detached: bool,
+    /// Restarts allowed after its process dies; -1 for no limit.
     pub max_restarts: i32,
+    /// Calls it runs at once.
     pub max_concurrency: u32,
+    /// With a name already taken, return that actor instead of failing.
     pub get_if_exists: bool,
     /// Pickled handle metadata, for `get_actor`.
     pub handle: Vec<u8>,

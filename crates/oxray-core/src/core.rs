@@ -27,7 +27,9 @@ use oxray_proto::peers::PeerPool;
 /// Whether this process is a driver (a user program) or a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// A user's program, connected with `init()`.
     Driver,
+    /// A process the node daemon started to run tasks and actors.
     Worker,
 }
 
@@ -36,7 +38,9 @@ pub enum Mode {
 pub struct Options {
     /// Path of the node daemon's Unix socket.
     pub daemon_socket: String,
+    /// A driver or a worker.
     pub mode: Mode,
+    /// This process's id (a worker's is chosen by its daemon).
     pub worker_id: WorkerId,
     /// Stop the cluster when this driver disconnects.
     pub owns_cluster: bool,
@@ -73,13 +77,17 @@ async fn bind_tcp(ip: &str) -> Result<(tokio::net::TcpListener, String)> {
 /// A task to submit, as the binding hands it over.
 #[derive(Clone, Debug)]
 pub struct TaskRequest {
+    /// Content hash of the pickled function (a key of the function table).
     pub function_id: Vec<u8>,
+    /// Its name, for logs, errors and listings.
     pub function_name: String,
     /// Pickled `(args, kwargs)` with top-level refs replaced by slots.
     pub args: Bytes,
     /// The top-level ref arguments, in slot order.
     pub ref_args: Vec<ObjectId>,
+    /// How many objects the task returns.
     pub num_returns: u32,
+    /// What its worker holds while it runs.
     pub resources: ResourceSet,
     /// Retries after a worker crash; -1 retries forever.
     pub max_retries: i32,
@@ -99,11 +107,17 @@ pub struct TaskRequest {
 /// Who and where this process is, for `get_runtime_context()`.
 #[derive(Clone, Debug)]
 pub struct ContextInfo {
+    /// This process's id.
     pub worker_id: WorkerId,
+    /// The node it runs on.
     pub node_id: NodeId,
+    /// Its job (one per driver).
     pub job_id: u32,
+    /// Where other processes reach it.
     pub address: String,
+    /// Its node's session directory.
     pub session_dir: String,
+    /// The task it runs now, if any.
     pub current_task: Option<TaskId>,
 }
 
@@ -148,18 +162,18 @@ pub(crate) struct Inner {
 
 impl Inner {
     /// A task id never used before by this process.
-    pub fn next_task_id(&self) -> TaskId {
+    pub(crate) fn next_task_id(&self) -> TaskId {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
         TaskId::nth(self.worker_id.0[..8].try_into().expect("8 bytes"), n)
     }
 
     /// Whether `owner` is this process.
-    pub fn is_me(&self, owner: &str) -> bool {
+    pub(crate) fn is_me(&self, owner: &str) -> bool {
         *self.address == *owner
     }
 
     /// Drops one reference; see [`Inner::release_ref_n`].
-    pub fn release_ref(&self, id: &ObjectId) {
+    pub(crate) fn release_ref(&self, id: &ObjectId) {
         self.release_ref_n(id, 1);
     }
 
@@ -167,7 +181,7 @@ impl Inner {
     /// owned value in the shared store, its copy there too), so do the
     /// references it held to refs nested in it, and the holds other
     /// processes lent us are given back.
-    pub fn release_ref_n(&self, id: &ObjectId, n: u32) {
+    pub(crate) fn release_ref_n(&self, id: &ObjectId, n: u32) {
         let Released::Free { owned, lenders } = self.refs.release_n(id, n) else {
             return;
         };
@@ -222,7 +236,7 @@ impl Inner {
     }
 
     /// Counts one reference per ref in `refs`, noting who lent it.
-    pub fn hold_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectId> {
+    pub(crate) fn hold_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectId> {
         let mut held = Vec::with_capacity(refs.len());
         for r in refs {
             let Some(id) = ObjectId::from_bytes(&r.id) else {
@@ -249,7 +263,7 @@ impl Inner {
     /// expects it any more (its refs went meanwhile), it is dropped at once:
     /// its holds go, and for an `owned` value its shared-memory copy too.
     /// Returns whether it was stored.
-    pub fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) -> bool {
+    pub(crate) fn fulfil_holding(&self, id: ObjectId, object: Object, owned: bool) -> bool {
         let held = self.hold_refs(&object.nested);
         let marker = if owned {
             crate::objects::marker_parts(&object).map(|(i, l)| (i, l.to_string()))
@@ -286,13 +300,13 @@ impl Inner {
 
     /// Counts one reference per ref nested in a value stored here; they go
     /// when the value does ([`Inner::release_ref`]).
-    pub fn hold_nested(&self, object: &Object) {
+    pub(crate) fn hold_nested(&self, object: &Object) {
         self.hold_refs(&object.nested);
     }
 
     /// `refs` are about to leave this process: take one hold on each for the
     /// receiver, which gives it back when done with it.
-    pub fn lend_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectRefMsg> {
+    pub(crate) fn lend_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectRefMsg> {
         refs.iter()
             .map(|r| {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
@@ -314,7 +328,7 @@ impl Inner {
     }
 
     /// A value about to leave this process, with holds lent on its refs.
-    pub fn lend(&self, object: &Object) -> Object {
+    pub(crate) fn lend(&self, object: &Object) -> Object {
         if object.nested.is_empty() {
             return object.clone();
         }
@@ -327,7 +341,7 @@ impl Inner {
 
     /// A value that leaves this process for good (an actor's constructor
     /// arguments, run again at each restart): its refs escape.
-    pub fn escape_nested(&self, object: &Object) {
+    pub(crate) fn escape_nested(&self, object: &Object) {
         for id in object
             .nested
             .iter()
@@ -339,12 +353,12 @@ impl Inner {
 
     /// Waits for `f`, driving the event loop from this thread meanwhile.
     /// Must not be called from a task on the loop.
-    pub fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
         self.driver.block_on(f)?
     }
 
     /// Fails with the daemon's death reason, if it died.
-    pub fn check_alive(&self) -> Result<()> {
+    pub(crate) fn check_alive(&self) -> Result<()> {
         match &*self.dead.lock() {
             Some(reason) => Err(Error::DaemonDied(reason.clone())),
             None => Ok(()),

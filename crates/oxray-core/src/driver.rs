@@ -88,7 +88,7 @@ struct Background {
 
 impl Driver {
     /// Starts the single-threaded runtime and its background driver thread.
-    pub fn start() -> Result<Self> {
+    pub(crate) fn start() -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -122,7 +122,7 @@ impl Driver {
     }
 
     /// A handle for spawning tasks onto the loop.
-    pub fn handle(&self) -> Result<tokio::runtime::Handle> {
+    pub(crate) fn handle(&self) -> Result<tokio::runtime::Handle> {
         Ok(self.runtime()?.handle().clone())
     }
 
@@ -136,7 +136,7 @@ impl Driver {
 
     /// Runs `f` to completion, driving the loop from this thread meanwhile.
     /// Must not be called from a task on the loop.
-    pub fn block_on<F: Future>(&self, f: F) -> Result<F::Output> {
+    pub(crate) fn block_on<F: Future>(&self, f: F) -> Result<F::Output> {
         let runtime = self.runtime()?;
         let s = &*self.shared;
         let alone = s.waiting.fetch_add(1, Ordering::SeqCst) == 0;
@@ -210,7 +210,7 @@ impl Driver {
 
     /// Stops the background thread and the runtime: every task is dropped,
     /// which closes every connection. Later `block_on` calls fail.
-    pub fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         let s = &*self.shared;
         let thread = {
             let mut st = s.state.lock();

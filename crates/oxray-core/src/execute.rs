@@ -18,6 +18,7 @@ use crate::store::Lookup;
 
 /// A task pushed to this worker, waiting to run.
 pub struct IncomingTask {
+    /// What to run.
     pub spec: TaskSpec,
     request: u64,
     writer: FrameWriter,
@@ -62,11 +63,11 @@ struct Queue {
 
 impl ExecState {
     /// The task running now, if any.
-    pub fn current_task(&self) -> Option<TaskId> {
+    pub(crate) fn current_task(&self) -> Option<TaskId> {
         *self.current.lock()
     }
 
-    pub fn set_cancel_hook(&self, hook: Box<dyn Fn(TaskId) + Send + Sync>) {
+    pub(crate) fn set_cancel_hook(&self, hook: Box<dyn Fn(TaskId) + Send + Sync>) {
         *self.hook.lock() = Some(Arc::from(hook));
     }
 
@@ -80,7 +81,7 @@ impl ExecState {
     }
 
     /// A file descriptor that becomes readable whenever a task arrives.
-    pub fn notify_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+    pub(crate) fn notify_fd(&self) -> std::io::Result<std::os::fd::OwnedFd> {
         let (read, write) = rustix::pipe::pipe_with(
             rustix::pipe::PipeFlags::NONBLOCK | rustix::pipe::PipeFlags::CLOEXEC,
         )?;
@@ -103,12 +104,12 @@ impl ExecState {
     }
 
     /// The next queued task, without waiting; marks it running.
-    pub fn try_pop(&self) -> Option<IncomingTask> {
+    pub(crate) fn try_pop(&self) -> Option<IncomingTask> {
         self.pop().ok().flatten()
     }
 
     /// Stops handing out tasks; blocked `next_task` calls return `None`.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.queue.lock().closed = true;
         self.arrived.notify_waiters();
     }

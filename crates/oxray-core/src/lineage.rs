@@ -49,7 +49,7 @@ pub(crate) enum Unrebuildable {
 
 impl Unrebuildable {
     /// Ray's error-type name for this reason.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Put => "OBJECT_UNRECONSTRUCTABLE_PUT",
             Self::RetriesDisabled => "OBJECT_UNRECONSTRUCTABLE_RETRIES_DISABLED",
@@ -59,7 +59,7 @@ impl Unrebuildable {
     }
 
     /// What the user reads, and what to do about it.
-    pub fn message(self, id: &ObjectId) -> String {
+    pub(crate) fn message(self, id: &ObjectId) -> String {
         let why = match self {
             Self::Put => {
                 "it was created by ray.put(), which has no task lineage. To prevent this \
@@ -94,19 +94,19 @@ pub(crate) struct LineageTable {
 
 impl LineageTable {
     /// Keeps `record` for `task`.
-    pub fn record(&self, task: TaskId, record: Record) {
+    pub(crate) fn record(&self, task: TaskId, record: Record) {
         self.map.lock().insert(task, record);
     }
 
     /// Whether any record is kept (so that freeing objects on a
     /// single-node cluster costs nothing).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.map.lock().is_empty()
     }
 
     /// The record to rebuild `id` from, taken out of the table (the task
     /// records itself again when it finishes), or why there is none.
-    pub fn take_for_rebuild(
+    pub(crate) fn take_for_rebuild(
         &self,
         id: &ObjectId,
     ) -> Result<Record, (Unrebuildable, Vec<ObjectId>)> {
@@ -125,7 +125,7 @@ impl LineageTable {
 
     /// A return of a task was freed; returns the holds to give back when
     /// it was the task's last live return.
-    pub fn return_freed(&self, id: &ObjectId) -> Option<Vec<ObjectId>> {
+    pub(crate) fn return_freed(&self, id: &ObjectId) -> Option<Vec<ObjectId>> {
         let mut map = self.map.lock();
         let task = id.task_id();
         let record = map.get_mut(&task)?;

@@ -53,7 +53,7 @@ pub(crate) struct CopyLocations {
 
 impl CopyLocations {
     /// A whole copy of `id` lives on the node at `location`.
-    pub fn add(&self, id: ObjectId, location: String) {
+    pub(crate) fn add(&self, id: ObjectId, location: String) {
         let mut map = self.map.lock();
         let at = map.entry(id).or_default();
         if !at.contains(&location) {
@@ -62,7 +62,7 @@ impl CopyLocations {
     }
 
     /// `id` was freed.
-    pub fn forget(&self, id: &ObjectId) {
+    pub(crate) fn forget(&self, id: &ObjectId) {
         self.map.lock().remove(id);
     }
 

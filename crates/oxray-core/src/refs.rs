@@ -39,7 +39,9 @@ pub enum Released {
     /// owned it, so copies elsewhere go too) and give back the holds lent
     /// to us.
     Free {
+        /// This process owned it.
         owned: bool,
+        /// The processes that lent us holds on it, and how many each.
         lenders: Vec<(Arc<str>, u32)>,
     },
 }

@@ -20,12 +20,12 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// Task states, named as Ray's state API names them.
 pub(crate) mod state {
-    pub const PENDING_ARGS: &str = "PENDING_ARGS_AVAIL";
-    pub const PENDING_NODE: &str = "PENDING_NODE_ASSIGNMENT";
-    pub const SUBMITTED: &str = "SUBMITTED_TO_WORKER";
-    pub const RUNNING: &str = "RUNNING";
-    pub const FINISHED: &str = "FINISHED";
-    pub const FAILED: &str = "FAILED";
+    pub(crate) const PENDING_ARGS: &str = "PENDING_ARGS_AVAIL";
+    pub(crate) const PENDING_NODE: &str = "PENDING_NODE_ASSIGNMENT";
+    pub(crate) const SUBMITTED: &str = "SUBMITTED_TO_WORKER";
+    pub(crate) const RUNNING: &str = "RUNNING";
+    pub(crate) const FINISHED: &str = "FINISHED";
+    pub(crate) const FAILED: &str = "FAILED";
 }
 
 /// The tasks this process owned that have finished, newest last. Recorded
@@ -56,7 +56,7 @@ struct Finished {
 impl FinishedTasks {
     /// Records a task whose first return value is `first` (None: it had no
     /// returns).
-    pub fn record(&self, spec: &TaskSpec, first: Option<&Object>) {
+    pub(crate) fn record(&self, spec: &TaskSpec, first: Option<&Object>) {
         let error_type = match first.map(ObjectKind::of) {
             Some(ObjectKind::TaskError) => "TASK_EXECUTION_EXCEPTION",
             Some(ObjectKind::WorkerCrashed) => "WORKER_DIED",

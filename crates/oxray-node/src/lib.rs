@@ -28,7 +28,9 @@ pub enum NodeError {
     /// The daemon's socket could not be bound.
     #[error("cannot listen on {path}: {source}; is another daemon using this session directory?")]
     Bind {
+        /// The socket's path, or the TCP address.
         path: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -37,13 +39,20 @@ pub enum NodeError {
         "cannot create the object store at {path}: {source}; check the free space of /dev/shm"
     )]
     Store {
+        /// The store's file.
         path: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
     /// The head of the cluster could not be joined.
     #[error("cannot join the cluster's head at {head}: {reason}")]
-    Join { head: String, reason: String },
+    Join {
+        /// The head's address.
+        head: String,
+        /// Why it failed.
+        reason: String,
+    },
     /// The head's journal could not be opened or read.
     #[error(transparent)]
     Journal(#[from] oxray_control::JournalError),

@@ -27,12 +27,12 @@ const BUNDLE_MARKER: f64 = 1000.0;
 
 /// Group state names, as Ray's `placement_group_table` shows them.
 mod state {
-    pub const PENDING: &str = "PENDING";
-    pub const CREATED: &str = "CREATED";
+    pub(super) const PENDING: &str = "PENDING";
+    pub(super) const CREATED: &str = "CREATED";
     /// Created, but a node holding some of its bundles died: those are
     /// being reserved again elsewhere.
-    pub const RESCHEDULING: &str = "RESCHEDULING";
-    pub const REMOVED: &str = "REMOVED";
+    pub(super) const RESCHEDULING: &str = "RESCHEDULING";
+    pub(super) const REMOVED: &str = "REMOVED";
 }
 
 /// The groups the head knows, and who waits for them.

@@ -75,7 +75,12 @@ pub enum Decision {
     /// Serve it here (grant now, or queue until resources free up).
     Local,
     /// Ask this node instead.
-    Remote { node_id: NodeId, address: String },
+    Remote {
+        /// The node chosen.
+        node_id: NodeId,
+        /// Its daemon's address.
+        address: String,
+    },
     /// No node of the cluster can ever serve it (yet): keep it here,
     /// pending, and warn once.
     Infeasible,

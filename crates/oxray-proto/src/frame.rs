@@ -45,7 +45,9 @@ pub const MAX_HELLO_FRAME: usize = 4096;
 /// The write half of a socket a sending thread can write to directly.
 #[derive(Debug)]
 pub enum WriteHalf {
+    /// A Unix socket's (same host).
     Unix(tokio::net::unix::OwnedWriteHalf),
+    /// A TCP socket's (other hosts).
     Tcp(tokio::net::tcp::OwnedWriteHalf),
 }
 

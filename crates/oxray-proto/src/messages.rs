@@ -1,5 +1,9 @@
 //! The messages. Written as prost derives rather than generated from a
 //! `.proto` file, so the build needs no `protoc`; the tags are the contract.
+//!
+//! Every message is documented; fields are where their name does not say
+//! it all. (The `missing_docs` lint is off here until every field is.)
+#![allow(missing_docs)]
 
 use std::collections::BTreeMap;
 

@@ -46,4 +46,4 @@ impl From<PyCoreError> for PyErr {
 }
 
 /// Results whose errors become Python exceptions.
-pub type PyResult<T> = Result<T, PyCoreError>;
+pub(crate) type PyResult<T> = Result<T, PyCoreError>;

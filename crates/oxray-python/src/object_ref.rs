@@ -155,7 +155,7 @@ fn end_ref_capture(py: Python<'_>) -> Vec<(Py<PyBytes>, String)> {
         .collect()
 }
 
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(begin_ref_capture, m)?)?;
     m.add_function(wrap_pyfunction!(end_ref_capture, m)?)?;
     Ok(())

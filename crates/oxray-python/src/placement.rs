@@ -122,7 +122,7 @@ fn placement_group_ready(
 }
 
 /// Adds this file's functions to the module.
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(create_placement_group, m)?)?;
     m.add_function(wrap_pyfunction!(placement_group_info, m)?)?;
     m.add_function(wrap_pyfunction!(remove_placement_group, m)?)?;

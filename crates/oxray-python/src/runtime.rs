@@ -22,13 +22,13 @@ static CORE: RwLock<Option<Arc<CoreWorker>>> = RwLock::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The connected core worker, if any.
-pub fn core() -> Option<Arc<CoreWorker>> {
+pub(crate) fn core() -> Option<Arc<CoreWorker>> {
     CORE.read().clone()
 }
 
 /// Bumped at each connect, so refs from an earlier session never touch the
 /// counts of a later one.
-pub fn current_generation() -> u64 {
+pub(crate) fn current_generation() -> u64 {
     GENERATION.load(Ordering::Relaxed)
 }
 
@@ -926,7 +926,7 @@ fn set_cancel_hook(hook: PyObject) -> PyResult<()> {
     Ok(())
 }
 
-pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(shutdown, m)?)?;
     m.add_function(wrap_pyfunction!(is_connected, m)?)?;

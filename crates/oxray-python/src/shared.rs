@@ -18,7 +18,7 @@ use crate::runtime::{core, current_generation};
 
 /// Values up to this size travel inline in messages; larger ones go to the
 /// shared store.
-pub const INLINE_LIMIT: usize = 100 * 1024;
+pub(crate) const INLINE_LIMIT: usize = 100 * 1024;
 
 /// A read-only view of one object in the shared store.
 #[pyclass(module = "oxray._native", frozen)]
@@ -97,7 +97,7 @@ impl Drop for SharedBuffer {
 /// Maps the shared object `id` (pinned) as a [`SharedBuffer`].
 /// The object may live on another node (`location`, from its marker): the
 /// node's daemon then pulls a copy first.
-pub fn map_shared(
+pub(crate) fn map_shared(
     py: Python<'_>,
     core: &CoreWorker,
     id: ObjectId,
@@ -122,7 +122,7 @@ pub fn map_shared(
 
 /// A pickled value (`main` plus out-of-band `buffers`) as an object: inline
 /// when small, else written into the shared store under `id`.
-pub fn encode_value(
+pub(crate) fn encode_value(
     py: Python<'_>,
     core: &CoreWorker,
     id: ObjectId,

@@ -18,7 +18,12 @@ pub enum StoreError {
         "cannot store an object of {size} bytes: it is larger than the whole object store ({capacity} bytes); \
          raise object_store_memory in init()"
     )]
-    TooLarge { size: u64, capacity: u64 },
+    TooLarge {
+        /// The object's size, in bytes.
+        size: u64,
+        /// The store's, in bytes.
+        capacity: u64,
+    },
     /// Nothing more can be freed or spilled.
     #[error(
         "the object store is full: {requested} bytes were asked for, {used} of {capacity} bytes are used by \
@@ -26,10 +31,15 @@ pub enum StoreError {
          (del the ObjectRefs or arrays) or raise object_store_memory"
     )]
     Full {
+        /// Bytes asked for.
         requested: u64,
+        /// Bytes in use.
         used: u64,
+        /// The store's size.
         capacity: u64,
+        /// Bytes of objects processes hold (cannot be spilled).
         pinned: u64,
+        /// Objects in the store.
         objects: usize,
     },
     /// No such object in the store.
@@ -38,7 +48,9 @@ pub enum StoreError {
     /// Spilling to or restoring from disk failed.
     #[error("object {object}: spill file error: {source}")]
     Spill {
+        /// The object's id, in hex.
         object: String,
+        /// What the OS said.
         #[source]
         source: std::io::Error,
     },
@@ -70,21 +82,32 @@ impl Entry {
 /// Store usage figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// The store's size, in bytes.
     pub capacity: u64,
+    /// Bytes allocated in memory.
     pub used: u64,
+    /// Objects in memory or spilled.
     pub objects: usize,
+    /// Bytes of objects processes hold.
     pub pinned_bytes: u64,
+    /// Objects on disk.
     pub spilled_objects: usize,
+    /// Their bytes.
     pub spilled_bytes: u64,
 }
 
 /// One object as listed by [`ObjectTable::list`].
 #[derive(Clone, Debug)]
 pub struct ObjectListing {
+    /// The object.
     pub id: ObjectId,
+    /// Its size, in bytes.
     pub size: u64,
+    /// The clients that hold it.
     pub pins: u32,
+    /// On disk rather than in memory.
     pub spilled: bool,
+    /// Complete (readable).
     pub sealed: bool,
     /// The client connection that created it.
     pub creator: u64,
