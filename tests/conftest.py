@@ -175,11 +175,9 @@ def oxray_pids():
 
 def process_gone(pid):
     """Whether `pid` has exited (a zombie counts: it runs no more)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:  # gone, even between two looks
-        return True
+    from oxray._private.node import _pid_alive
+
+    return not _pid_alive(pid)
 
 
 def wait_for(predicate, timeout=10.0, interval=0.05):

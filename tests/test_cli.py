@@ -12,9 +12,17 @@ import oxray
 from conftest import REPO, run_driver, wait_for
 
 
-def oxray_cli(*args, timeout=60):
+def oxray_cli(*args, timeout=60, env=None):
     return subprocess.run([sys.executable, "-m", "oxray.scripts", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+def cli_with_own_index(tmp_path):
+    """`oxray_cli` with a node index of its own (in `tmp_path`), and its
+    environment."""
+    env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
+    env.pop("OXRAY_AUTH_TOKEN", None)
+    return (lambda *a: oxray_cli(*a, env=env)), env
 
 
 @pytest.fixture
@@ -135,9 +143,7 @@ def test_health_endpoint_answers_while_the_head_runs(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "oxray.scripts", *a], capture_output=True, text=True,
-                                    timeout=60, cwd=REPO, env=env)
+    run, _ = cli_with_own_index(tmp_path)
     out = run("start", "--head", "--port", "0", "--num-cpus", "1", "--health-port", str(port))
     assert out.returncode == 0, out.stderr
     try:
@@ -173,10 +179,7 @@ def test_a_head_started_again_on_its_port_takes_its_cluster_back(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
-    env.pop("OXRAY_AUTH_TOKEN", None)
-    run = lambda *a: subprocess.run([sys.executable, "-m", "oxray.scripts", *a], capture_output=True, text=True,
-                                    timeout=60, cwd=REPO, env=env)
+    run, env = cli_with_own_index(tmp_path)
     assert run("start", "--head", "--port", str(port), "--num-cpus", "0").returncode == 0
     try:
         joined = run("start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1", "--resources", '{"w": 1}')

@@ -233,13 +233,7 @@ impl Inner {
             Body::GetObject(g) => {
                 let Some(id) = ObjectId::from_bytes(&g.id) else {
                     let error = "GetObject names no valid object id".to_string();
-                    writer.reply(
-                        request,
-                        Body::ObjectReply(ObjectReply {
-                            object: None,
-                            error,
-                        }),
-                    );
+                    writer.reply(request, object_reply(Err(error)));
                     return;
                 };
                 if !g.lost_location.is_empty() {
@@ -250,13 +244,7 @@ impl Inner {
                             .clone()
                             .recover_lost(id, g.lost_location, String::new())
                             .await;
-                        writer.reply(
-                            request,
-                            Body::ObjectReply(ObjectReply {
-                                object: Some(me.lend(&object)),
-                                error: String::new(),
-                            }),
-                        );
+                        writer.reply(request, object_reply(Ok(me.lend(&object))));
                     });
                     return;
                 }
@@ -266,13 +254,7 @@ impl Inner {
                         id.hex(),
                         self.address
                     );
-                    writer.reply(
-                        request,
-                        Body::ObjectReply(ObjectReply {
-                            object: None,
-                            error,
-                        }),
-                    );
+                    writer.reply(request, object_reply(Err(error)));
                     return;
                 }
                 let writer = writer.clone();
@@ -280,14 +262,7 @@ impl Inner {
                 self.store.on_ready(
                     id,
                     Box::new(move |o| {
-                        let lent = me.lend(o);
-                        writer.reply(
-                            request,
-                            Body::ObjectReply(ObjectReply {
-                                object: Some(lent),
-                                error: String::new(),
-                            }),
-                        );
+                        writer.reply(request, object_reply(Ok(me.lend(o))));
                     }),
                 );
             }
@@ -379,4 +354,18 @@ impl Inner {
             }),
         );
     }
+}
+
+/// The answer to a `GetObject`: the value, or why there is none.
+fn object_reply(value: Result<Object, String>) -> Body {
+    Body::ObjectReply(match value {
+        Ok(object) => ObjectReply {
+            object: Some(object),
+            error: String::new(),
+        },
+        Err(error) => ObjectReply {
+            object: None,
+            error,
+        },
+    })
 }
