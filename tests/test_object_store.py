@@ -121,16 +121,40 @@ def test_spilling_holds_more_than_memory(small_store):
     assert wait_for(lambda: _native.store_stats()["spilled_objects"] == 0, timeout=10)
 
 
-def test_full_store_error_names_sizes(small_store):
+def test_with_memory_pinned_a_put_goes_to_disk(small_store):
     held = [oxray.get(oxray.put(np.ones(100 * MB // 8))) for _ in range(4)]  # pinned by the arrays
-    with pytest.raises(ObjectStoreFullError, match="bytes were asked for"):
-        oxray.put(np.ones(200 * MB // 8))
+    big = np.arange(200 * MB // 8, dtype=np.int64)
+    ref = oxray.put(big)
+    assert _native.store_stats()["spilled_bytes"] >= 200 * MB
+    assert np.array_equal(oxray.get(ref), big)
     del held
 
 
-def test_object_larger_than_store_is_refused(small_store):
-    with pytest.raises(ObjectStoreFullError, match="larger than the whole object store"):
-        oxray.put(np.ones(600 * MB // 8))
+def test_an_object_larger_than_the_store_is_stored_on_disk(small_store):
+    big = np.arange(600 * MB // 8, dtype=np.int64)
+    ref = oxray.put(big)
+
+    @oxray.remote
+    def total(x):
+        return int(x.sum())
+
+    assert oxray.get(total.remote(ref)) == int(big.sum())
+    value = oxray.get(ref)
+    assert np.array_equal(value, big)
+    assert list(small_store.iterdir())  # its file
+    del value, ref
+    assert wait_for(lambda: not list(small_store.iterdir()), timeout=10)
+
+
+def test_a_put_fails_only_when_the_disk_fails_too(shutdown_only, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the spill directory should be")
+    oxray.init(num_cpus=1, object_store_memory=100 * MB, object_spilling_directory=str(blocked))
+    with pytest.raises(ObjectStoreFullError) as info:
+        oxray.put(np.ones(200 * MB // 8))
+    message = str(info.value)
+    assert "memory is full" in message and str(100 * MB) in message and str(blocked) in message
+    assert "bytes free" in message
 
 
 def test_missing_spill_file_is_a_clear_error(small_store):

@@ -5,16 +5,21 @@ import inspect
 import os
 import pickle
 
+import cloudpickle
+
 from oxray import _native
 from oxray._native import ObjectRef
 from oxray import exceptions
 from oxray._private import options as _options
 from oxray._private import worker as _worker
-from oxray.remote_function import Registration, pack_arguments, unwrap_returns
+from oxray.remote_function import Registration, pack_arguments, task_env_vars, unwrap_returns
 
 # Method name of the call that ends an actor once every earlier call is done
 # (sent by the runtime when the last handle anywhere goes away).
 TERMINATE_METHOD = "__oxray_terminate__"
+# Keyword argument that carries an actor's `concurrency_groups` to its
+# worker with the constructor's arguments (removed before the constructor).
+CONCURRENCY_GROUPS_KWARG = "__oxray_concurrency_groups__"
 # Index that marks the reference-counted id standing for an actor's handles.
 _HANDLES_INDEX = b"\xff\xff\xff\xff"
 
@@ -29,6 +34,7 @@ def _method_table(cls):
         if name.startswith("__") and name.endswith("__") and name not in ("__call__",):
             continue
         opts = dict(getattr(member, "__oxray_method_options__", {}))
+        _options.validate(opts, _options.METHOD_OPTIONS, "actor methods")
         methods[name] = opts
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             is_async = True
@@ -54,11 +60,13 @@ class ActorMethod:
         return self._handle._call(self._name, args, kwargs, self._options, self._function_name)
 
     def options(self, **options):
-        unknown = set(options) - {"num_returns", "name", "concurrency_group", "max_task_retries",
-                                  "retry_exceptions", "enable_task_events", "_generator_backpressure_num_objects"}
-        if unknown:
-            raise ValueError(f"Invalid option keyword {sorted(unknown)[0]} for actor methods.")
-        _options.validate({k: v for k, v in options.items() if k == "num_returns"}, {"num_returns"}, "actor methods")
+        _options.validate(options, _options.METHOD_OPTIONS, "actor methods")
+        group = options.get("concurrency_group")
+        if group is not None and group != self._options.get("concurrency_group"):
+            raise ValueError(
+                "Choosing a concurrency group per call is not supported by oxray yet: declare it on the method "
+                f"with @oxray.method(concurrency_group={group!r})."
+            )
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def bind(self, *args, **kwargs):
@@ -75,8 +83,9 @@ class ActorHandle:
     created the actor ends it, after the calls already made."""
 
     def __init__(self, actor_id, class_name, methods, max_task_retries=0, owner=None, detached=True,
-                 handles_ref=None):
+                 handles_ref=None, max_pending_calls=-1):
         self._actor_id = actor_id
+        self._max_pending_calls = max(0, max_pending_calls)
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
@@ -100,9 +109,12 @@ class ActorHandle:
         num_returns = options.get("num_returns", 1)
         retries = options.get("max_task_retries", self._max_task_retries)
         function_name = function_name or f"{self._class_name}.{method}"
+        retry_exceptions = options.get("retry_exceptions")
+        retry_blob = cloudpickle.dumps(retry_exceptions) if retry_exceptions else b""
         blob, refs, nested = pack_arguments(args, kwargs, function_name)
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
-                                            -1 if retries is None else retries, nested)
+                                            -1 if retries is None else retries, nested, retry_blob,
+                                            self._max_pending_calls, self._class_name)
         return unwrap_returns(returns, num_returns)
 
     def _metadata(self):
@@ -111,7 +123,7 @@ class ActorHandle:
 
     def __reduce__(self):
         # The counted ref travels with the handle, so the receiver holds one.
-        return (_rebuild_handle, self._metadata() + (self._handles_ref,))
+        return (_rebuild_handle, self._metadata() + (self._handles_ref, self._max_pending_calls or -1))
 
     def __repr__(self):
         return f"Actor({self._class_name}, {self._actor_id.hex()})"
@@ -123,8 +135,10 @@ class ActorHandle:
         return hash(self._actor_id)
 
 
-def _rebuild_handle(actor_id, class_name, methods, max_task_retries, owner=None, detached=True, handles_ref=None):
-    return ActorHandle(actor_id, class_name, methods, max_task_retries, owner, detached, handles_ref)
+def _rebuild_handle(actor_id, class_name, methods, max_task_retries, owner=None, detached=True, handles_ref=None,
+                    max_pending_calls=-1):
+    return ActorHandle(actor_id, class_name, methods, max_task_retries, owner, detached, handles_ref,
+                       max_pending_calls)
 
 
 class ActorClass:
@@ -174,6 +188,16 @@ class ActorClass:
         namespace = get("namespace") or session.namespace
         max_concurrency = get("max_concurrency") or (1000 if self._is_async else 1)
         max_task_retries = get("max_task_retries") or 0
+        groups = get("concurrency_groups") or {}
+        for method, method_options in self._methods.items():
+            group = method_options.get("concurrency_group")
+            if group is not None and group not in groups:
+                raise ValueError(
+                    f"The method {method} of {self.__name__} uses the concurrency group '{group}', which the actor "
+                    f"does not declare in concurrency_groups (declared: {sorted(groups)})."
+                )
+        if groups:
+            kwargs = {**kwargs, CONCURRENCY_GROUPS_KWARG: dict(groups)}
         blob, refs, nested = pack_arguments(args, kwargs, self.__name__)
         actor_id = os.urandom(16)
         owner = _native.context()["address"]
@@ -186,10 +210,12 @@ class ActorClass:
             -1 if get("max_restarts") == -1 else int(get("max_restarts") or 0),
             int(max_concurrency), bool(get("get_if_exists")), handle_blob, nested,
             _options.placement(options), _options.placement_group_context(options),
+            task_env_vars(session, options),
         )
         if info["actor_id"] != actor_id:  # get_if_exists found one
             return ActorHandle(*pickle.loads(info["handle"]))
-        return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries, owner, detached)
+        return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries, owner, detached,
+                           max_pending_calls=get("max_pending_calls") or -1)
 
 
 class ActorExit(BaseException):

@@ -22,7 +22,7 @@ from oxray._private import node as _node
 _IGNORED_NODE_ARGS = {
     "dashboard_port", "include_dashboard", "dashboard_host", "dashboard_agent_listen_port", "_system_config",
     "enable_object_reconstruction", "redis_port", "min_worker_port", "max_worker_port", "worker_port_list",
-    "object_manager_port", "node_manager_port", "metrics_export_port", "env_vars", "labels", "temp_dir",
+    "object_manager_port", "node_manager_port", "metrics_export_port", "temp_dir",
     "_temp_dir", "ray_client_server_port", "num_redis_shards", "redis_max_memory", "log_to_driver",
     "node_name", "runtime_env_agent_port", "session_name",
 }
@@ -111,10 +111,14 @@ class Cluster:
 
     def add_node(self, wait=True, **node_args):
         """Starts a node (the head, when there is none yet) and returns it.
-        Takes `num_cpus`, `num_gpus`, `resources`, `object_store_memory`."""
+        Takes `num_cpus`, `num_gpus`, `resources`, `object_store_memory` and
+        `env_vars` (set for the node's workers)."""
         from oxray._private.worker import node_resources
 
-        unknown = set(node_args) - _IGNORED_NODE_ARGS - {"num_cpus", "num_gpus", "resources", "object_store_memory"}
+        unknown = set(node_args) - _IGNORED_NODE_ARGS - {"num_cpus", "num_gpus", "resources", "object_store_memory",
+                                                         "env_vars", "labels"}
+        if node_args.get("labels"):
+            unknown.add("labels")  # oxray's nodes carry no labels
         if unknown:
             raise ValueError(f"add_node() got unsupported arguments: {sorted(unknown)}")
         num_cpus = node_args.get("num_cpus")
@@ -128,7 +132,8 @@ class Cluster:
             daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=min(int(totals["CPU"]), 2),
                                        owned=False, node_ip="127.0.0.1", port=self._head_port if is_head else 0,
                                        head_address=None if is_head else self.address, token=self._token,
-                                       journal=self._journal_path() if is_head else None)
+                                       journal=self._journal_path() if is_head else None,
+                                       env_vars=node_args.get("env_vars"))
         except Exception:
             import shutil
             shutil.rmtree(session_dir, ignore_errors=True)

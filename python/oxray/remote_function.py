@@ -75,6 +75,16 @@ def _is_large(value):
     return isinstance(nbytes, int) and nbytes > _AUTO_PUT_BYTES
 
 
+def task_env_vars(session, options):
+    """The environment variables a task or actor submitted now runs with
+    (as (name, value) pairs): those of the submitter's runtime_env (the
+    job's, or the running task's), overridden by its own."""
+    own = options.get("runtime_env")
+    if session.runtime_env is None and not own:
+        return ()
+    return _options.env_vars_of(session.runtime_env, own)
+
+
 def unwrap_returns(returns, num_returns):
     """What `.remote()` gives back: one ref, None for num_returns=0, or the
     list."""
@@ -179,9 +189,10 @@ class RemoteFunction:
         if session.captured_placement_group is not None:
             options = _options.with_captured_group(options, session)
         num_returns, shape, max_retries, retry_blob, name, placement, group = self._prepared(options)
+        env_vars = task_env_vars(session, options)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested, placement, group,
+            session.namespace or "", nested, placement, group, env_vars,
         )
         return unwrap_returns(returns, num_returns)

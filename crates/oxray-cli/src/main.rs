@@ -60,8 +60,8 @@ struct DaemonArgs {
     /// Size of the shared-memory object store in bytes.
     #[arg(long, default_value_t = 1 << 30)]
     object_store_memory: u64,
-    /// Where objects are spilled when the store is full (default: in the
-    /// session directory).
+    /// Where objects are spilled when the store is full, and where those
+    /// that cannot fit in it live (default: in the session directory).
     #[arg(long)]
     spill_dir: Option<PathBuf>,
     /// Take part in a multi-node cluster, listening on this IP (the node's

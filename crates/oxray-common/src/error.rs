@@ -68,6 +68,17 @@ pub enum Error {
     /// The daemon refused a request.
     #[error("{0}")]
     Rejected(String),
+    /// An actor call would queue more calls than the handle's
+    /// `max_pending_calls` allows.
+    #[error("The task {method} could not be submitted to {actor} because more than {limit} tasks are queued on the actor. This limit can be adjusted with the `max_pending_calls` actor option.")]
+    PendingCallsLimitExceeded {
+        /// The method called.
+        method: String,
+        /// The actor, as `Actor(Class, id)`.
+        actor: String,
+        /// The handle's `max_pending_calls`.
+        limit: u32,
+    },
 }
 
 /// Shorthand for results carrying [`Error`].

@@ -34,6 +34,15 @@ pub struct ActorCallRequest {
     pub max_task_retries: i32,
     /// Refs nested inside `args`.
     pub args_nested: Vec<ObjectRefMsg>,
+    /// Pickled `retry_exceptions` (empty: exceptions are not retried):
+    /// which exceptions the call is run again for, within
+    /// `max_task_retries`.
+    pub retry_exceptions: Bytes,
+    /// Calls this process may have queued on the actor before the next
+    /// fails with [`Error::PendingCallsLimitExceeded`]; 0 for no limit.
+    pub max_pending_calls: u32,
+    /// The actor's class name, for errors.
+    pub class_name: String,
 }
 
 /// The method name of the call that ends an actor after the calls before it.
@@ -50,6 +59,9 @@ pub(crate) fn terminate_call(actor: ActorId) -> ActorCallRequest {
         num_returns: 0,
         max_task_retries: 0,
         args_nested: Vec::new(),
+        retry_exceptions: Bytes::new(),
+        max_pending_calls: 0,
+        class_name: String::new(),
     }
 }
 
@@ -89,6 +101,8 @@ pub struct ActorCreateRequest {
     /// The placement group it runs in, and whether the tasks it submits
     /// do too (empty id: none).
     pub placement_group: (Vec<u8>, bool),
+    /// Environment variables its worker runs with (its `runtime_env`'s).
+    pub env_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// The callers' side of every actor this process calls.
@@ -190,6 +204,7 @@ impl Inner {
             args_nested: req.args_nested.clone(),
             placement_group_id: req.placement_group.0.clone(),
             capture_child_tasks: req.placement_group.1,
+            env_vars: req.env_vars.clone(),
             ..Default::default()
         };
         let body = Body::CreateActor(CreateActor {
@@ -217,7 +232,21 @@ impl Inner {
 
     /// Submits a method call; returns its return ids, each holding one
     /// reference for the caller.
-    pub(crate) fn submit_actor_task(self: &Arc<Self>, req: ActorCallRequest) -> Vec<ObjectId> {
+    pub(crate) fn submit_actor_task(
+        self: &Arc<Self>,
+        req: ActorCallRequest,
+    ) -> Result<Vec<ObjectId>> {
+        if req.max_pending_calls > 0 {
+            let st = self.actor_submit.lock();
+            let pending = st.actors.get(&req.actor_id).map_or(0, |q| q.calls.len());
+            if pending >= req.max_pending_calls as usize {
+                return Err(Error::PendingCallsLimitExceeded {
+                    method: req.method_name,
+                    actor: format!("Actor({}, {})", req.class_name, req.actor_id.hex()),
+                    limit: req.max_pending_calls,
+                });
+            }
+        }
         let task_id = self.next_task_id();
         let returns =
             self.expect_returns(task_id, req.num_returns, &req.ref_args, &req.args_nested);
@@ -231,6 +260,7 @@ impl Inner {
             actor_id: req.actor_id.0.to_vec(),
             method_name: req.method_name,
             args_nested: req.args_nested,
+            retry_exceptions: req.retry_exceptions,
             ..Default::default()
         };
         let resolved = req.ref_args.is_empty();
@@ -260,7 +290,7 @@ impl Inner {
             self.handle
                 .spawn(async move { me.resolve_actor_call(actor, task_id, req.ref_args).await });
         }
-        returns
+        Ok(returns)
     }
 
     async fn resolve_actor_call(
@@ -340,6 +370,16 @@ impl Inner {
         };
         match reply {
             Some(Body::TaskReply(r)) => {
+                if r.retryable {
+                    // An exception `retry_exceptions` allows: run the call
+                    // again, before the calls queued after it.
+                    if let Some(call) = q.calls.get_mut(&task_id).filter(|c| c.retries_left != 0) {
+                        call.retries_left = (call.retries_left - 1).max(-1);
+                        q.queue.push_front(task_id);
+                        self.pump_actor(q, actor);
+                        return;
+                    }
+                }
                 let Some(call) = q.calls.remove(&task_id) else {
                     return;
                 };

@@ -19,7 +19,7 @@ use crate::execute::{ExecState, IncomingTask};
 use crate::fetch::WaitLimit;
 use crate::objects::{error_object, ObjectKind};
 use crate::refs::{RefTable, Released};
-use crate::shared::MappedObjects;
+use crate::shared::{Mapped, MappedObjects};
 use crate::store::MemoryStore;
 use crate::submit::SubmitState;
 use oxray_proto::peers::PeerPool;
@@ -49,6 +49,9 @@ pub struct Options {
     /// The node's IP in a multi-node cluster: this process also listens
     /// for other hosts on a TCP port there. `None` on a single node.
     pub node_ip: Option<String>,
+    /// Print the output workers relay to this driver (Ray's
+    /// `log_to_driver`).
+    pub log_to_driver: bool,
 }
 
 /// Listens on an ephemeral TCP port of `ip`; returns it with `IP:PORT`.
@@ -102,6 +105,8 @@ pub struct TaskRequest {
     /// The placement group it runs in, and whether the tasks it submits
     /// do too (empty id: none).
     pub placement_group: (Vec<u8>, bool),
+    /// Environment variables it runs with (its `runtime_env`'s).
+    pub env_vars: std::collections::BTreeMap<String, String>,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.
@@ -189,7 +194,8 @@ impl Inner {
             // The last handle of an actor this process created is gone: end
             // it once the calls already sent are done.
             if let Some(me) = self.me.upgrade() {
-                me.submit_actor_task(crate::actor_submit::terminate_call(actor));
+                // Has no pending-calls limit, so it cannot be refused.
+                let _ = me.submit_actor_task(crate::actor_submit::terminate_call(actor));
             }
         }
         // Lineage is kept on multi-node clusters only.
@@ -381,10 +387,14 @@ impl Inner {
             .fail_all_pending(|| error_object(ObjectKind::SystemError, message.clone()));
     }
 
-    async fn handle_daemon_messages(self: Arc<Self>, mut inbox: mpsc::UnboundedReceiver<Envelope>) {
+    async fn handle_daemon_messages(
+        self: Arc<Self>,
+        mut inbox: mpsc::UnboundedReceiver<Envelope>,
+        log_to_driver: bool,
+    ) {
         while let Some(env) = inbox.recv().await {
             match env.body {
-                Some(Body::LogLines(l)) => print_lines(&l),
+                Some(Body::LogLines(l)) if log_to_driver => print_lines(&l),
                 Some(Body::Warning(w)) => eprintln!("{}", w.text),
                 Some(Body::LeaseWanted(_)) => self.return_idle_leases(),
                 Some(Body::NodesRemoved(n)) => self.nodes_removed(n),
@@ -505,7 +515,11 @@ impl CoreWorker {
                     me.return_idle_leases();
                 }
             }));
-            tokio::spawn(inner.clone().handle_daemon_messages(inbox));
+            tokio::spawn(
+                inner
+                    .clone()
+                    .handle_daemon_messages(inbox, opts.log_to_driver),
+            );
             tokio::spawn(inner.clone().serve(listener));
             if let Some((listener, _)) = tcp {
                 tokio::spawn(
@@ -559,7 +573,7 @@ impl CoreWorker {
     /// Calls a method on an actor; returns its return ids.
     pub fn submit_actor_task(&self, req: ActorCallRequest) -> Result<Vec<ObjectId>> {
         self.inner.check_alive()?;
-        Ok(self.inner.submit_actor_task(req))
+        self.inner.submit_actor_task(req)
     }
 
     /// Kills an actor.
@@ -617,14 +631,9 @@ impl CoreWorker {
         Ok(id)
     }
 
-    /// This process's mapping of the node's shared-memory store.
-    pub fn region(&self) -> Option<&Arc<oxray_store::Region>> {
-        self.inner.region.as_ref()
-    }
-
-    /// Reserves `size` bytes in the shared store for `id`; `None` when the
-    /// object exists already.
-    pub fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<u64>> {
+    /// Reserves `size` bytes in the shared store for `id`; returns where to
+    /// write them, `None` when the object exists already.
+    pub fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<Mapped>> {
         self.inner.check_alive()?;
         self.inner.store_create(id, size)
     }
@@ -648,7 +657,7 @@ impl CoreWorker {
     /// `via` is who handed us the marker (a task's owner), told of the
     /// copy this makes on this node when this process does not know the
     /// object's owner.
-    pub fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<(u64, u64)> {
+    pub fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<Mapped> {
         self.inner.check_alive()?;
         self.inner.store_get(id, source, via)
     }

@@ -32,4 +32,5 @@ pub use oxray_proto::{
     StoreStats, TaskEntry, TaskSpec,
 };
 pub use oxray_store::Region;
+pub use shared::Mapped;
 pub use submit::Placement;

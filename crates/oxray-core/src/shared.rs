@@ -11,10 +11,23 @@ use parking_lot::Mutex;
 
 use crate::core::Inner;
 
+/// Where a shared object's bytes are in this process: a mapping (the
+/// node's store file, or the object's own file on disk) and the offset
+/// and size within it.
+#[derive(Clone)]
+pub struct Mapped {
+    /// The mapping holding the bytes.
+    pub region: Arc<Region>,
+    /// Where they start in it.
+    pub offset: u64,
+    /// How many there are.
+    pub size: u64,
+}
+
 /// Objects this process maps, with how many users each has here.
 #[derive(Default)]
 pub(crate) struct MappedObjects {
-    map: Mutex<HashMap<ObjectId, (u64, u64, u32)>>,
+    map: Mutex<HashMap<ObjectId, (Mapped, u32)>>,
 }
 
 fn store_error(reply: &StoreReply) -> Error {
@@ -48,15 +61,37 @@ impl Inner {
         }
     }
 
-    /// Reserves `size` bytes for `id`; returns the offset to write at, or
+    /// Where the bytes of a store reply's object are in this process: in
+    /// the node's store file, or in the object's own file (mapped now).
+    fn mapping_of(&self, reply: &StoreReply) -> Result<Mapped> {
+        let region = if reply.file.is_empty() {
+            self.region_or_err()?.clone()
+        } else {
+            let path = std::path::Path::new(&reply.file);
+            Arc::new(Region::open(path).map_err(|source| Error::Connection {
+                peer: format!("object file {}", reply.file),
+                source,
+            })?)
+        };
+        Ok(Mapped {
+            region,
+            offset: reply.offset,
+            size: reply.size,
+        })
+    }
+
+    /// Reserves `size` bytes for `id`; returns where to write them, or
     /// `None` when the object exists already.
-    pub(crate) fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<u64>> {
+    pub(crate) fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<Mapped>> {
         self.region_or_err()?;
         let reply = self.block_on(self.store_call(Body::StoreCreate(StoreCreate {
             id: id.0.to_vec(),
             size,
         })))?;
-        Ok((!reply.exists).then_some(reply.offset))
+        if reply.exists {
+            return Ok(None);
+        }
+        self.mapping_of(&reply).map(Some)
     }
 
     /// Marks a written object complete.
@@ -67,14 +102,14 @@ impl Inner {
         }));
     }
 
-    /// Maps `id` and pins it for this process; returns `(offset, size)`.
+    /// Maps `id` and pins it for this process; returns where it is.
     /// `source` is the node daemon holding it (from its marker): when that
     /// is another node, the local daemon pulls a copy first.
-    pub(crate) fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<(u64, u64)> {
+    pub(crate) fn store_get(&self, id: ObjectId, source: &str, via: &str) -> Result<Mapped> {
         self.region_or_err()?;
-        if let Some((offset, size, users)) = self.mapped.map.lock().get_mut(&id) {
+        if let Some((mapped, users)) = self.mapped.map.lock().get_mut(&id) {
             *users += 1;
-            return Ok((*offset, *size));
+            return Ok(mapped.clone());
         }
         let remote = self.remote(source);
         let reply = self
@@ -95,17 +130,27 @@ impl Inner {
                 me.copy_made(id, via);
             }
         }
+        let mapped = match self.mapping_of(&reply) {
+            Ok(m) => m,
+            Err(e) => {
+                self.daemon.send(Body::StoreRelease(StoreObject {
+                    id: id.0.to_vec(),
+                    source: String::new(),
+                }));
+                return Err(e);
+            }
+        };
         let mut map = self.mapped.map.lock();
-        let entry = map.entry(id).or_insert((reply.offset, reply.size, 0));
-        if entry.2 > 0 {
+        let entry = map.entry(id).or_insert((mapped, 0));
+        if entry.1 > 0 {
             // Raced with another thread that pinned it too: one pin is enough.
             self.daemon.send(Body::StoreRelease(StoreObject {
                 id: id.0.to_vec(),
                 source: String::new(),
             }));
         }
-        entry.2 += 1;
-        Ok((entry.0, entry.1))
+        entry.1 += 1;
+        Ok(entry.0.clone())
     }
 
     /// Copies to this node the shared objects among `ids` whose values are
@@ -153,7 +198,7 @@ impl Inner {
     /// One user of a mapped object is done with it.
     pub(crate) fn store_release(&self, id: ObjectId) {
         let mut map = self.mapped.map.lock();
-        if let Some((_, _, users)) = map.get_mut(&id) {
+        if let Some((_, users)) = map.get_mut(&id) {
             *users -= 1;
             if *users == 0 {
                 map.remove(&id);

@@ -197,6 +197,7 @@ impl Inner {
             args_nested: req.args_nested,
             placement_group_id: req.placement_group.0,
             capture_child_tasks: req.placement_group.1,
+            env_vars: req.env_vars,
             ..Default::default()
         };
         {

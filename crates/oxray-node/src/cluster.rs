@@ -174,7 +174,7 @@ impl Node {
             let (me, token) = (self.clone(), token.clone());
             tokio::spawn(async move {
                 if let Some((reader, writer)) = transport::accept_tcp(stream, &token).await {
-                    me.handle_connection(reader, writer).await;
+                    me.handle_connection(reader, writer, 0).await;
                 }
             });
         }

@@ -30,7 +30,8 @@ pub struct NodeConfig {
     pub object_store_memory: u64,
     /// The shared-memory file of the store (in /dev/shm).
     pub store_path: PathBuf,
-    /// Where objects are spilled when the store is full.
+    /// Where objects are spilled when the store is full, and where those
+    /// that cannot fit in it live.
     pub spill_dir: PathBuf,
     /// Part of a multi-node cluster (`None`: a single-node cluster, Unix
     /// sockets only, no port open).

@@ -28,6 +28,26 @@ const MAX_FAILED_STARTS: u32 = 3;
 /// How long a forked worker may take to register.
 const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Returns when process `pid` has exited. Watched through a pidfd, which
+/// names that process and no later one that reuses its pid; kernels
+/// without pidfds fall back to checking the pid.
+async fn owner_exit(pid: u32) {
+    let fd = rustix::process::Pid::from_raw(pid as i32)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    // SAFETY: the AsyncFd owns the pidfd, which stays open (and the same
+    // descriptor) until the AsyncFd is dropped.
+    let watched = fd.and_then(|fd| unsafe { tokio::io::unix::AsyncFd::register(fd) }.ok());
+    match watched {
+        // A pidfd turns readable when its process exits.
+        Some(fd) => drop(fd.readable().await),
+        None => {
+            while pid_alive(pid) {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
 /// Runs a node daemon (with the control service) until the cluster is shut
 /// down. Blocks the calling thread.
 pub fn run(config: NodeConfig) -> Result<(), NodeError> {
@@ -154,9 +174,7 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
     if let Some(owner) = node.config.owner_pid {
         let n = node.clone();
         tokio::spawn(async move {
-            while pid_alive(owner) {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
+            owner_exit(owner).await;
             n.shutdown();
         });
     }
@@ -171,8 +189,11 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
                     if !transport::same_user(&stream) {
                         continue;
                     }
+                    // The kernel's word on who connected: the only pid this
+                    // daemon will ever signal for the client.
+                    let pid = stream.peer_cred().ok().and_then(|c| c.pid()).map_or(0, |p| p as u32);
                     let (r, w) = stream.into_split();
-                    tokio::spawn(node.clone().handle_connection(FrameReader::new(r), FrameWriter::unix(w)));
+                    tokio::spawn(node.clone().handle_connection(FrameReader::new(r), FrameWriter::unix(w), pid));
                 }
             }
             _ = stop.notified() => break,
@@ -208,6 +229,7 @@ pub(crate) fn hostname() -> String {
 }
 
 pub(crate) struct Client {
+    /// Its process id, from the socket's peer credentials (0 over TCP).
     pub pid: u32,
     /// Where its core worker listens.
     address: String,
@@ -418,10 +440,14 @@ impl Node {
 
     /// Serves one connection: a process of this node, another node, or a
     /// process of another node.
+    /// Serves one connection. `pid` is the peer's process id as the
+    /// kernel reports it (Unix sockets; 0 over TCP): a pid a client claims
+    /// is never used.
     pub(crate) async fn handle_connection<R: AsyncRead + Unpin>(
         self: Arc<Self>,
         mut reader: FrameReader<R>,
         writer: FrameWriter,
+        pid: u32,
     ) {
         let client_id = {
             let mut st = self.state.lock();
@@ -430,7 +456,7 @@ impl Node {
             st.clients.insert(
                 id,
                 Client {
-                    pid: 0,
+                    pid,
                     address: String::new(),
                     writer: writer.clone(),
                     kind: ClientKind::Driver,
@@ -682,15 +708,17 @@ impl Node {
             c.kind = kind;
             c.worker_id = worker_id;
             c.owns_cluster = r.owns_cluster;
-            c.pid = r.pid;
             c.address = r.address.clone();
         }
+        // The pid to signal is the kernel's (`Client::pid`), not the one
+        // the message claims.
+        let pid = st.clients.get(&client).map_or(0, |c| c.pid);
         if kind == ClientKind::Worker {
             if let Some(id) = worker_id {
                 if let Some(w) = st.workers.get_mut(&id) {
                     if !w.registered {
                         w.registered = true;
-                        w.pid = r.pid;
+                        w.pid = pid;
                         w.address = r.address;
                         st.starting = st.starting.saturating_sub(1);
                         st.failed_starts = 0;

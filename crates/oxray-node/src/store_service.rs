@@ -4,13 +4,13 @@
 use oxray_common::ObjectId;
 use oxray_proto::frame::FrameWriter;
 use oxray_proto::*;
-use oxray_store::StoreError;
+use oxray_store::{Slot, StoreError};
 
 use crate::daemon::Node;
 
 fn failure(e: &StoreError) -> StoreFailure {
     match e {
-        StoreError::Full { .. } => StoreFailure::Full,
+        StoreError::Full { .. } | StoreError::NoSpace { .. } => StoreFailure::Full,
         StoreError::TooLarge { .. } => StoreFailure::TooLarge,
         StoreError::NotFound(_) => StoreFailure::NotFound,
         StoreError::Spill { .. } => StoreFailure::Spill,
@@ -21,6 +21,20 @@ fn error_reply(e: StoreError) -> Body {
     Body::StoreReply(StoreReply {
         failure: failure(&e) as i32,
         error: e.to_string(),
+        ..Default::default()
+    })
+}
+
+/// The reply telling a client where an object of `size` bytes is.
+pub(crate) fn slot_reply(slot: Slot, size: u64) -> Body {
+    let (offset, file) = match slot {
+        Slot::Region(offset) => (offset, String::new()),
+        Slot::File(path) => (0, path.display().to_string()),
+    };
+    Body::StoreReply(StoreReply {
+        offset,
+        size,
+        file,
         ..Default::default()
     })
 }
@@ -45,11 +59,7 @@ impl Node {
                     return;
                 };
                 let reply = match self.store.lock().create(id, c.size, client) {
-                    Ok(Some(offset)) => Body::StoreReply(StoreReply {
-                        offset,
-                        size: c.size,
-                        ..Default::default()
-                    }),
+                    Ok(Some(slot)) => slot_reply(slot, c.size),
                     Ok(None) => Body::StoreReply(StoreReply {
                         exists: true,
                         ..Default::default()
@@ -64,11 +74,7 @@ impl Node {
                     return;
                 };
                 let reply = match self.store.lock().get(&id, client) {
-                    Ok((offset, size)) => Body::StoreReply(StoreReply {
-                        offset,
-                        size,
-                        ..Default::default()
-                    }),
+                    Ok((slot, size)) => slot_reply(slot, size),
                     Err(StoreError::NotFound(_))
                         if !g.source.is_empty() && g.source != self.address =>
                     {

@@ -12,6 +12,7 @@ use oxray_common::ObjectId;
 use oxray_proto::frame::FrameWriter;
 use oxray_proto::transport::{self, RawConnection};
 use oxray_proto::*;
+use oxray_store::{Region, Slot};
 use parking_lot::Mutex;
 use tokio::io::AsyncReadExt;
 
@@ -145,6 +146,20 @@ struct PullWaiter {
     writer: FrameWriter,
 }
 
+/// The mapping holding a slot's bytes, and where they start in it: the
+/// store's shared region, or the object's own file (mapped now).
+fn map_slot(
+    store: &oxray_store::ObjectTable,
+    slot: Slot,
+) -> Result<(std::sync::Arc<Region>, u64), String> {
+    match slot {
+        Slot::Region(offset) => Ok((store.region().clone(), offset)),
+        Slot::File(path) => Region::open(&path)
+            .map(|r| (std::sync::Arc::new(r), 0))
+            .map_err(|e| format!("cannot map {}: {e}", path.display())),
+    }
+}
+
 fn store_failure(message: String) -> Body {
     Body::StoreReply(StoreReply {
         failure: StoreFailure::NotFound as i32,
@@ -177,9 +192,16 @@ impl Node {
         let located = {
             let mut store = self.store.lock();
             match store.get(&id, client) {
-                Ok((offset, size)) => Ok((store.region().clone(), offset, size)),
-                Err(e) => Err(format!("{e} (on node {})", self.address)),
+                Ok((slot, size)) => match map_slot(&store, slot) {
+                    Ok((region, offset)) => Ok((region, offset, size)),
+                    Err(e) => {
+                        store.release(&id, client);
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e.to_string()),
             }
+            .map_err(|e| format!("{e} (on node {})", self.address))
         };
         let (region, offset, size) = match located {
             Ok(found) => found,
@@ -288,11 +310,7 @@ impl Node {
             for w in waiters {
                 let reply = match &result {
                     Ok(()) => match me.store.lock().get(&id, w.client) {
-                        Ok((offset, size)) => Body::StoreReply(StoreReply {
-                            offset,
-                            size,
-                            ..Default::default()
-                        }),
+                        Ok((slot, size)) => crate::store_service::slot_reply(slot, size),
                         Err(e) => store_failure(e.to_string()),
                     },
                     Err(e) => store_failure(e.clone()),
@@ -392,12 +410,16 @@ impl Node {
         };
         let mut made = false;
         let result = async {
-            let base = self.admit(id, total).await?;
-            made = base.is_some();
-            let region = self.store.lock().region().clone();
-            if let Some(base) = base {
-                region.populate(base, total);
-            }
+            let slot = self.admit(id, total).await?;
+            made = slot.is_some();
+            let (region, base) = match slot {
+                Some(slot) => {
+                    let (region, base) = map_slot(&self.store.lock(), slot)?;
+                    region.populate(base, total);
+                    (region, Some(base))
+                }
+                None => (self.store.lock().region().clone(), None),
+            };
             let chunks = total.div_ceil(CHUNK).max(1);
             let mut requested = 1;
             let mut scratch = Vec::new();
@@ -445,19 +467,20 @@ impl Node {
     }
 
     /// Room for a pulled object of `size` bytes in this node's store:
-    /// unpinned objects are spilled to make it, and while readers pin what
-    /// fills the store the pull waits for them (up to [`ADMIT_WITHIN`])
-    /// rather than fail. `None` when a copy exists already.
-    async fn admit(&self, id: ObjectId, size: u64) -> Result<Option<u64>, String> {
+    /// unpinned objects are spilled to make it, or it goes to disk (see
+    /// `ObjectTable::create`); should even that fail, the pull waits for
+    /// room (up to [`ADMIT_WITHIN`]) rather than fail. `None` when a copy
+    /// exists already.
+    async fn admit(&self, id: ObjectId, size: u64) -> Result<Option<Slot>, String> {
         let deadline = std::time::Instant::now() + ADMIT_WITHIN;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
             let created = self.store.lock().create(id, size, PULL_CLIENT);
             match created {
                 Ok(base) => return Ok(base),
-                Err(oxray_store::StoreError::Full { .. })
-                    if std::time::Instant::now() < deadline =>
-                {
+                Err(
+                    oxray_store::StoreError::Full { .. } | oxray_store::StoreError::NoSpace { .. },
+                ) if std::time::Instant::now() < deadline => {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(std::time::Duration::from_millis(200));
                 }

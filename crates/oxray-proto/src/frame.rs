@@ -287,6 +287,20 @@ impl DirectSink {
     }
 }
 
+/// The raw frames of `source`, as every [`FrameReader`] cuts them: a
+/// 4-byte big-endian length, then that many bytes. A length over `max` is
+/// an error before anything is reserved for it, so a peer can make the
+/// reader buffer at most about `max` bytes. Each frame holds one encoded
+/// [`Envelope`] (see [`encode_frame`]).
+pub fn framed_read<R: AsyncRead>(source: R, max: usize) -> FramedRead<R, LengthDelimitedCodec> {
+    let codec = LengthDelimitedCodec::builder()
+        .length_field_length(4)
+        .big_endian()
+        .max_frame_length(max)
+        .new_codec();
+    FramedRead::with_capacity(source, codec, READ_BUFFER)
+}
+
 /// The receiving side of a connection.
 pub struct FrameReader<R> {
     inner: FramedRead<R, LengthDelimitedCodec>,
@@ -300,11 +314,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Wraps the read half of a stream, refusing frames over `max` bytes.
     pub fn with_max_frame(source: R, max: usize) -> Self {
-        let codec = LengthDelimitedCodec::builder()
-            .max_frame_length(max)
-            .new_codec();
         Self {
-            inner: FramedRead::with_capacity(source, codec, READ_BUFFER),
+            inner: framed_read(source, max),
         }
     }
 

@@ -1,9 +1,10 @@
 //! The messages. Written as prost derives rather than generated from a
 //! `.proto` file, so the build needs no `protoc`; the tags are the contract.
 //!
-//! Every message is documented; fields are where their name does not say
-//! it all. (The `missing_docs` lint is off here until every field is.)
-#![allow(missing_docs)]
+//! Every message, field and variant is documented: ids are raw bytes
+//! (16 for nodes, workers, actors and tasks, 20 for objects), resource
+//! amounts are fixed-point (1/10000 of a unit), and an empty or zero field
+//! means "none" unless its doc says otherwise.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +13,12 @@ use prost::{Message, Oneof};
 /// One frame's content: a request id (0 for one-way messages) and a body.
 #[derive(Clone, PartialEq, Message)]
 pub struct Envelope {
+    /// Request id, non-zero and chosen by the caller, echoed by the reply;
+    /// 0 for a one-way message.
     #[prost(uint64, tag = "1")]
     pub id: u64,
+    /// The message; `None` when absent or of a kind this build does not
+    /// know (from a newer peer).
     #[prost(
         oneof = "Body",
         tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66"
@@ -25,138 +30,211 @@ pub struct Envelope {
 #[derive(Clone, PartialEq, Oneof)]
 pub enum Body {
     // --- client <-> node daemon ---------------------------------------------
+    /// Request (client -> node daemon), first on the connection; answered by
+    /// `Registered`.
     #[prost(message, tag = "2")]
     Register(Register),
+    /// Reply to `Register`.
     #[prost(message, tag = "3")]
     Registered(Registered),
+    /// Request (submitter -> node daemon): answered by `LeaseGranted`,
+    /// `Spillback`, `Unschedulable` or `ErrorReply`.
     #[prost(message, tag = "4")]
     RequestLease(RequestLease),
+    /// Reply to `RequestLease`: the worker is the caller's until `ReturnLease`.
     #[prost(message, tag = "5")]
     LeaseGranted(LeaseGranted),
+    /// Request (lease holder -> node daemon); `Ack` when the id is non-zero.
     #[prost(message, tag = "6")]
     ReturnLease(ReturnLease),
+    /// One-way (worker -> its node daemon).
     #[prost(message, tag = "7")]
     WorkerBlocked(WorkerBlocked),
+    /// One-way (worker -> its node daemon).
     #[prost(message, tag = "8")]
     WorkerUnblocked(WorkerUnblocked),
+    /// Request (lease holder -> node daemon); `Ack`, or `ErrorReply` without
+    /// the lease.
     #[prost(message, tag = "9")]
     KillWorker(KillWorker),
+    /// One-way (node daemon -> drivers).
     #[prost(message, tag = "10")]
     Warning(Warning),
+    /// One-way: worker output relayed by node daemons (through the head) to
+    /// drivers.
     #[prost(message, tag = "11")]
     LogLines(LogLines),
+    /// Request (the driver that started the cluster -> node daemon); `Ack` or
+    /// `ErrorReply`.
     #[prost(message, tag = "12")]
     ShutdownCluster(ShutdownCluster),
+    /// Reply: success, nothing more to say.
     #[prost(message, tag = "13")]
     Ack(Ack),
+    /// Reply: the request failed (also the refusal of a `Hello`).
     #[prost(message, tag = "14")]
     ErrorReply(ErrorReply),
     // --- client <-> control service -----------------------------------------
+    /// Request (-> control service); `Ack`.
     #[prost(message, tag = "15")]
     KvPut(KvPut),
+    /// Request (-> control service); `KvValue`.
     #[prost(message, tag = "16")]
     KvGet(KvGet),
+    /// Reply to `KvGet`.
     #[prost(message, tag = "17")]
     KvValue(KvValue),
+    /// Request (-> control service); `ClusterInfo`.
     #[prost(message, tag = "18")]
     ClusterInfoRequest(ClusterInfoRequest),
+    /// Reply to `ClusterInfoRequest`: the node table.
     #[prost(message, tag = "19")]
     ClusterInfo(ClusterInfo),
     // --- core worker <-> core worker ----------------------------------------
+    /// Request (submitter -> leased worker): run a task; `TaskReply`.
     #[prost(message, tag = "20")]
     PushTask(TaskSpec),
+    /// Reply to `PushTask`.
     #[prost(message, tag = "21")]
     TaskReply(TaskReply),
+    /// One-way (submitter -> the worker running the task).
     #[prost(message, tag = "22")]
     CancelTask(CancelTask),
+    /// Request (borrower -> owner's core worker); `ObjectReply`.
     #[prost(message, tag = "23")]
     GetObject(GetObject),
+    /// Reply to `GetObject`.
     #[prost(message, tag = "24")]
     ObjectReply(ObjectReply),
+    /// One-way (node daemon -> lease holders): give idle leases back.
     #[prost(message, tag = "25")]
     LeaseWanted(LeaseWanted),
     // --- actors: client <-> control service ---------------------------------
+    /// Request (-> control service); `ActorInfo` or `ErrorReply`.
     #[prost(message, tag = "26")]
     CreateActor(CreateActor),
+    /// Reply to `CreateActor` and `GetActorInfo`.
     #[prost(message, tag = "27")]
     ActorInfo(ActorInfo),
+    /// Request (-> control service); `ActorInfo` or `ErrorReply`.
     #[prost(message, tag = "28")]
     GetActorInfo(GetActorInfo),
+    /// Request (-> control service); `Ack`.
     #[prost(message, tag = "29")]
     KillActor(KillActor),
+    /// Request or one-way (actor's worker -> control service); `Ack` when the
+    /// id is non-zero.
     #[prost(message, tag = "30")]
     ActorExiting(ActorExiting),
+    /// Request with no actors (-> control service); the reply is the same
+    /// variant, filled.
     #[prost(message, tag = "31")]
     ListActors(ListActors),
     // --- shared-memory object store: client <-> node daemon ----------------
+    /// Request (client -> node daemon); `StoreReply`.
     #[prost(message, tag = "32")]
     StoreCreate(StoreCreate),
+    /// Reply to `StoreCreate` and `StoreGet`.
     #[prost(message, tag = "33")]
     StoreReply(StoreReply),
+    /// One-way (creator -> node daemon): the object is written and now
+    /// immutable.
     #[prost(message, tag = "34")]
     StoreSeal(StoreObject),
+    /// Request (client -> node daemon): pins the object for this connection;
+    /// `StoreReply`.
     #[prost(message, tag = "35")]
     StoreGet(StoreObject),
+    /// One-way (client -> node daemon): drops this connection's pin.
     #[prost(message, tag = "36")]
     StoreRelease(StoreObject),
+    /// One-way (owner -> node daemon): frees the object here and on nodes
+    /// holding copies.
     #[prost(message, tag = "37")]
     StoreDelete(StoreObject),
+    /// Request (-> node daemon); `StoreStats`.
     #[prost(message, tag = "38")]
     StoreStatsRequest(StoreStatsRequest),
+    /// Reply to `StoreStatsRequest`.
     #[prost(message, tag = "39")]
     StoreStats(StoreStats),
     // --- reference counting: borrower -> lender ----------------------------
+    /// One-way (borrower -> lender's core worker).
     #[prost(message, tag = "40")]
     ReleaseLent(ReleaseLent),
     // --- state listing -----------------------------------------------------
+    /// Request (-> node daemon); `ClientList`.
     #[prost(message, tag = "41")]
     ListClients(ListClients),
+    /// Reply to `ListClients`.
     #[prost(message, tag = "42")]
     ClientList(ClientList),
+    /// Request (-> core worker); `TaskList`.
     #[prost(message, tag = "43")]
     ListTasks(ListTasks),
+    /// Reply to `ListTasks`.
     #[prost(message, tag = "44")]
     TaskList(TaskList),
     // --- TCP connections: the first frame proves the cluster token ---------
+    /// First frame of every TCP connection (dialer -> listener).
     #[prost(message, tag = "45")]
     Hello(Hello),
+    /// Reply to an accepted `Hello`.
     #[prost(message, tag = "46")]
     Welcome(Welcome),
     // --- node daemon <-> head ----------------------------------------------
+    /// Request (node daemon -> head); answered by a whole `ClusterView`.
     #[prost(message, tag = "47")]
     RegisterNode(RegisterNode),
+    /// One-way (node daemon -> head): also its heartbeat.
     #[prost(message, tag = "48")]
     ResourceReport(ResourceReport),
+    /// Reply to `RegisterNode`, then one-way (head -> node daemons) at every
+    /// change.
     #[prost(message, tag = "49")]
     ClusterView(ClusterInfo),
+    /// One-way (node daemon -> head).
     #[prost(message, tag = "50")]
     ClientGone(ClientGone),
+    /// Request (node daemon -> head); `JobIdReply`.
     #[prost(message, tag = "51")]
     AllocateJobId(AllocateJobId),
+    /// Reply to `AllocateJobId`.
     #[prost(message, tag = "52")]
     JobIdReply(JobIdReply),
     // --- scheduling across nodes -------------------------------------------
+    /// Reply to `RequestLease`: ask the named node instead.
     #[prost(message, tag = "53")]
     Spillback(Spillback),
     // --- objects across nodes: node daemon <-> node daemon -----------------
+    /// Request (node daemon -> node daemon, bulk connection); `Chunk`.
     #[prost(message, tag = "54")]
     ReadChunk(ReadChunk),
+    /// Reply to `ReadChunk`; with `raw`, the bytes follow the frame.
     #[prost(message, tag = "55")]
     Chunk(Chunk),
     // --- placement groups: client <-> control service ----------------------
+    /// Request (-> control service); `PlacementGroupInfo` or `ErrorReply`.
     #[prost(message, tag = "56")]
     CreatePlacementGroup(CreatePlacementGroup),
+    /// Reply to `CreatePlacementGroup` and `GetPlacementGroup`.
     #[prost(message, tag = "57")]
     PlacementGroupInfo(PlacementGroupInfo),
+    /// Request (-> control service); `PlacementGroupInfo` or `ErrorReply`.
     #[prost(message, tag = "58")]
     GetPlacementGroup(GetPlacementGroup),
+    /// Request (-> control service); `Ack` when the id is non-zero.
     #[prost(message, tag = "59")]
     RemovePlacementGroup(RemovePlacementGroup),
+    /// Request with no groups (-> control service); the reply is the same
+    /// variant, filled.
     #[prost(message, tag = "60")]
     PlacementGroupList(PlacementGroupList),
     // --- placement groups: control service -> node daemon -------------------
+    /// Request; `Ack`, or `ErrorReply` when they do not fit.
     #[prost(message, tag = "61")]
     ReserveBundles(ReserveBundles),
+    /// Request or one-way; `Ack` when the id is non-zero.
     #[prost(message, tag = "62")]
     ReturnBundles(ReturnBundles),
     /// Reply to a [`RequestLease`] that no node can ever serve as asked
@@ -184,8 +262,12 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// protocol version. Nothing else is read before it is checked.
 #[derive(Clone, PartialEq, Message)]
 pub struct Hello {
+    /// The cluster token, compared in constant time; a wrong one closes the
+    /// connection.
     #[prost(string, tag = "1")]
     pub token: String,
+    /// The dialer's [`PROTOCOL_VERSION`]; any other than the listener's is
+    /// refused.
     #[prost(uint32, tag = "2")]
     pub version: u32,
 }
@@ -193,6 +275,7 @@ pub struct Hello {
 /// Reply to an accepted [`Hello`].
 #[derive(Clone, PartialEq, Message)]
 pub struct Welcome {
+    /// The listener's [`PROTOCOL_VERSION`].
     #[prost(uint32, tag = "1")]
     pub version: u32,
 }
@@ -200,6 +283,7 @@ pub struct Welcome {
 /// A node daemon joins the cluster (sent to the head's control service).
 #[derive(Clone, PartialEq, Message)]
 pub struct RegisterNode {
+    /// The joining node: its id, address, IP and resources.
     #[prost(message, optional, tag = "1")]
     pub node: Option<NodeInfo>,
 }
@@ -208,12 +292,17 @@ pub struct RegisterNode {
 /// that a late report never overwrites a newer one.
 #[derive(Clone, PartialEq, Message)]
 pub struct ResourceReport {
+    /// The reporting node (16-byte node id).
     #[prost(bytes = "vec", tag = "1")]
     pub node_id: Vec<u8>,
+    /// Orders the reports of one node: the head drops one older than what it
+    /// has.
     #[prost(uint64, tag = "2")]
     pub version: u64,
+    /// Resources free now, by name, in fixed-point units (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "3")]
     pub available: BTreeMap<String, i64>,
+    /// All the node's resources, by name, in fixed-point units.
     #[prost(btree_map = "string, int64", tag = "4")]
     pub total: BTreeMap<String, i64>,
     /// Lease requests waiting there, by shape.
@@ -225,6 +314,7 @@ pub struct ResourceReport {
 /// the actors it owned die with it).
 #[derive(Clone, PartialEq, Message)]
 pub struct ClientGone {
+    /// The process's core-worker address, as its actors record their owner.
     #[prost(string, tag = "1")]
     pub address: String,
 }
@@ -236,6 +326,7 @@ pub struct AllocateJobId {}
 /// Reply to [`AllocateJobId`].
 #[derive(Clone, PartialEq, Message)]
 pub struct JobIdReply {
+    /// The new job's id, unique in the cluster.
     #[prost(uint32, tag = "1")]
     pub job_id: u32,
 }
@@ -243,6 +334,7 @@ pub struct JobIdReply {
 /// Reply to a [`RequestLease`] that another node should serve: ask there.
 #[derive(Clone, PartialEq, Message)]
 pub struct Spillback {
+    /// The node to ask (16-byte node id).
     #[prost(bytes = "vec", tag = "1")]
     pub node_id: Vec<u8>,
     /// The node daemon's address.
@@ -255,10 +347,13 @@ pub struct Spillback {
 /// connection until it reads the last byte or disconnects.
 #[derive(Clone, PartialEq, Message)]
 pub struct ReadChunk {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// Where the chunk starts in the object, in bytes (0: the first chunk).
     #[prost(uint64, tag = "2")]
     pub offset: u64,
+    /// Most bytes wanted; the reply stops at the object's end.
     #[prost(uint64, tag = "3")]
     pub len: u64,
     /// The reader's node daemon address: it keeps a copy, deleted when the
@@ -281,6 +376,8 @@ pub struct Chunk {
     /// The object's whole size.
     #[prost(uint64, tag = "1")]
     pub total: u64,
+    /// The bytes of a non-raw reply; empty in a bulk stream (nodes now serve
+    /// only those).
     #[prost(bytes = "bytes", tag = "2")]
     pub data: bytes::Bytes,
     /// Why the object cannot be read (empty on success).
@@ -309,6 +406,7 @@ pub struct SchedulingStrategy {
 /// One bundle of a placement group.
 #[derive(Clone, PartialEq, Message)]
 pub struct Bundle {
+    /// Its resource shape, by name, in fixed-point units (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "1")]
     pub resources: BTreeMap<String, i64>,
     /// Where it is reserved (empty while pending).
@@ -324,8 +422,10 @@ pub struct Bundle {
 /// (`CPU_group_<index>_<pg>` and `CPU_group_<pg>`, as in Ray).
 #[derive(Clone, PartialEq, Message)]
 pub struct ReserveBundles {
+    /// The group.
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
+    /// The bundles this node is to hold, with their `index` in the group.
     #[prost(message, repeated, tag = "2")]
     pub bundles: Vec<Bundle>,
 }
@@ -334,6 +434,7 @@ pub struct ReserveBundles {
 /// them are stopped.
 #[derive(Clone, PartialEq, Message)]
 pub struct ReturnBundles {
+    /// The group.
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
 }
@@ -341,17 +442,22 @@ pub struct ReturnBundles {
 /// Reserve a placement group.
 #[derive(Clone, PartialEq, Message)]
 pub struct CreatePlacementGroup {
+    /// The group's id, chosen by the creator.
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
+    /// The bundles, in order; their `node_id` is empty.
     #[prost(message, repeated, tag = "2")]
     pub bundles: Vec<Bundle>,
     /// `PACK`, `SPREAD`, `STRICT_PACK` or `STRICT_SPREAD`.
     #[prost(string, tag = "3")]
     pub strategy: String,
+    /// A name to look it up by (empty: anonymous).
     #[prost(string, tag = "4")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "5")]
     pub namespace: String,
+    /// Outlives its creator (`lifetime="detached"`).
     #[prost(bool, tag = "6")]
     pub detached: bool,
     /// The creator's address: a non-detached group goes with it.
@@ -362,19 +468,25 @@ pub struct CreatePlacementGroup {
 /// A placement group's state.
 #[derive(Clone, PartialEq, Message)]
 pub struct PlacementGroupInfo {
+    /// The group's id.
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
     /// `PENDING`, `CREATED` or `REMOVED`.
     #[prost(string, tag = "2")]
     pub state: String,
+    /// Its bundles, in order, each with the node it is reserved on.
     #[prost(message, repeated, tag = "3")]
     pub bundles: Vec<Bundle>,
+    /// As in [`CreatePlacementGroup::strategy`].
     #[prost(string, tag = "4")]
     pub strategy: String,
+    /// Its name (empty: anonymous).
     #[prost(string, tag = "5")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "6")]
     pub namespace: String,
+    /// Outlives its creator.
     #[prost(bool, tag = "7")]
     pub detached: bool,
 }
@@ -383,12 +495,16 @@ pub struct PlacementGroupInfo {
 /// comes once it is created or removed.
 #[derive(Clone, PartialEq, Message)]
 pub struct GetPlacementGroup {
+    /// The group (empty: look it up by `name`).
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
+    /// The group's name, when `pg_id` is empty.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "3")]
     pub namespace: String,
+    /// Reply only once the group is no longer `PENDING`.
     #[prost(bool, tag = "4")]
     pub wait: bool,
 }
@@ -396,6 +512,7 @@ pub struct GetPlacementGroup {
 /// Remove a placement group: its resources return, its workers end.
 #[derive(Clone, PartialEq, Message)]
 pub struct RemovePlacementGroup {
+    /// The group.
     #[prost(bytes = "vec", tag = "1")]
     pub pg_id: Vec<u8>,
 }
@@ -403,6 +520,7 @@ pub struct RemovePlacementGroup {
 /// Every placement group (reply to an empty one: the request).
 #[derive(Clone, PartialEq, Message)]
 pub struct PlacementGroupList {
+    /// The groups (empty in the request).
     #[prost(message, repeated, tag = "1")]
     pub groups: Vec<PlacementGroupInfo>,
 }
@@ -420,10 +538,14 @@ pub enum ClientKind {
 /// First message on a daemon connection.
 #[derive(Clone, PartialEq, Message)]
 pub struct Register {
+    /// A [`ClientKind`]; unknown values count as a driver.
     #[prost(enumeration = "ClientKind", tag = "1")]
     pub kind: i32,
+    /// The process's 16-byte worker id (a worker's is the one its daemon
+    /// started it with).
     #[prost(bytes = "vec", tag = "2")]
     pub worker_id: Vec<u8>,
+    /// The process's pid.
     #[prost(uint32, tag = "3")]
     pub pid: u32,
     /// Where this process's core worker listens for pushed tasks and object
@@ -439,10 +561,13 @@ pub struct Register {
 /// Reply to [`Register`].
 #[derive(Clone, PartialEq, Message)]
 pub struct Registered {
+    /// The daemon's node (16-byte node id).
     #[prost(bytes = "vec", tag = "1")]
     pub node_id: Vec<u8>,
+    /// The driver's new job id (0 for a worker: tasks carry theirs).
     #[prost(uint32, tag = "2")]
     pub job_id: u32,
+    /// The node's session directory, where its sockets and files live.
     #[prost(string, tag = "3")]
     pub session_dir: String,
     /// The node's shared-memory store file, to map.
@@ -464,11 +589,13 @@ pub struct Registered {
 /// Ask for a worker that fits `resources`, to push tasks to directly.
 #[derive(Clone, PartialEq, Message)]
 pub struct RequestLease {
+    /// The shape to reserve, by name, in fixed-point units (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "1")]
     pub resources: BTreeMap<String, i64>,
     /// What the lease is for, e.g. the function name; used in warnings.
     #[prost(string, tag = "2")]
     pub description: String,
+    /// How to choose the node (none: the default strategy).
     #[prost(message, optional, tag = "3")]
     pub strategy: Option<SchedulingStrategy>,
     /// Sent to this node by another one's spillback: grant here, or queue,
@@ -489,14 +616,19 @@ pub struct RequestLease {
 /// A granted lease: a worker reserved for the requester.
 #[derive(Clone, PartialEq, Message)]
 pub struct LeaseGranted {
+    /// Names the lease in `ReturnLease`; unique in the cluster.
     #[prost(uint64, tag = "1")]
     pub lease_id: u64,
+    /// The leased worker (16-byte worker id).
     #[prost(bytes = "vec", tag = "2")]
     pub worker_id: Vec<u8>,
+    /// Where the worker's core worker listens: push tasks there.
     #[prost(string, tag = "3")]
     pub address: String,
+    /// Indices of the node's GPUs the lease holds (empty: none).
     #[prost(uint32, repeated, tag = "4")]
     pub gpu_ids: Vec<u32>,
+    /// The worker's pid.
     #[prost(uint32, tag = "5")]
     pub pid: u32,
 }
@@ -504,8 +636,11 @@ pub struct LeaseGranted {
 /// Give a lease back; optionally have the daemon kill its worker.
 #[derive(Clone, PartialEq, Message)]
 pub struct ReturnLease {
+    /// From [`LeaseGranted::lease_id`].
     #[prost(uint64, tag = "1")]
     pub lease_id: u64,
+    /// Kill the worker rather than put it back in the idle pool (its state is
+    /// unknown).
     #[prost(bool, tag = "2")]
     pub kill_worker: bool,
 }
@@ -526,6 +661,7 @@ pub struct WorkerUnblocked {}
 /// Kill a worker process (forced cancellation).
 #[derive(Clone, PartialEq, Message)]
 pub struct KillWorker {
+    /// The worker (16-byte worker id); the sender must hold its lease.
     #[prost(bytes = "vec", tag = "1")]
     pub worker_id: Vec<u8>,
 }
@@ -533,6 +669,7 @@ pub struct KillWorker {
 /// A warning for the driver to print.
 #[derive(Clone, PartialEq, Message)]
 pub struct Warning {
+    /// The message, as printed.
     #[prost(string, tag = "1")]
     pub text: String,
 }
@@ -540,10 +677,14 @@ pub struct Warning {
 /// Lines a worker printed, forwarded to drivers.
 #[derive(Clone, PartialEq, Message)]
 pub struct LogLines {
+    /// The pid of the worker that printed them.
     #[prost(uint32, tag = "1")]
     pub pid: u32,
+    /// Printed to stderr (false: stdout).
     #[prost(bool, tag = "2")]
     pub stderr: bool,
+    /// The lines, without newlines (on a multi-node cluster, the node's IP
+    /// joins their `(... pid=N)` prefix).
     #[prost(string, repeated, tag = "3")]
     pub lines: Vec<String>,
 }
@@ -559,6 +700,7 @@ pub struct Ack {}
 /// Failure reply, with a message for the user.
 #[derive(Clone, PartialEq, Message)]
 pub struct ErrorReply {
+    /// What went wrong, worded for the user.
     #[prost(string, tag = "1")]
     pub message: String,
 }
@@ -566,10 +708,13 @@ pub struct ErrorReply {
 /// Store a value in the control service's key-value table.
 #[derive(Clone, PartialEq, Message)]
 pub struct KvPut {
+    /// The table the key lives in.
     #[prost(string, tag = "1")]
     pub namespace: String,
+    /// The key; an existing value is replaced.
     #[prost(bytes = "vec", tag = "2")]
     pub key: Vec<u8>,
+    /// The value.
     #[prost(bytes = "vec", tag = "3")]
     pub value: Vec<u8>,
 }
@@ -577,8 +722,10 @@ pub struct KvPut {
 /// Read a value from the key-value table.
 #[derive(Clone, PartialEq, Message)]
 pub struct KvGet {
+    /// The table the key lives in.
     #[prost(string, tag = "1")]
     pub namespace: String,
+    /// The key.
     #[prost(bytes = "vec", tag = "2")]
     pub key: Vec<u8>,
 }
@@ -586,8 +733,10 @@ pub struct KvGet {
 /// Reply to [`KvGet`].
 #[derive(Clone, PartialEq, Message)]
 pub struct KvValue {
+    /// Whether the key exists (`value` is empty when not).
     #[prost(bool, tag = "1")]
     pub found: bool,
+    /// The value.
     #[prost(bytes = "vec", tag = "2")]
     pub value: Vec<u8>,
 }
@@ -599,20 +748,30 @@ pub struct ClusterInfoRequest {}
 /// One node of the cluster.
 #[derive(Clone, PartialEq, Message)]
 pub struct NodeInfo {
+    /// The node (16-byte node id).
     #[prost(bytes = "vec", tag = "1")]
     pub node_id: Vec<u8>,
+    /// Its node daemon's address (`tcp:IP:PORT|unix:PATH`, or `unix:PATH`
+    /// alone).
     #[prost(string, tag = "2")]
     pub address: String,
+    /// False once the head declared it dead.
     #[prost(bool, tag = "3")]
     pub alive: bool,
+    /// All its resources, by name, in fixed-point units (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "4")]
     pub total: BTreeMap<String, i64>,
+    /// Its free resources, in the same units.
     #[prost(btree_map = "string, int64", tag = "5")]
     pub available: BTreeMap<String, i64>,
+    /// Its host's name, for listings.
     #[prost(string, tag = "6")]
     pub hostname: String,
+    /// Whether it serves the control service.
     #[prost(bool, tag = "7")]
     pub is_head: bool,
+    /// The IP its processes listen on for other nodes (empty on a single-node
+    /// cluster).
     #[prost(string, tag = "8")]
     pub ip: String,
     /// Version of `available` (see [`ResourceReport`]).
@@ -626,8 +785,10 @@ pub struct NodeInfo {
 /// Requests of one resource shape waiting for resources.
 #[derive(Clone, PartialEq, Message)]
 pub struct Demand {
+    /// The shape, by name, in fixed-point units (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "1")]
     pub resources: BTreeMap<String, i64>,
+    /// How many requests of that shape wait.
     #[prost(uint32, tag = "2")]
     pub count: u32,
 }
@@ -635,6 +796,7 @@ pub struct Demand {
 /// Reply to [`ClusterInfoRequest`].
 #[derive(Clone, PartialEq, Message)]
 pub struct ClusterInfo {
+    /// The nodes, dead ones included (`alive` false).
     #[prost(message, repeated, tag = "1")]
     pub nodes: Vec<NodeInfo>,
     /// Only the nodes that changed since the last view sent (the others
@@ -646,8 +808,10 @@ pub struct ClusterInfo {
 /// A reference to an object, with the address of the process that owns it.
 #[derive(Clone, PartialEq, Eq, Hash, Message)]
 pub struct ObjectRefMsg {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// The owner's core-worker address, where `GetObject` goes.
     #[prost(string, tag = "2")]
     pub owner: String,
     /// The process that shipped this ref to us and holds it for us until
@@ -660,10 +824,15 @@ pub struct ObjectRefMsg {
 /// value, or one of the error kinds); `nested` lists refs found inside it.
 #[derive(Clone, PartialEq, Message)]
 pub struct Object {
+    /// The bytes, read as `metadata` says.
     #[prost(bytes = "bytes", tag = "1")]
     pub data: bytes::Bytes,
+    /// Its first byte says what `data` holds (`P` or empty: a pickle; `X`: a
+    /// shared-memory marker; others: error kinds).
     #[prost(bytes = "bytes", tag = "2")]
     pub metadata: bytes::Bytes,
+    /// Refs pickled inside `data`: the receiver holds them while it keeps the
+    /// value.
     #[prost(message, repeated, tag = "3")]
     pub nested: Vec<ObjectRefMsg>,
 }
@@ -671,14 +840,18 @@ pub struct Object {
 /// A task pushed straight to a leased worker.
 #[derive(Clone, PartialEq, Message)]
 pub struct TaskSpec {
+    /// The task (16-byte task id).
     #[prost(bytes = "vec", tag = "1")]
     pub task_id: Vec<u8>,
+    /// The job that submitted it.
     #[prost(uint32, tag = "2")]
     pub job_id: u32,
     /// Content hash of the pickled function, a key in the control service's
     /// function table.
     #[prost(bytes = "vec", tag = "3")]
     pub function_id: Vec<u8>,
+    /// The function's qualified name (for an actor creation, the class's), for
+    /// errors and listings.
     #[prost(string, tag = "4")]
     pub function_name: String,
     /// The pickled `(args, kwargs)`, with top-level refs replaced by slots.
@@ -687,13 +860,18 @@ pub struct TaskSpec {
     /// The values of the top-level ref arguments, in slot order.
     #[prost(message, repeated, tag = "6")]
     pub resolved_args: Vec<Object>,
+    /// How many objects it returns.
     #[prost(uint32, tag = "7")]
     pub num_returns: u32,
     /// Pickled `retry_exceptions` option (empty: never retry on exceptions).
     #[prost(bytes = "bytes", tag = "8")]
     pub retry_exceptions: bytes::Bytes,
+    /// Indices of the GPUs the worker's lease holds, set by the submitter from
+    /// the lease.
     #[prost(uint32, repeated, tag = "9")]
     pub gpu_ids: Vec<u32>,
+    /// 0 at the first run, bumped at each retry; an actor creation carries its
+    /// incarnation.
     #[prost(uint32, tag = "10")]
     pub attempt: u32,
     /// The caller's address: owner of the returned objects.
@@ -723,13 +901,20 @@ pub struct TaskSpec {
     /// Tasks it submits run in the same placement group by default.
     #[prost(bool, tag = "19")]
     pub capture_child_tasks: bool,
+    /// Environment variables the task (or actor) runs with: its
+    /// `runtime_env["env_vars"]` merged over its submitter's.
+    #[prost(btree_map = "string, string", tag = "20")]
+    pub env_vars: BTreeMap<String, String>,
 }
 
 /// The outcome of a task: one object per return, or error objects.
 #[derive(Clone, PartialEq, Message)]
 pub struct TaskReply {
+    /// The task, as in its [`TaskSpec`].
     #[prost(bytes = "vec", tag = "1")]
     pub task_id: Vec<u8>,
+    /// One object per return value, in order (error objects when the task
+    /// failed).
     #[prost(message, repeated, tag = "2")]
     pub returns: Vec<Object>,
     /// The task raised an exception that `retry_exceptions` allows retrying.
@@ -744,10 +929,14 @@ pub struct TaskReply {
 /// Cancel a task pushed earlier.
 #[derive(Clone, PartialEq, Message)]
 pub struct CancelTask {
+    /// The task.
     #[prost(bytes = "vec", tag = "1")]
     pub task_id: Vec<u8>,
+    /// With `recursive`: kill the children's workers (the task's own forced
+    /// cancel is a `KillWorker`).
     #[prost(bool, tag = "2")]
     pub force: bool,
+    /// Also cancel the tasks it submitted.
     #[prost(bool, tag = "3")]
     pub recursive: bool,
 }
@@ -755,6 +944,7 @@ pub struct CancelTask {
 /// Ask an owner for an object's value; the reply waits until it exists.
 #[derive(Clone, PartialEq, Message)]
 pub struct GetObject {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
     /// The node whose shared-memory copy could not be read (its daemon
@@ -771,6 +961,7 @@ pub struct NodesRemoved {
     /// Their daemons' addresses (what shared-memory markers carry).
     #[prost(string, repeated, tag = "1")]
     pub addresses: Vec<String>,
+    /// Their 16-byte node ids, in the order of `addresses`.
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub node_ids: Vec<Vec<u8>>,
 }
@@ -778,6 +969,8 @@ pub struct NodesRemoved {
 /// Reply to [`GetObject`].
 #[derive(Clone, PartialEq, Message)]
 pub struct ObjectReply {
+    /// The value (a shared-memory marker for one held in a node's store);
+    /// absent on error.
     #[prost(message, optional, tag = "1")]
     pub object: Option<Object>,
     /// Why the object cannot be had, when `object` is absent.
@@ -805,12 +998,17 @@ pub struct CreateActor {
     /// The creation task (class, constructor arguments).
     #[prost(message, optional, tag = "1")]
     pub spec: Option<TaskSpec>,
+    /// What its worker holds while it lives, by name, in fixed-point units
+    /// (1/10000 of a unit).
     #[prost(btree_map = "string, int64", tag = "2")]
     pub resources: BTreeMap<String, i64>,
+    /// A name to look it up by (empty: anonymous).
     #[prost(string, tag = "3")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "4")]
     pub namespace: String,
+    /// Outlives its owner (`lifetime="detached"`).
     #[prost(bool, tag = "5")]
     pub detached: bool,
     /// Restarts after a crash; -1 restarts forever.
@@ -822,6 +1020,7 @@ pub struct CreateActor {
     /// What `get_actor` needs to rebuild a handle (pickled by the caller).
     #[prost(bytes = "vec", tag = "8")]
     pub handle: Vec<u8>,
+    /// The class's name, for listings and errors.
     #[prost(string, tag = "9")]
     pub class_name: String,
     /// How the actor picks its node.
@@ -832,30 +1031,40 @@ pub struct CreateActor {
 /// An actor's state, as the control service knows it.
 #[derive(Clone, PartialEq, Message)]
 pub struct ActorInfo {
+    /// The actor (16-byte actor id).
     #[prost(bytes = "vec", tag = "1")]
     pub actor_id: Vec<u8>,
+    /// An [`ActorState`].
     #[prost(enumeration = "ActorState", tag = "2")]
     pub state: i32,
+    /// Its worker's core-worker address, where calls go (empty unless alive).
     #[prost(string, tag = "3")]
     pub address: String,
     /// Bumped at every (re)start.
     #[prost(uint32, tag = "4")]
     pub incarnation: u32,
+    /// Why it died (empty unless dead).
     #[prost(string, tag = "5")]
     pub death_message: String,
     /// The error `__init__` raised, when that is why the actor died.
     #[prost(message, optional, tag = "6")]
     pub death_error: Option<Object>,
+    /// As in [`CreateActor::handle`].
     #[prost(bytes = "vec", tag = "7")]
     pub handle: Vec<u8>,
+    /// Its name (empty: anonymous).
     #[prost(string, tag = "8")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "9")]
     pub namespace: String,
+    /// The class's name.
     #[prost(string, tag = "10")]
     pub class_name: String,
+    /// Its worker's pid (0 before its first start).
     #[prost(uint32, tag = "11")]
     pub pid: u32,
+    /// How many times it was restarted after a crash.
     #[prost(uint32, tag = "12")]
     pub num_restarts: u32,
     /// The node it runs on (empty while pending).
@@ -868,14 +1077,19 @@ pub struct ActorInfo {
 /// least `min_incarnation`, or dead.
 #[derive(Clone, PartialEq, Message)]
 pub struct GetActorInfo {
+    /// The actor (empty: look it up by `name`).
     #[prost(bytes = "vec", tag = "1")]
     pub actor_id: Vec<u8>,
+    /// The actor's name, when `actor_id` is empty.
     #[prost(string, tag = "2")]
     pub name: String,
+    /// The namespace `name` lives in.
     #[prost(string, tag = "3")]
     pub namespace: String,
+    /// Reply only once it is alive (at `min_incarnation` or later) or dead.
     #[prost(bool, tag = "4")]
     pub wait: bool,
+    /// With `wait`, the oldest incarnation that will do (0: any).
     #[prost(uint32, tag = "5")]
     pub min_incarnation: u32,
 }
@@ -883,8 +1097,10 @@ pub struct GetActorInfo {
 /// Kill an actor's process.
 #[derive(Clone, PartialEq, Message)]
 pub struct KillActor {
+    /// The actor.
     #[prost(bytes = "vec", tag = "1")]
     pub actor_id: Vec<u8>,
+    /// Leave it dead; otherwise it restarts if `max_restarts` allows.
     #[prost(bool, tag = "2")]
     pub no_restart: bool,
 }
@@ -892,6 +1108,7 @@ pub struct KillActor {
 /// Sent by an actor's worker that ends itself (`exit_actor`).
 #[derive(Clone, PartialEq, Message)]
 pub struct ActorExiting {
+    /// The actor.
     #[prost(bytes = "vec", tag = "1")]
     pub actor_id: Vec<u8>,
 }
@@ -899,6 +1116,7 @@ pub struct ActorExiting {
 /// List every actor; the reply is one `ClusterInfo`-like list.
 #[derive(Clone, PartialEq, Message)]
 pub struct ListActors {
+    /// The actors (empty in the request).
     #[prost(message, repeated, tag = "1")]
     pub actors: Vec<ActorInfo>,
 }
@@ -906,8 +1124,10 @@ pub struct ListActors {
 /// Reserve room in the node's store for a new object.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoreCreate {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// Bytes to reserve.
     #[prost(uint64, tag = "2")]
     pub size: u64,
 }
@@ -915,10 +1135,13 @@ pub struct StoreCreate {
 /// Names one object of the store.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoreObject {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
-    /// For a get: the node daemon holding the object when this node may
-    /// not (it is pulled from there first). Empty: this node.
+    /// A node daemon's address (empty: this node). `StoreGet`: where to
+    /// pull the object from when this node lacks it. `StoreDelete`: the
+    /// node holding the primary, told too. `ObjectLocation`: the node
+    /// holding the copy.
     #[prost(string, tag = "2")]
     pub source: String,
 }
@@ -927,8 +1150,10 @@ pub struct StoreObject {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
 #[repr(i32)]
 pub enum StoreFailure {
+    /// It did not fail.
     None = 0,
-    /// Nothing more could be freed or spilled.
+    /// Nothing more could be freed or spilled, and the disk fallback
+    /// failed too.
     Full = 1,
     /// Larger than the whole store.
     TooLarge = 2,
@@ -941,17 +1166,26 @@ pub enum StoreFailure {
 /// Reply to [`StoreCreate`] and `StoreGet`: where the object's bytes are.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoreReply {
+    /// Where the object's bytes start in the store's shared-memory file.
     #[prost(uint64, tag = "1")]
     pub offset: u64,
+    /// The object's size, in bytes.
     #[prost(uint64, tag = "2")]
     pub size: u64,
     /// For a create: the object exists already (objects are immutable).
     #[prost(bool, tag = "3")]
     pub exists: bool,
+    /// A [`StoreFailure`] (`None` on success).
     #[prost(enumeration = "StoreFailure", tag = "4")]
     pub failure: i32,
+    /// The failure, worded for the user (empty on success).
     #[prost(string, tag = "5")]
     pub error: String,
+    /// The object lives in a file of its own on disk (it did not fit in
+    /// memory): map this path from its start rather than the store's
+    /// file at `offset`. Empty for objects in shared memory.
+    #[prost(string, tag = "6")]
+    pub file: String,
 }
 
 /// Ask for the store's usage and objects.
@@ -961,12 +1195,16 @@ pub struct StoreStatsRequest {}
 /// One object in the store.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoreEntry {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// Its size, in bytes.
     #[prost(uint64, tag = "2")]
     pub size: u64,
+    /// How many clients hold it (0: it may be evicted).
     #[prost(uint32, tag = "3")]
     pub pins: u32,
+    /// On disk rather than in memory.
     #[prost(bool, tag = "4")]
     pub spilled: bool,
     /// Pid of the process that created it.
@@ -977,18 +1215,25 @@ pub struct StoreEntry {
 /// The store's usage and objects.
 #[derive(Clone, PartialEq, Message)]
 pub struct StoreStats {
+    /// The store's size, in bytes.
     #[prost(uint64, tag = "1")]
     pub capacity: u64,
+    /// Bytes allocated in memory.
     #[prost(uint64, tag = "2")]
     pub used: u64,
+    /// Bytes of objects clients hold.
     #[prost(uint64, tag = "3")]
     pub pinned_bytes: u64,
+    /// Bytes of objects on disk.
     #[prost(uint64, tag = "4")]
     pub spilled_bytes: u64,
+    /// Objects on disk.
     #[prost(uint32, tag = "5")]
     pub spilled_objects: u32,
+    /// Every object, in memory or spilled.
     #[prost(message, repeated, tag = "6")]
     pub objects: Vec<StoreEntry>,
+    /// Where spilled objects are written.
     #[prost(string, tag = "7")]
     pub spill_dir: String,
     /// Bytes this node sent to other nodes' pulls since it started.
@@ -999,8 +1244,10 @@ pub struct StoreStats {
 /// A borrower gives back `count` holds its lender kept on an object for it.
 #[derive(Clone, PartialEq, Message)]
 pub struct ReleaseLent {
+    /// The object (20-byte object id).
     #[prost(bytes = "vec", tag = "1")]
     pub id: Vec<u8>,
+    /// How many holds to drop.
     #[prost(uint32, tag = "2")]
     pub count: u32,
 }
@@ -1012,6 +1259,7 @@ pub struct ListClients {}
 /// Reply to [`ListClients`].
 #[derive(Clone, PartialEq, Message)]
 pub struct ClientList {
+    /// The processes that registered an address.
     #[prost(message, repeated, tag = "1")]
     pub clients: Vec<ClientEntry>,
 }
@@ -1022,10 +1270,13 @@ pub struct ClientEntry {
     /// Where its core worker listens.
     #[prost(string, tag = "1")]
     pub address: String,
+    /// Its pid.
     #[prost(uint32, tag = "2")]
     pub pid: u32,
+    /// Its 16-byte worker id (empty when it gave none).
     #[prost(bytes = "vec", tag = "3")]
     pub worker_id: Vec<u8>,
+    /// A [`ClientKind`].
     #[prost(enumeration = "ClientKind", tag = "4")]
     pub kind: i32,
 }
@@ -1043,6 +1294,7 @@ pub struct TaskList {
     /// Ids of the tasks this process is running now.
     #[prost(bytes = "vec", repeated, tag = "2")]
     pub running: Vec<Vec<u8>>,
+    /// The answering process's worker id.
     #[prost(bytes = "vec", tag = "3")]
     pub worker_id: Vec<u8>,
     /// The node the answering process runs on.
@@ -1053,6 +1305,7 @@ pub struct TaskList {
 /// One task, as its owner sees it.
 #[derive(Clone, PartialEq, Message)]
 pub struct TaskEntry {
+    /// The task (16-byte task id).
     #[prost(bytes = "vec", tag = "1")]
     pub task_id: Vec<u8>,
     /// The function's or method's qualified name.
@@ -1068,13 +1321,16 @@ pub struct TaskEntry {
     /// The worker it was pushed to, when known.
     #[prost(bytes = "vec", tag = "5")]
     pub worker_id: Vec<u8>,
+    /// The actor, for actor tasks (empty otherwise).
     #[prost(bytes = "vec", tag = "6")]
     pub actor_id: Vec<u8>,
     /// Why it failed (`TASK_EXECUTION_EXCEPTION`, `WORKER_DIED`, ...).
     #[prost(string, tag = "7")]
     pub error_type: String,
+    /// 0 at the first run, bumped at each retry.
     #[prost(uint32, tag = "8")]
     pub attempt: u32,
+    /// The job that submitted it.
     #[prost(uint32, tag = "9")]
     pub job_id: u32,
     /// The node it runs (or ran) on, when known.
@@ -1086,6 +1342,7 @@ pub struct TaskEntry {
 /// head (not sent over the wire).
 #[derive(Clone, PartialEq, Message)]
 pub struct ActorJournalEntry {
+    /// The state callers are told.
     #[prost(message, optional, tag = "1")]
     pub info: Option<ActorInfo>,
     /// The creation task, run again at each restart.
@@ -1094,18 +1351,23 @@ pub struct ActorJournalEntry {
     /// Its resource shape, in fixed-point units.
     #[prost(btree_map = "string, int64", tag = "3")]
     pub resources: BTreeMap<String, i64>,
+    /// Outlives its owner.
     #[prost(bool, tag = "4")]
     pub detached: bool,
+    /// Restarts allowed after crashes; -1 for no limit.
     #[prost(int32, tag = "5")]
     pub max_restarts: i32,
+    /// How it picks its node, at every start.
     #[prost(message, optional, tag = "6")]
     pub strategy: Option<SchedulingStrategy>,
+    /// The creator's core-worker address: a non-detached actor dies with it.
     #[prost(string, tag = "7")]
     pub owner: String,
     /// When it runs on another node than the head: that node daemon's
     /// address, and the lease of its worker there.
     #[prost(string, tag = "8")]
     pub remote_node: String,
+    /// That worker's lease id there (0 with no `remote_node`).
     #[prost(uint64, tag = "9")]
     pub remote_lease: u64,
 }
@@ -1114,6 +1376,7 @@ pub struct ActorJournalEntry {
 /// wire).
 #[derive(Clone, PartialEq, Message)]
 pub struct PlacementGroupJournalEntry {
+    /// The state callers are told.
     #[prost(message, optional, tag = "1")]
     pub info: Option<PlacementGroupInfo>,
     /// The process that created it (a non-detached group goes with it).

@@ -177,16 +177,31 @@ pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(
 /// Reads one framed envelope from a raw stream, reading nothing past it
 /// (what follows may be raw bytes).
 pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(r: &mut R) -> std::io::Result<Envelope> {
+    read_frame_within(r, max_frame()).await
+}
+
+/// Bytes reserved for a frame before any of it arrives: the buffer grows
+/// with what the peer actually sends, not with the length it claims.
+const FRAME_READ_AHEAD: usize = 64 * 1024;
+
+/// [`read_frame`], refusing a frame over `max` bytes from its length alone.
+pub async fn read_frame_within<R: AsyncRead + Unpin + ?Sized>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Envelope> {
     use prost::Message;
     let len = r.read_u32().await? as usize;
-    if len > max_frame() {
+    if len > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "frame too large",
         ));
     }
-    let mut buf = vec![0u8; len];
-    r.read_exact(&mut buf).await?;
+    let mut buf = Vec::with_capacity(len.min(FRAME_READ_AHEAD));
+    (&mut *r).take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Envelope::decode(buf.as_slice())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
@@ -222,7 +237,10 @@ async fn handshake_tcp(addr: &str, token: &str) -> Result<TcpStream> {
         peer: addr.to_string(),
         reason,
     };
-    match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut stream)).await {
+    // The answer is a `Welcome` or a short refusal: a peer that has proved
+    // nothing yet gets no more room than a hello.
+    let answer = read_frame_within(&mut stream, MAX_HELLO_FRAME);
+    match tokio::time::timeout(HELLO_TIMEOUT, answer).await {
         Ok(Ok(Envelope {
             body: Some(Body::Welcome(_)),
             ..

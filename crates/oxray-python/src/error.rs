@@ -36,6 +36,9 @@ impl From<PyCoreError> for PyErr {
             Error::NotInitialized => oxray_exception(py, "RaySystemError", message),
             Error::ObjectLost { .. } => oxray_exception(py, "ObjectLostError", message),
             Error::ObjectStoreFull(_) => oxray_exception(py, "ObjectStoreFullError", message),
+            Error::PendingCallsLimitExceeded { .. } => {
+                oxray_exception(py, "PendingCallsLimitExceeded", message)
+            }
             Error::Unauthorized { .. } => PyConnectionError::new_err(message),
             Error::DaemonDied(_)
             | Error::Connection { .. }

@@ -210,7 +210,8 @@ fn interruptible<T: Send>(
 /// Connects this process's core worker to a node daemon; returns the
 /// runtime context as a dict.
 #[pyfunction]
-#[pyo3(signature = (daemon_socket, mode, worker_id, owns_cluster, listen_path, node_ip=None))]
+#[pyo3(signature = (daemon_socket, mode, worker_id, owns_cluster, listen_path, node_ip=None, log_to_driver=true))]
+#[allow(clippy::too_many_arguments)]
 fn connect(
     py: Python<'_>,
     daemon_socket: String,
@@ -219,6 +220,7 @@ fn connect(
     owns_cluster: bool,
     listen_path: String,
     node_ip: Option<String>,
+    log_to_driver: bool,
 ) -> PyResult<PyObject> {
     let mode = match mode {
         "driver" => Mode::Driver,
@@ -241,6 +243,7 @@ fn connect(
         owns_cluster,
         listen_path,
         node_ip,
+        log_to_driver,
     };
     let core = py
         .allow_threads(|| CoreWorker::connect(opts))
@@ -306,7 +309,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -322,6 +325,7 @@ fn submit_task(
     nested: Vec<(Vec<u8>, String)>,
     placement: Option<(String, String, bool)>,
     placement_group: Option<(Vec<u8>, bool)>,
+    env_vars: Vec<(String, String)>,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -340,6 +344,7 @@ fn submit_task(
         args_nested: nested_refs(nested),
         placement,
         placement_group: placement_group.unwrap_or_default(),
+        env_vars: env_vars.into_iter().collect(),
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -382,7 +387,7 @@ fn actor_info_dict(py: Python<'_>, info: &ActorInfo) -> PyResult<PyObject> {
 /// Registers an actor; returns its info (an existing one's with
 /// `get_if_exists`).
 #[pyfunction]
-#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested, placement=None, placement_group=None))]
+#[pyo3(signature = (actor_id, class_id, class_name, args, ref_args, resources, name, namespace, detached, max_restarts, max_concurrency, get_if_exists, handle, nested, placement=None, placement_group=None, env_vars=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn create_actor(
     py: Python<'_>,
@@ -402,6 +407,7 @@ fn create_actor(
     nested: Vec<(Vec<u8>, String)>,
     placement: Option<(String, String, bool)>,
     placement_group: Option<(Vec<u8>, bool)>,
+    env_vars: Vec<(String, String)>,
 ) -> PyResult<PyObject> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -424,6 +430,7 @@ fn create_actor(
         args_nested: nested_refs(nested),
         placement,
         placement_group: placement_group.unwrap_or_default(),
+        env_vars: env_vars.into_iter().collect(),
     };
     let info = py
         .allow_threads(|| core.create_actor(req))
@@ -433,7 +440,7 @@ fn create_actor(
 
 /// Calls a method on an actor; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries, nested))]
+#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries, nested, retry_exceptions=b"".as_slice(), max_pending_calls=0, class_name=String::new()))]
 #[allow(clippy::too_many_arguments)]
 fn submit_actor_task(
     py: Python<'_>,
@@ -445,6 +452,9 @@ fn submit_actor_task(
     num_returns: u32,
     max_task_retries: i32,
     nested: Vec<(Vec<u8>, String)>,
+    retry_exceptions: &[u8],
+    max_pending_calls: u32,
+    class_name: String,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let req = ActorCallRequest {
@@ -456,6 +466,9 @@ fn submit_actor_task(
         num_returns,
         max_task_retries,
         args_nested: nested_refs(nested),
+        retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
+        max_pending_calls,
+        class_name,
     };
     let ids = core.submit_actor_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -830,6 +843,16 @@ impl Task {
     #[getter]
     fn max_concurrency(&self) -> u32 {
         self.task.spec.max_concurrency
+    }
+    /// `(name, value)` pairs of the task's `runtime_env["env_vars"]`.
+    #[getter]
+    fn env_vars(&self) -> Vec<(String, String)> {
+        self.task
+            .spec
+            .env_vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
     #[getter]
     fn namespace(&self) -> &str {

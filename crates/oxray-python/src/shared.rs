@@ -7,7 +7,7 @@ use std::ffi::c_int;
 
 use bytes::Bytes;
 use oxray_common::ObjectId;
-use oxray_core::{layout, shared_marker, CoreWorker, Object, ObjectRefMsg};
+use oxray_core::{layout, shared_marker, CoreWorker, Mapped, Object, ObjectRefMsg};
 use pyo3::buffer::PyBuffer;
 use pyo3::exceptions::PyBufferError;
 use pyo3::ffi;
@@ -104,10 +104,11 @@ pub(crate) fn map_shared(
     location: &str,
     via: &str,
 ) -> Result<SharedBuffer, PyCoreError> {
-    let (offset, size) = py.allow_threads(|| core.store_get(id, location, via))?;
-    let region = core
-        .region()
-        .expect("store_get succeeded, so the region is mapped");
+    let Mapped {
+        region,
+        offset,
+        size,
+    } = py.allow_threads(|| core.store_get(id, location, via))?;
     // SAFETY: the object is sealed and now pinned by this process.
     let bytes = unsafe { region.slice(offset, size) };
     Ok(SharedBuffer {
@@ -164,11 +165,10 @@ pub(crate) fn encode_value(
         });
     }
     let size = plan.size as u64;
-    let offset = py
+    let slot = py
         .allow_threads(|| core.store_create(id, size))
         .map_err(PyCoreError)?;
-    if let Some(offset) = offset {
-        let region = core.region().expect("store_create succeeded");
+    if let Some(Mapped { region, offset, .. }) = slot {
         py.allow_threads(|| {
             region.populate(offset, size);
             // SAFETY: the range was just allocated to us and is unsealed.

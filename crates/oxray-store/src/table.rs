@@ -42,6 +42,30 @@ pub enum StoreError {
         /// Objects in the store.
         objects: usize,
     },
+    /// Memory is full and the object could not go to disk either.
+    #[error(
+        "cannot store an object of {requested} bytes: the object store's memory is full ({used} of {capacity} \
+         bytes used, {pinned} bytes pinned by processes that hold them) and the disk fallback in {dir} failed \
+         ({source}; {free} bytes free there); free references (del the ObjectRefs or arrays), free disk space \
+         or raise object_store_memory"
+    )]
+    NoSpace {
+        /// Bytes asked for.
+        requested: u64,
+        /// Bytes in use in memory.
+        used: u64,
+        /// The store's memory, in bytes.
+        capacity: u64,
+        /// Bytes of objects processes hold (cannot be spilled).
+        pinned: u64,
+        /// Where objects go to disk.
+        dir: String,
+        /// Bytes free on that disk (as far as known).
+        free: u64,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
     /// No such object in the store.
     #[error("object {0} is not in this node's object store")]
     NotFound(String),
@@ -57,8 +81,23 @@ pub enum StoreError {
 }
 
 enum Location {
-    Memory { offset: u64 },
+    Memory {
+        offset: u64,
+    },
+    /// Written to disk to make room; brought back into memory when read.
     Spilled,
+    /// Lives in its file on disk, mapped from there: it did not fit in
+    /// memory (Ray's fallback allocation).
+    OnDisk,
+}
+
+/// Where a client maps an object's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slot {
+    /// In the node's shared-memory region, at this offset.
+    Region(u64),
+    /// In a file of its own on disk, from its start.
+    File(std::path::PathBuf),
 }
 
 struct Entry {
@@ -141,28 +180,42 @@ impl ObjectTable {
     }
 
     /// Reserves `size` bytes for a new object written by `client`; returns
-    /// the offset to write at. The object stays pinned until sealed. An
-    /// object that already exists sealed is reported as `Ok(None)`:
-    /// objects are immutable, the first copy stands.
+    /// where to write it. The object stays pinned until sealed. An object
+    /// that already exists sealed is reported as `Ok(None)`: objects are
+    /// immutable, the first copy stands.
+    ///
+    /// Memory is made by spilling unpinned objects; an object that does not
+    /// fit even so (larger than the store, or everything pinned) lives in a
+    /// file on disk instead, so a put fails only when the disk is full too.
     pub fn create(
         &mut self,
         id: ObjectId,
         size: u64,
         client: u64,
-    ) -> Result<Option<u64>, StoreError> {
+    ) -> Result<Option<Slot>, StoreError> {
         if let Some(e) = self.entries.get(&id) {
             if e.sealed {
                 return Ok(None);
             }
             self.remove(&id);
         }
-        let offset = self.allocate(size)?;
+        let (location, slot) = match self.allocate(size) {
+            Ok(offset) => (Location::Memory { offset }, Slot::Region(offset)),
+            Err(StoreError::TooLarge { .. } | StoreError::Full { .. }) => {
+                let path = self
+                    .spill
+                    .reserve(&id, size)
+                    .map_err(|source| self.no_space(size, source))?;
+                (Location::OnDisk, Slot::File(path))
+            }
+            Err(e) => return Err(e),
+        };
         let last_use = self.tick();
         self.entries.insert(
             id,
             Entry {
                 size,
-                location: Location::Memory { offset },
+                location,
                 sealed: false,
                 creator: client,
                 pins: HashMap::new(),
@@ -170,7 +223,20 @@ impl ObjectTable {
                 last_use,
             },
         );
-        Ok(Some(offset))
+        Ok(Some(slot))
+    }
+
+    fn no_space(&self, requested: u64, source: std::io::Error) -> StoreError {
+        let stats = self.stats();
+        StoreError::NoSpace {
+            requested,
+            used: stats.used,
+            capacity: stats.capacity,
+            pinned: stats.pinned_bytes,
+            dir: self.spill.dir().display().to_string(),
+            free: self.spill.free_bytes().unwrap_or(0),
+            source,
+        }
     }
 
     /// Finds room for `size` bytes, spilling unpinned objects (least
@@ -235,9 +301,10 @@ impl ObjectTable {
         self.maybe_free(id);
     }
 
-    /// Pins an object for `client` and returns `(offset, size)`, restoring
-    /// it from disk first if it was spilled.
-    pub fn get(&mut self, id: &ObjectId, client: u64) -> Result<(u64, u64), StoreError> {
+    /// Pins an object for `client` and returns where it is and its size,
+    /// restoring it from disk first if it was spilled (or mapping it from
+    /// its spill file, when memory cannot take it back now).
+    pub fn get(&mut self, id: &ObjectId, client: u64) -> Result<(Slot, u64), StoreError> {
         let e = self
             .entries
             .get(id)
@@ -259,7 +326,16 @@ impl ObjectTable {
                 .expect("present")
                 .pins
                 .remove(&u64::MAX);
-            let offset = restored?;
+            let offset = match restored {
+                Ok(offset) => Some(offset),
+                Err(StoreError::Full { .. } | StoreError::TooLarge { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let Some(offset) = offset else {
+                // Read it where it lies.
+                self.entries.get_mut(id).expect("present").location = Location::OnDisk;
+                return self.get(id, client);
+            };
             // SAFETY: freshly allocated to this object; nobody else uses it.
             let out = unsafe { self.region.slice_mut(offset, size) };
             if let Err(source) = self.spill.read(id, out) {
@@ -277,7 +353,8 @@ impl ObjectTable {
         e.last_use = t;
         *e.pins.entry(client).or_default() += 1;
         match e.location {
-            Location::Memory { offset } => Ok((offset, e.size)),
+            Location::Memory { offset } => Ok((Slot::Region(offset), e.size)),
+            Location::OnDisk => Ok((Slot::File(self.spill.path(id)), e.size)),
             Location::Spilled => unreachable!("restored above"),
         }
     }
@@ -344,7 +421,7 @@ impl ObjectTable {
         if let Some(e) = self.entries.remove(id) {
             match e.location {
                 Location::Memory { offset } => self.alloc.free(offset, e.size),
-                Location::Spilled => self.spill.remove(id),
+                Location::Spilled | Location::OnDisk => self.spill.remove(id),
             }
         }
     }
@@ -369,7 +446,7 @@ impl ObjectTable {
         for e in self.entries.values() {
             s.objects += 1;
             match e.location {
-                Location::Spilled => {
+                Location::Spilled | Location::OnDisk => {
                     s.spilled_objects += 1;
                     s.spilled_bytes += e.size;
                 }
@@ -388,7 +465,7 @@ impl ObjectTable {
                 id: *id,
                 size: e.size,
                 pins: e.pins.values().sum(),
-                spilled: matches!(e.location, Location::Spilled),
+                spilled: matches!(e.location, Location::Spilled | Location::OnDisk),
                 sealed: e.sealed,
                 creator: e.creator,
             })
@@ -426,11 +503,34 @@ mod tests {
         ObjectId([n; 20])
     }
 
-    fn put(f: &mut Fixture, n: u8, size: u64) -> Result<(), StoreError> {
-        let offset = f.table.create(id(n), size, 1)?.expect("new");
-        unsafe { f.region.slice_mut(offset, size).fill(n) };
+    /// Writes object `n` of `size` bytes, all `n`; returns where it went.
+    fn put(f: &mut Fixture, n: u8, size: u64) -> Result<Slot, StoreError> {
+        let slot = f.table.create(id(n), size, 1)?.expect("new");
+        match &slot {
+            Slot::Region(offset) => unsafe { f.region.slice_mut(*offset, size).fill(n) },
+            Slot::File(path) => {
+                let file = Region::open(path).unwrap();
+                unsafe { file.slice_mut(0, size).fill(n) };
+            }
+        }
         f.table.seal(&id(n));
-        Ok(())
+        Ok(slot)
+    }
+
+    /// Whether object `n` reads back as all `n`.
+    fn intact(f: &mut Fixture, n: u8) -> bool {
+        let (slot, size) = f.table.get(&id(n), 9).unwrap();
+        let ok = match slot {
+            Slot::Region(offset) => unsafe { f.region.slice(offset, size) }
+                .iter()
+                .all(|b| *b == n),
+            Slot::File(path) => {
+                let file = Region::open(&path).unwrap();
+                unsafe { file.slice(0, size) }.iter().all(|b| *b == n)
+            }
+        };
+        f.table.release(&id(n), 9);
+        ok
     }
 
     #[test]
@@ -464,49 +564,67 @@ mod tests {
         let stats = f.table.stats();
         assert!(stats.spilled_objects >= 2, "{stats:?}");
         // The oldest went to disk first; reading it brings it back intact.
-        let (offset, size) = f.table.get(&id(1), 9).unwrap();
-        assert!(unsafe { f.region.slice(offset, size) }
-            .iter()
-            .all(|b| *b == 1));
-        f.table.release(&id(1), 9);
+        assert!(intact(&mut f, 1));
         for n in 1..=4u8 {
-            let (offset, size) = f.table.get(&id(n), 9).unwrap();
-            assert!(unsafe { f.region.slice(offset, size) }
-                .iter()
-                .all(|b| *b == n));
-            f.table.release(&id(n), 9);
+            assert!(intact(&mut f, n));
         }
     }
 
     #[test]
-    fn pinned_objects_are_never_spilled_and_full_is_reported() {
+    fn with_memory_pinned_a_new_object_lives_on_disk() {
         let mut f = fixture(64 * 1024, "full");
         put(&mut f, 1, 40_000).unwrap();
         f.table.get(&id(1), 3).unwrap();
-        match put(&mut f, 2, 40_000) {
-            Err(StoreError::Full {
-                requested, pinned, ..
-            }) => {
-                assert_eq!(requested, 40_000);
-                assert_eq!(pinned, 40_000);
-            }
-            other => panic!("expected Full, got {other:?}"),
-        }
+        let slot = put(&mut f, 2, 40_000).unwrap();
+        assert!(matches!(slot, Slot::File(_)), "{slot:?}");
+        assert!(intact(&mut f, 2));
+        assert_eq!(f.table.stats().spilled_bytes, 40_000);
+        // Freed, its file goes.
+        let Slot::File(path) = slot else {
+            unreachable!()
+        };
+        f.table.delete(&id(2));
+        assert!(!path.exists());
         f.table.client_gone(3);
-        put(&mut f, 2, 40_000).unwrap();
+        assert!(matches!(put(&mut f, 3, 40_000).unwrap(), Slot::Region(_)));
     }
 
     #[test]
-    fn too_large_and_missing() {
+    fn an_object_larger_than_the_store_lives_on_disk() {
         let mut f = fixture(4096, "large");
-        assert!(matches!(
-            f.table.create(id(1), 10_000, 1),
-            Err(StoreError::TooLarge { .. })
-        ));
+        assert!(matches!(put(&mut f, 1, 100_000).unwrap(), Slot::File(_)));
+        assert!(intact(&mut f, 1));
         assert!(matches!(
             f.table.get(&id(2), 1),
             Err(StoreError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_spilled_object_memory_cannot_take_back_is_read_from_disk() {
+        let mut f = fixture(64 * 1024, "reread");
+        put(&mut f, 1, 40_000).unwrap();
+        put(&mut f, 2, 40_000).unwrap(); // spills 1
+        f.table.get(&id(2), 3).unwrap(); // pins 2: no room to restore 1
+        let (slot, _) = f.table.get(&id(1), 4).unwrap();
+        assert!(matches!(slot, Slot::File(_)));
+        f.table.release(&id(1), 4);
+        assert!(intact(&mut f, 1));
+    }
+
+    #[test]
+    fn when_the_disk_fails_too_the_error_names_both_limits() {
+        let mut f = fixture(4096, "nodisk");
+        // The spill directory cannot be created: a file stands in its way.
+        std::fs::write(f.dir.join("spill"), b"in the way").unwrap();
+        let err = put(&mut f, 1, 100_000).unwrap_err();
+        assert!(matches!(err, StoreError::NoSpace { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains("100000 bytes") && text.contains("4096 bytes"),
+            "{text}"
+        );
+        assert!(text.contains("spill"), "{text}");
     }
 
     #[test]

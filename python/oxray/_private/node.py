@@ -108,11 +108,12 @@ def _remove_stale_sessions(base):
                         pass
 
 
-def new_session_dir(kind="s"):
-    """A fresh session directory. `kind` is "s" for a driver's embedded
+def new_session_dir(kind="s", base=None):
+    """A fresh session directory under `base` (`init`'s `_temp_dir`, by
+    default the temp directory). `kind` is "s" for a driver's embedded
     cluster (removed once that driver is gone) or "h" for a standing head
     (removed by `oxray stop`)."""
-    base = os.path.join(tempfile.gettempdir(), "oxray")
+    base = os.path.join(base or tempfile.gettempdir(), "oxray")
     os.makedirs(base, exist_ok=True)
     _remove_stale_sessions(base)
     path = os.path.join(base, f"{kind}-{os.getpid()}-{secrets.token_hex(3)}")
@@ -281,10 +282,12 @@ class LocalDaemon:
 
     A node of a multi-node cluster gets `node_ip` (it listens there on
     TCP, on `port`, 0 for any) and the cluster `token`; `head_address`
-    makes it join that head instead of being one."""
+    makes it join that head instead of being one. `env_vars` are set for
+    the daemon and so for every worker of the node."""
 
     def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None,
-                 node_ip=None, port=0, head_address=None, token=None, health_port=None, journal=None):
+                 node_ip=None, port=0, head_address=None, token=None, health_port=None, journal=None,
+                 env_vars=None):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         self.node_ip = node_ip
@@ -308,7 +311,7 @@ class LocalDaemon:
             args += ["--health-port", str(int(health_port))]
         for name, amount in resources.items():
             args += ["--resource", f"{name}={amount!r}"]
-        env = dict(os.environ)
+        env = {**os.environ, **(env_vars or {})}
         if node_ip:
             env["OXRAY_AUTH_TOKEN"] = token or ""
         # Workers import what the driver can import (user modules included).

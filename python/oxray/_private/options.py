@@ -1,10 +1,15 @@
-"""Checking the options of `@remote` and `.options()`, with Ray's names,
-defaults and messages."""
+"""Checking the options of `@remote`, `.options()`, `@method` and
+`init()`, with Ray's names, defaults and messages.
+
+Every option of Ray's API that oxray accepts either works, is purely
+advisory (accepted; a warning says what oxray does not do with it), or is not
+supported (a value other than its default raises ValueError naming it), so
+that no option is dropped silently. `SUPPORT` records which."""
 
 import numbers
+import warnings
 
-# Options accepted for remote functions; those we do not act on yet are
-# accepted so that Ray programs run unchanged.
+# Options accepted for remote functions.
 TASK_OPTIONS = {
     "accelerator_type", "enable_task_events", "label_selector", "max_calls", "max_retries",
     "memory", "name", "num_cpus", "num_gpus", "num_returns", "num_return_vals",
@@ -12,6 +17,91 @@ TASK_OPTIONS = {
     "placement_group_capture_child_tasks", "resources", "retry_exceptions", "runtime_env",
     "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
 }
+
+# Options accepted for actors.
+ACTOR_OPTIONS = {
+    "accelerator_type", "allow_out_of_order_execution", "concurrency_groups", "enable_task_events",
+    "get_if_exists", "label_selector", "lifetime", "max_concurrency", "max_pending_calls", "max_restarts",
+    "max_task_retries", "memory", "name", "namespace", "num_cpus", "num_gpus", "object_store_memory",
+    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks", "resources",
+    "runtime_env", "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
+}
+
+# Options accepted for actor methods (`@method` and `.options()` on a method).
+METHOD_OPTIONS = {
+    "num_returns", "name", "concurrency_group", "max_task_retries", "retry_exceptions", "enable_task_events",
+    "_generator_backpressure_num_objects", "tensor_transport",
+}
+
+ADVISORY = "advisory"
+UNSUPPORTED = "unsupported"
+
+# The options oxray does not act on, with what it does instead (advisory)
+# or why it cannot (unsupported). Options absent here work as in Ray.
+SUPPORT = {
+    # tasks and actors
+    "object_store_memory": (ADVISORY, "object store reservations are not enforced; the object is stored as usual"),
+    "label_selector": (UNSUPPORTED, "oxray's nodes carry no labels"),
+    "fallback_strategy": (UNSUPPORTED, "oxray's nodes carry no labels to fall back on"),
+    "max_calls": (UNSUPPORTED, "workers are not replaced after a number of calls yet"),
+    "_generator_backpressure_num_objects": (UNSUPPORTED, "generator tasks are not supported yet"),
+    "tensor_transport": (UNSUPPORTED, "objects always travel through the object store"),
+    # init()
+    "include_dashboard": (ADVISORY, "oxray has no dashboard yet"),
+    "dashboard_host": (ADVISORY, "oxray has no dashboard yet"),
+    "dashboard_port": (ADVISORY, "oxray has no dashboard yet"),
+    "dashboard_agent_listen_port": (ADVISORY, "oxray has no dashboard yet"),
+    "_metrics_export_port": (ADVISORY, "oxray exports no metrics yet"),
+    "configure_logging": (ADVISORY, "oxray does not configure Python's logging"),
+    "logging_level": (ADVISORY, "oxray does not configure Python's logging"),
+    "logging_format": (ADVISORY, "oxray does not configure Python's logging"),
+    "logging_config": (ADVISORY, "oxray does not configure Python's logging"),
+    "_system_config": (ADVISORY, "Ray's internal settings have no oxray counterpart"),
+    "_redis_password": (ADVISORY, "oxray runs no Redis"),
+    "_node_ip_address": (ADVISORY, "a local cluster listens on a Unix socket only"),
+    "_node_name": (ADVISORY, "nodes are named by their ids"),
+    "_plasma_directory": (ADVISORY, "the object store lives in /dev/shm"),
+    "_include_log_monitor": (ADVISORY, "workers' output reaches the driver through the daemon"),
+    "_enable_object_reconstruction": (ADVISORY, "lost objects are always reconstructed where lineage allows"),
+    "local_mode": (UNSUPPORTED, "it is deprecated in Ray; tasks always run in worker processes (remove the option)"),
+    "storage": (UNSUPPORTED, "Ray removed cluster storage; pass paths to your tasks instead"),
+    "job_config": (UNSUPPORTED, "JobConfig is not supported yet; pass runtime_env to init() instead"),
+    "_tracing_startup_hook": (UNSUPPORTED, "oxray has no tracing hooks"),
+    "labels": (UNSUPPORTED, "oxray's nodes carry no labels"),
+    "enable_resource_isolation": (UNSUPPORTED, "oxray does not isolate resources with cgroups"),
+    "system_reserved_cpu": (UNSUPPORTED, "oxray does not isolate resources with cgroups"),
+    "system_reserved_memory": (UNSUPPORTED, "oxray does not isolate resources with cgroups"),
+    "_cgroup_path": (UNSUPPORTED, "oxray does not isolate resources with cgroups"),
+}
+
+_warned = set()
+
+
+def _given(value):
+    """Whether an option holds something other than its default (None,
+    False, 0 or empty all mean "not given")."""
+    if value is None or value is False:
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return False
+    if isinstance(value, (dict, list, tuple, set, str)) and not value:
+        return False
+    return True
+
+
+def check_support(options, what):
+    """Raises ValueError for a given option oxray does not support, and
+    warns once per process for a given advisory one."""
+    for key, value in options.items():
+        rule = SUPPORT.get(key)
+        if rule is None or not _given(value):
+            continue
+        kind, reason = rule
+        if kind == UNSUPPORTED:
+            raise ValueError(f"The option '{key}' of {what} is not supported by oxray: {reason}.")
+        if key not in _warned:
+            _warned.add(key)
+            warnings.warn(f"The option '{key}' of {what} has no effect in oxray: {reason}.", stacklevel=4)
 
 
 def _check_amount(key, value):
@@ -27,11 +117,13 @@ def _check_amount(key, value):
 
 def validate(options, valid, kind):
     """Raises ValueError/TypeError naming the first bad option."""
-    for key, value in options.items():
+    for key in options:
         if key not in valid:
             raise ValueError(
                 f"Invalid option keyword {key} for {kind}. Valid ones are {sorted(valid)}."
             )
+    check_support(options, kind)
+    for key, value in options.items():
         if key in ("num_cpus", "num_gpus", "memory", "object_store_memory"):
             _check_amount(key, value)
         elif key == "resources" and value is not None:
@@ -57,6 +149,16 @@ def validate(options, valid, kind):
         elif key == "max_concurrency" and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"max_concurrency must be a positive integer, got {value!r}.")
+        elif key == "max_pending_calls" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0:
+                raise ValueError(f"max_pending_calls must be -1 or a positive integer, got {value!r}.")
+        elif key in ("accelerator_type", "name", "concurrency_group") and value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"The option '{key}' must be a string, got {type(value).__name__}.")
+        elif key == "concurrency_groups" and value is not None:
+            _check_concurrency_groups(value)
+        elif key == "runtime_env" and value is not None:
+            check_runtime_env(value)
         elif key == "retry_exceptions" and value is not None:
             ok = isinstance(value, bool) or (
                 isinstance(value, (list, tuple))
@@ -67,6 +169,62 @@ def validate(options, valid, kind):
                     "The keyword 'retry_exceptions' only accepts a bool or a list of exception classes, "
                     f"got {value!r}."
                 )
+
+
+def _check_concurrency_groups(groups):
+    if isinstance(groups, (list, tuple)):
+        raise ValueError(
+            "concurrency_groups must be a dict of group name to max concurrency, for example "
+            "{'io': 2, 'compute': 4}."
+        )
+    if not isinstance(groups, dict):
+        raise TypeError(f"concurrency_groups must be a dict, got {type(groups).__name__}.")
+    for name, limit in groups.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"A concurrency group's name must be a non-empty string, got {name!r}.")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"The max concurrency of group '{name}' must be a positive integer, got {limit!r}.")
+
+
+# The runtime_env fields oxray applies; the others Ray knows are refused.
+_RUNTIME_ENV_FIELDS = {"env_vars", "config"}
+_RUNTIME_ENV_KNOWN = {
+    "working_dir", "py_modules", "excludes", "pip", "conda", "uv", "container", "image_uri", "nsight",
+    "worker_process_setup_hook", "java_jars", "py_executable", "_ray_release", "_inject_current_ray",
+}
+
+
+def check_runtime_env(env):
+    """Raises for a runtime_env oxray cannot honour: only `env_vars` (and
+    the advisory `config`) are applied so far."""
+    if not isinstance(env, dict):
+        raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}.")
+    for field, value in env.items():
+        if field in _RUNTIME_ENV_FIELDS:
+            continue
+        if field in _RUNTIME_ENV_KNOWN:
+            if not _given(value):
+                continue
+            raise ValueError(
+                f"runtime_env['{field}'] is not supported by oxray yet: only 'env_vars' is applied. "
+                "Install what the tasks need in the nodes' Python environment instead."
+            )
+        raise ValueError(f"Unknown runtime_env field '{field}'.")
+    env_vars = env.get("env_vars")
+    if env_vars is not None:
+        if not isinstance(env_vars, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
+        ):
+            raise TypeError("runtime_env['env_vars'] must be a dict of str to str.")
+
+
+def env_vars_of(job_env, env):
+    """The environment variables a task or actor runs with: the job's,
+    overridden per variable by its own `runtime_env` (as Ray merges them),
+    as a sorted tuple of pairs (empty: none)."""
+    merged = dict((job_env or {}).get("env_vars") or {})
+    merged.update((env or {}).get("env_vars") or {})
+    return tuple(sorted(merged.items()))
 
 
 def normalize(options):
@@ -107,6 +265,10 @@ def resource_shape(options, default_cpus):
         shape["memory"] = options["memory"]
     for name, amount in (options.get("resources") or {}).items():
         shape[name] = amount
+    if options.get("accelerator_type"):
+        # As Ray: a sliver of the accelerator's resource, which only nodes
+        # with that accelerator have.
+        shape[f"accelerator_type:{options['accelerator_type']}"] = 0.001
     out = [(k, float(v)) for k, v in shape.items() if v]
     group, index = _placement_group_of(options)
     if group is not None:
@@ -159,14 +321,6 @@ def _placement_group_of(options):
         return group, options.get("placement_group_bundle_index", -1)
     return None, None
 
-# Options accepted for actors.
-ACTOR_OPTIONS = {
-    "accelerator_type", "allow_out_of_order_execution", "concurrency_groups", "enable_task_events",
-    "get_if_exists", "label_selector", "lifetime", "max_concurrency", "max_pending_calls", "max_restarts",
-    "max_task_retries", "memory", "name", "namespace", "num_cpus", "num_gpus", "object_store_memory",
-    "placement_group", "placement_group_bundle_index", "placement_group_capture_child_tasks", "resources",
-    "runtime_env", "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
-}
 
 
 def placement(options):

@@ -11,6 +11,7 @@ import threading
 from oxray import _native
 from oxray import exceptions
 from oxray._private import node as _node
+from oxray._private import options as _options
 from oxray._private import serialization
 from oxray._native import ObjectRef
 
@@ -33,6 +34,9 @@ class _Session:
         # is in, and the one its child tasks go to by default.
         self.current_placement_group = None
         self.captured_placement_group = None
+        # The runtime_env tasks submitted here start from: the job's (from
+        # `init`), or in a worker the running task's.
+        self.runtime_env = None
 
 
 _session = None
@@ -54,7 +58,9 @@ def is_initialized():
     return _session is not None
 
 
-_INIT_UNSUPPORTED_OK = {
+# The keyword arguments of Ray's `init` beyond those named in the signature;
+# `options.SUPPORT` says which ones oxray does not act on.
+_INIT_OPTIONS = {
     "include_dashboard", "dashboard_host", "dashboard_port", "configure_logging", "logging_level",
     "logging_format", "log_to_driver", "runtime_env", "local_mode", "_temp_dir", "_system_config",
     "_memory", "_redis_password", "_node_ip_address", "storage", "job_config", "_enable_object_reconstruction",
@@ -69,9 +75,14 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
     """Starts an embedded local cluster (or connects to one) and this
     process's core worker. Returns a context describing the session."""
     global _session
-    unknown = set(kwargs) - _INIT_UNSUPPORTED_OK
+    unknown = set(kwargs) - _INIT_OPTIONS
     if unknown:
         raise TypeError(f"init() got an unexpected keyword argument '{sorted(unknown)[0]}'")
+    _options.check_support(kwargs, "init()")
+    runtime_env = kwargs.get("runtime_env")
+    if runtime_env is not None:
+        _options.check_runtime_env(runtime_env)
+    log_to_driver = kwargs.get("log_to_driver", True) is not False
     with _lock:
         if _session is not None:
             if ignore_reinit_error:
@@ -93,12 +104,14 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             socket_path, node_ip = _node.resolve_address(address)
             session_dir = os.path.dirname(socket_path)
             listen = os.path.join(session_dir, f"driver-{os.getpid()}-{worker_id[:6]}.sock")
-            context = _native.connect(socket_path, "driver", worker_id, False, listen, node_ip or None)
+            context = _native.connect(socket_path, "driver", worker_id, False, listen, node_ip or None,
+                                      log_to_driver)
             namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
             _session = _Session("driver", context, None, namespace)
+            _session.runtime_env = runtime_env
             return RayContext(_session)
-        totals = node_resources(num_cpus, num_gpus, resources, object_store_memory)
-        session_dir = _node.new_session_dir()
+        totals = node_resources(num_cpus, num_gpus, resources, object_store_memory, kwargs.get("_memory"))
+        session_dir = _node.new_session_dir(base=kwargs.get("_temp_dir"))
         try:
             daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]),
                                        spill_dir=kwargs.get("object_spilling_directory"))
@@ -108,18 +121,22 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             raise
         try:
             context = _native.connect(daemon.socket_path, "driver", worker_id, True,
-                                      os.path.join(session_dir, f"driver-{os.getpid()}.sock"))
+                                      os.path.join(session_dir, f"driver-{os.getpid()}.sock"), None, log_to_driver)
         except Exception:
             daemon.process.kill()
             daemon.stop()
             raise
         namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
+        _session.runtime_env = runtime_env
         return RayContext(_session)
 
 
-def node_resources(num_cpus, num_gpus, resources, object_store_memory):
-    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("object_store_memory", object_store_memory)):
+def node_resources(num_cpus, num_gpus, resources, object_store_memory, memory=None):
+    """A node's resource totals from `init`'s (or `oxray start`'s)
+    arguments, detecting what is not given."""
+    for key, value in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("object_store_memory", object_store_memory),
+                       ("_memory", memory)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ValueError(f"{key} must be a non-negative number, got {value!r}")
     resources = dict(resources or {})
@@ -132,7 +149,7 @@ def node_resources(num_cpus, num_gpus, resources, object_store_memory):
     totals = {
         "CPU": _node.detect_cpus() if num_cpus is None else num_cpus,
         "GPU": _node.detect_gpus() if num_gpus is None else num_gpus,
-        "memory": int(total_mem * 0.7),
+        "memory": int(total_mem * 0.7) if memory is None else int(memory),
         "object_store_memory": int(total_mem * 0.3) if object_store_memory is None else int(object_store_memory),
     }
     totals.update(resources)

@@ -2,11 +2,13 @@
 started by the node daemon. It connects its core worker and runs the tasks
 pushed to it: plain tasks one at a time on the main thread; once it hosts an
 actor, the actor's calls in order (or on N threads with max_concurrency, or
-on an event loop for async actors)."""
+on an event loop for async actors; with concurrency groups, each group has
+its own threads, or its own limit on the loop)."""
 
 import asyncio
 import inspect
 import os
+import queue
 import signal
 import sys
 import threading
@@ -18,7 +20,7 @@ from oxray import _native
 from oxray import exceptions
 from oxray._private import serialization
 from oxray._private import worker as _worker
-from oxray.actor import TERMINATE_METHOD
+from oxray.actor import CONCURRENCY_GROUPS_KWARG, TERMINATE_METHOD
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
 
 class PrefixedStream:
@@ -85,6 +87,12 @@ class Executor:
         self.actor_name = None
         self.loop = None
         self.semaphore = None
+        # Concurrency groups: {name: limit} as declared, the group of each
+        # method, and per group a queue (threaded) or semaphore (async).
+        self.concurrency_groups = {}
+        self.method_groups = {}
+        self.group_queues = {}
+        self.group_semaphores = {}
 
     # --- context -----------------------------------------------------------
     def log_prefix(self):
@@ -135,13 +143,16 @@ class Executor:
         self._loop_tasks()
 
     def _loop_tasks(self):
-        while self.loop is None:
+        while self.loop is None and not self.group_queues:
             task = _native.next_task()
             if task is None:
                 return
             self.execute(task)
-        # An async actor: its event loop takes the tasks from now on.
-        threading.Event().wait()
+        if self.group_queues:
+            self._dispatch_to_groups()
+        else:
+            # An async actor: its event loop takes the tasks from now on.
+            threading.Event().wait()
 
     def _drain_into_loop(self):
         """Runs on the event loop when the task pipe is readable."""
@@ -155,6 +166,23 @@ class Executor:
                 return
             self.loop.create_task(self.execute_async(task))
 
+    def _dispatch_to_groups(self):
+        """Threaded actor with concurrency groups: this thread hands each
+        call to the threads of its method's group."""
+        while True:
+            task = _native.next_task()
+            if task is None:
+                return
+            self.group_queues[self._group_of(task)].put(task)
+
+    def _serve_group(self, tasks):
+        while True:
+            self.execute(tasks.get())
+
+    def _group_of(self, task):
+        group = self.method_groups.get(task.method_name)
+        return group if group in self.concurrency_groups else None
+
     def execute(self, task):
         if not self.actor_name:
             self.current = task
@@ -162,6 +190,7 @@ class Executor:
             # Plain tasks get their lease's GPUs; an actor keeps the GPUs
             # its creation task was given.
             self._set_gpus(task.gpu_ids)
+        saved_env = self._enter_runtime_env(task)
         try:
             fn, args, kwargs = self._prepare(task)
             result = fn(*args, **kwargs)
@@ -171,12 +200,15 @@ class Executor:
         finally:
             self.current = None
             self.cancel_requested = None
+            if saved_env is not None:
+                self._leave_runtime_env(saved_env)
         _native.complete_task(task, out, retryable)
         if task.actor_creation and self.actor is not None:
             self._start_concurrency(task)
 
     async def execute_async(self, task):
-        async with self.semaphore:
+        semaphore = self.group_semaphores.get(self._group_of(task), self.semaphore)
+        async with semaphore:
             try:
                 fn, args, kwargs = self._prepare(task)
                 result = fn(*args, **kwargs)
@@ -186,6 +218,28 @@ class Executor:
             except BaseException as e:  # reported to the caller
                 out, retryable = self._failure(task, e)
             _native.complete_task(task, out, retryable)
+
+    def _enter_runtime_env(self, task):
+        """Applies a plain task's or an actor creation's `env_vars`. Returns
+        what to restore after a plain task (None when nothing changed, and
+        for an actor, which keeps its environment for life)."""
+        env_vars = task.env_vars
+        if task.method_name:
+            return None
+        self.session.runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
+        if not env_vars:
+            return None
+        saved = {name: os.environ.get(name) for name, _ in env_vars}
+        os.environ.update(env_vars)
+        return None if task.actor_creation else saved
+
+    @staticmethod
+    def _leave_runtime_env(saved):
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     # --- one task --------------------------------------------------------------
     def _prepare(self, task):
@@ -216,13 +270,29 @@ class Executor:
         return self.function(task.function_id), args, kwargs
 
     def _create_actor(self, cls, args, kwargs):
+        groups = kwargs.pop(CONCURRENCY_GROUPS_KWARG, None) or {}
         instance = cls(*args, **kwargs)
         self.actor = instance
+        self.concurrency_groups = groups
+        for name, member in inspect.getmembers(cls):
+            group = getattr(member, "__oxray_method_options__", {}).get("concurrency_group")
+            if group is not None:
+                self.method_groups[name] = group
         return None
 
     def _start_concurrency(self, task):
         methods = [m for _, m in inspect.getmembers(type(self.actor)) if inspect.isfunction(m)]
         is_async = any(inspect.iscoroutinefunction(m) or inspect.isasyncgenfunction(m) for m in methods)
+        if self.concurrency_groups and not is_async:
+            # The calls of the default group, and of each named one, get
+            # their own threads; this thread only sorts them.
+            limits = {None: max(1, task.max_concurrency), **self.concurrency_groups}
+            for group, limit in limits.items():
+                tasks = self.group_queues[group] = queue.SimpleQueue()
+                for i in range(limit):
+                    threading.Thread(target=self._serve_group, args=(tasks,),
+                                     name=f"oxray-actor-{group or 'default'}-{i}", daemon=True).start()
+            return
         if is_async:
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -231,6 +301,7 @@ class Executor:
             def run_loop():
                 asyncio.set_event_loop(loop)
                 self.semaphore = asyncio.Semaphore(max(1, task.max_concurrency))
+                self.group_semaphores = {g: asyncio.Semaphore(n) for g, n in self.concurrency_groups.items()}
                 loop.add_reader(self._notify_fd, self._drain_into_loop)
                 loop.call_soon(self._drain_into_loop)  # tasks that came first
                 ready.set()
