@@ -19,7 +19,6 @@ from conftest import run_driver
 @pytest.mark.parametrize("option, value", [
     ("label_selector", {"zone": "a"}),
     ("fallback_strategy", [{"label_selector": {"zone": "b"}}]),
-    ("max_calls", 3),
 ])
 def test_an_unsupported_task_option_raises_naming_itself(option, value):
     def f():
@@ -32,7 +31,7 @@ def test_an_unsupported_task_option_raises_naming_itself(option, value):
 
 
 def test_an_unsupported_option_at_its_default_is_accepted():
-    @oxray.remote(max_calls=0, label_selector=None)
+    @oxray.remote(label_selector=None, fallback_strategy=None)
     def f():
         return 1
 
@@ -270,3 +269,36 @@ def test_temp_dir_and_memory_shape_the_local_cluster(shutdown_only, tmp_path):
     assert oxray.cluster_resources()["memory"] == 3 << 30
     oxray.shutdown()
     time.sleep(0)  # the session directory is removed with the cluster
+
+
+# --- max_calls --------------------------------------------------------------------
+
+def test_max_calls_replaces_the_worker_after_that_many_calls(cluster):
+    @oxray.remote(max_calls=2)
+    def pid():
+        return os.getpid()
+
+    pids = [oxray.get(pid.remote()) for _ in range(6)]
+    assert all(pids.count(p) <= 2 for p in pids), pids
+    assert len(set(pids)) >= 3
+    # Many at once: still never more than 2 calls per worker.
+    many = oxray.get([pid.remote() for _ in range(12)])
+    assert all(many.count(p) <= 2 for p in many), many
+
+
+def test_max_calls_cannot_be_set_in_options():
+    @oxray.remote
+    def f():
+        return 1
+
+    with pytest.raises(ValueError, match="max_calls"):
+        f.options(max_calls=1)
+
+
+def test_a_gpu_task_gets_a_fresh_worker_by_default(cluster_4cpu):
+    @oxray.remote(num_gpus=1)
+    def pid():
+        return os.getpid()
+
+    pids = [oxray.get(pid.remote()) for _ in range(3)]
+    assert len(set(pids)) == 3

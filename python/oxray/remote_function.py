@@ -129,6 +129,10 @@ class RemoteFunction:
     def __init__(self, function, options=None):
         options = _options.normalize(dict(options or {}))
         _options.validate(options, _options.TASK_OPTIONS, "remote functions")
+        if (options.get("num_gpus") or 0) > 0 and options.get("max_calls") is None:
+            # As Ray: a GPU task's worker is not reused, so that memory the
+            # task's libraries keep on the GPU goes with it.
+            options["max_calls"] = 1
         self._function = function
         self._default_options = options
         self._function_name = f"{function.__module__}.{function.__qualname__}"
@@ -155,6 +159,8 @@ class RemoteFunction:
         """A copy of this remote function with some options overridden."""
         options = _options.normalize(options)
         _options.validate(options, _options.TASK_OPTIONS, "remote functions")
+        if "max_calls" in options:
+            raise ValueError("Setting 'max_calls' is not supported in '.options()'.")
         return _options.OptionsWrapper(self, options, {**self._default_options, **options})
 
     def bind(self, *args, **kwargs):
@@ -177,6 +183,7 @@ class RemoteFunction:
             get("name") or self.__name__,
             _options.placement(options),
             _options.placement_group_context(options),
+            get("max_calls") or 0,
         )
         if len(self._prepared_cache) > 64:
             self._prepared_cache.clear()
@@ -188,11 +195,11 @@ class RemoteFunction:
         function_id = self._registration.id_for(session)
         if session.captured_placement_group is not None:
             options = _options.with_captured_group(options, session)
-        num_returns, shape, max_retries, retry_blob, name, placement, group = self._prepared(options)
+        num_returns, shape, max_retries, retry_blob, name, placement, group, max_calls = self._prepared(options)
         env_vars = task_env_vars(session, options)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested, placement, group, env_vars,
+            session.namespace or "", nested, placement, group, env_vars, max_calls,
         )
         return unwrap_returns(returns, num_returns)

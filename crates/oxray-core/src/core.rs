@@ -107,6 +107,9 @@ pub struct TaskRequest {
     pub placement_group: (Vec<u8>, bool),
     /// Environment variables it runs with (its `runtime_env`'s).
     pub env_vars: std::collections::BTreeMap<String, String>,
+    /// Calls a worker runs before it is replaced (`max_calls`; 0: no
+    /// limit).
+    pub max_calls: u32,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.

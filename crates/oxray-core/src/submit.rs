@@ -27,8 +27,10 @@ const PIPELINE_DEPTH: usize = 4;
 /// Tasks shorter than this (mean round trip) count as short.
 const SHORT_TASK_US: f64 = 1000.0;
 
-/// A scheduling key: the resource shape of a task and how it picks a node.
-pub(crate) type Key = Arc<(ResourceSet, Placement)>;
+/// A scheduling key: the tasks that may share a leased worker. The
+/// resource shape of a task, how it picks a node, and how many calls a
+/// worker may run before it is replaced (`max_calls`; 0 for no limit).
+pub(crate) type Key = Arc<(ResourceSet, Placement, u32)>;
 
 /// How a task picks its node: Ray's `scheduling_strategy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -133,6 +135,9 @@ struct Lease {
     in_flight: usize,
     /// When the lease last ran out of work (None while busy).
     idle_since: Option<std::time::Instant>,
+    /// Calls its worker may still be sent, under `max_calls` (None: no
+    /// limit). At 0 the worker is replaced once its last call returns.
+    calls_left: Option<u32>,
 }
 
 impl SubmitState {
@@ -203,7 +208,7 @@ impl Inner {
         {
             let mut st = self.submit.lock();
             // Reuse the key the map already holds for this shape.
-            let wanted = (req.resources, req.placement);
+            let wanted = (req.resources, req.placement, req.max_calls);
             let key = match st.keys.get_key_value(&wanted) {
                 Some((k, _)) => k.clone(),
                 None => {
@@ -367,13 +372,16 @@ impl Inner {
                 let depth = functions
                     .get(&task.spec.function_id)
                     .map_or(1, Timing::depth);
-                if lease.in_flight >= depth {
+                if lease.in_flight >= depth || lease.calls_left == Some(0) {
                     break;
                 }
                 ks.queue.pop_front();
                 task.lease = Some(*lease_id);
                 task.pushed_at = Some(std::time::Instant::now());
                 lease.in_flight += 1;
+                if let Some(left) = &mut lease.calls_left {
+                    *left -= 1;
+                }
                 let mut spec = self.lend_spec(&task.spec);
                 spec.gpu_ids = lease.gpu_ids.clone();
                 self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
@@ -432,11 +440,24 @@ impl Inner {
     ) {
         let mut st = self.submit.lock();
         let worker_died = !matches!(reply, Some(Body::TaskReply(_)));
+        let bounced = matches!(&reply, Some(Body::TaskReply(r)) if r.bounced);
         if let Some(ks) = st.keys.get_mut(&key) {
             if worker_died {
                 ks.leases.remove(&lease_id);
             } else if let Some(l) = ks.leases.get_mut(&lease_id) {
                 l.in_flight = l.in_flight.saturating_sub(1);
+                if let (Some(left), true) = (&mut l.calls_left, bounced) {
+                    *left += 1; // it never ran there
+                }
+                if l.calls_left == Some(0) && l.in_flight == 0 {
+                    // `max_calls` reached: a fresh worker takes its place.
+                    if let Some(lease) = ks.leases.remove(&lease_id) {
+                        lease.daemon.send(Body::ReturnLease(ReturnLease {
+                            lease_id,
+                            kill_worker: true,
+                        }));
+                    }
+                }
             }
         }
         if let Some(Body::TaskReply(r)) = &reply {
@@ -724,6 +745,7 @@ impl Inner {
                                 gpu_ids: g.gpu_ids,
                                 in_flight: 0,
                                 idle_since: None,
+                                calls_left: (key.2 > 0).then_some(key.2),
                             },
                         );
                     }

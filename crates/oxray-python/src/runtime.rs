@@ -309,7 +309,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=Vec::new()))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=Vec::new(), max_calls=0))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -326,6 +326,7 @@ fn submit_task(
     placement: Option<(String, String, bool)>,
     placement_group: Option<(Vec<u8>, bool)>,
     env_vars: Vec<(String, String)>,
+    max_calls: u32,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -345,6 +346,7 @@ fn submit_task(
         placement,
         placement_group: placement_group.unwrap_or_default(),
         env_vars: env_vars.into_iter().collect(),
+        max_calls,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();

@@ -43,7 +43,6 @@ SUPPORT = {
     "object_store_memory": (ADVISORY, "object store reservations are not enforced; the object is stored as usual"),
     "label_selector": (UNSUPPORTED, "oxray's nodes carry no labels"),
     "fallback_strategy": (UNSUPPORTED, "oxray's nodes carry no labels to fall back on"),
-    "max_calls": (UNSUPPORTED, "workers are not replaced after a number of calls yet"),
     "_generator_backpressure_num_objects": (UNSUPPORTED, "generator tasks are not supported yet"),
     "tensor_transport": (UNSUPPORTED, "objects always travel through the object store"),
     # init()
@@ -149,6 +148,9 @@ def validate(options, valid, kind):
         elif key == "max_concurrency" and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"max_concurrency must be a positive integer, got {value!r}.")
+        elif key == "max_calls" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"The keyword 'max_calls' only accepts 0 or a positive integer, got {value!r}.")
         elif key == "max_pending_calls" and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < -1 or value == 0:
                 raise ValueError(f"max_pending_calls must be -1 or a positive integer, got {value!r}.")
