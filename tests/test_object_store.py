@@ -182,6 +182,38 @@ def test_dead_process_releases_its_pins(cluster):
     assert wait_for(lambda: store_used() == base, timeout=10)
 
 
+def test_holds_lent_to_an_actor_that_dies_come_back(cluster):
+    @oxray.remote
+    class Keeper:
+        def keep(self, refs):
+            self.refs = refs  # a borrower now: the ref is nested in the argument
+            return len(refs)
+
+    base = store_used()
+    ref = oxray.put(np.ones(5 * MB // 8))
+    keeper = Keeper.remote()
+    assert oxray.get(keeper.keep.remote([ref])) == 1
+    oxray.kill(keeper)
+    del ref
+    # The hold lent to the dead actor came back, so the object is freed.
+    assert wait_for(lambda: store_used() == base, timeout=10)
+
+
+def test_objects_of_a_driver_that_exits_leave_the_store(make_cluster):
+    cluster, _ = make_cluster({"num_cpus": 1})
+    base = store_used()
+    code = (
+        "import os, numpy as np, oxray\n"
+        f"oxray.init(address={cluster.address!r})\n"
+        "refs = [oxray.put(np.ones(4 << 20)) for _ in range(3)]\n"
+        "print('stored', flush=True)\n"
+        "os._exit(0)\n"  # no shutdown: nothing is released on the way out
+    )
+    done = run_driver(code)
+    assert done.returncode == 0 and "stored" in done.stdout, done.stderr
+    assert wait_for(lambda: store_used() == base, timeout=10), _native.store_stats()
+
+
 def test_memory_listing(cluster):
     ref = oxray.put(np.ones(MB))
     stats = _native.store_stats()

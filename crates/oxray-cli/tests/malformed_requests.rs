@@ -78,6 +78,7 @@ async fn bad_ids_get_error_replies() {
         Body::StoreCreate(StoreCreate {
             id: vec![9],
             size: 8,
+            owner: String::new(),
         }),
     ] {
         match answer(&peer, body).await {

@@ -350,7 +350,7 @@ impl Inner {
             q.queue.pop_front();
             let me = self.clone();
             let incarnation = q.incarnation;
-            let spec = self.lend_spec(&call.spec);
+            let spec = self.lend_spec(&call.spec, &q.address);
             peer.call_with(Body::PushTask(spec), move |reply| {
                 me.on_actor_reply(actor, task_id, incarnation, reply)
             });

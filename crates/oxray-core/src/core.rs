@@ -239,6 +239,7 @@ impl Inner {
                 peer.send(Body::ReleaseLent(ReleaseLent {
                     id: id.0.to_vec(),
                     count,
+                    borrower: me.address.to_string(),
                 }));
             }
         });
@@ -313,9 +314,9 @@ impl Inner {
         self.hold_refs(&object.nested);
     }
 
-    /// `refs` are about to leave this process: take one hold on each for the
-    /// receiver, which gives it back when done with it.
-    pub(crate) fn lend_refs(&self, refs: &[ObjectRefMsg]) -> Vec<ObjectRefMsg> {
+    /// `refs` are about to leave this process for `borrower`: take one
+    /// hold on each for it, which it gives back when done with it.
+    pub(crate) fn lend_refs(&self, refs: &[ObjectRefMsg], borrower: &str) -> Vec<ObjectRefMsg> {
         refs.iter()
             .map(|r| {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
@@ -325,7 +326,7 @@ impl Inner {
                     } else {
                         Arc::from(r.owner.as_str())
                     };
-                    self.refs.add(id, &owner, owned);
+                    self.refs.lend(id, &owner, owned, borrower);
                 }
                 ObjectRefMsg {
                     id: r.id.clone(),
@@ -336,15 +337,31 @@ impl Inner {
             .collect()
     }
 
-    /// A value about to leave this process, with holds lent on its refs.
-    pub(crate) fn lend(&self, object: &Object) -> Object {
+    /// A value about to leave this process for `borrower`, with holds lent
+    /// on its refs.
+    pub(crate) fn lend(&self, object: &Object, borrower: &str) -> Object {
         if object.nested.is_empty() {
             return object.clone();
         }
         Object {
             data: object.data.clone(),
             metadata: object.metadata.clone(),
-            nested: self.lend_refs(&object.nested),
+            nested: self.lend_refs(&object.nested, borrower),
+        }
+    }
+
+    /// `borrower` gave back `count` holds on `id`.
+    pub(crate) fn loan_returned(&self, borrower: &str, id: ObjectId, count: u32) {
+        self.refs.loan_returned(borrower, &id, count);
+        self.release_ref_n(&id, count);
+    }
+
+    /// Processes that exited: the holds lent to them come back.
+    pub(crate) fn processes_gone(&self, addresses: &[String]) {
+        for address in addresses {
+            for (id, count) in self.refs.take_loans(address) {
+                self.release_ref_n(&id, count);
+            }
         }
     }
 
@@ -401,6 +418,7 @@ impl Inner {
                 Some(Body::Warning(w)) => eprintln!("{}", w.text),
                 Some(Body::LeaseWanted(_)) => self.return_idle_leases(),
                 Some(Body::NodesRemoved(n)) => self.nodes_removed(n),
+                Some(Body::ProcessesGone(g)) => self.processes_gone(&g.addresses),
                 _ => {}
             }
         }
@@ -634,11 +652,12 @@ impl CoreWorker {
         Ok(id)
     }
 
-    /// Reserves `size` bytes in the shared store for `id`; returns where to
-    /// write them, `None` when the object exists already.
-    pub fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<Mapped>> {
+    /// Reserves `size` bytes in the shared store for `id`, owned by
+    /// `owner` (empty: this process); returns where to write them, `None`
+    /// when the object exists already.
+    pub fn store_create(&self, id: ObjectId, size: u64, owner: &str) -> Result<Option<Mapped>> {
         self.inner.check_alive()?;
-        self.inner.store_create(id, size)
+        self.inner.store_create(id, size, owner)
     }
 
     /// Marks a written shared object complete.
@@ -818,7 +837,8 @@ impl CoreWorker {
     /// Sends a task's outcome back to its caller.
     pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
         // The returns go to the caller: lend it the refs inside them.
-        let returns = returns.iter().map(|o| self.inner.lend(o)).collect();
+        let owner = task.spec.owner.clone();
+        let returns = returns.iter().map(|o| self.inner.lend(o, &owner)).collect();
         self.inner.complete_task(task, returns, retryable);
     }
 

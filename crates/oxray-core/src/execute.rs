@@ -202,7 +202,7 @@ impl Inner {
             }
             Body::ReleaseLent(r) => {
                 if let Some(id) = ObjectId::from_bytes(&r.id) {
-                    self.release_ref_n(&id, r.count);
+                    self.loan_returned(&r.borrower, id, r.count);
                 }
             }
             Body::ObjectLocation(o) => {
@@ -244,7 +244,7 @@ impl Inner {
                             .clone()
                             .recover_lost(id, g.lost_location, String::new())
                             .await;
-                        writer.reply(request, object_reply(Ok(me.lend(&object))));
+                        writer.reply(request, object_reply(Ok(me.lend(&object, &g.reader))));
                     });
                     return;
                 }
@@ -259,10 +259,11 @@ impl Inner {
                 }
                 let writer = writer.clone();
                 let me = self.clone();
+                let reader = g.reader;
                 self.store.on_ready(
                     id,
                     Box::new(move |o| {
-                        writer.reply(request, object_reply(Ok(me.lend(o))));
+                        writer.reply(request, object_reply(Ok(me.lend(o, &reader))));
                     }),
                 );
             }

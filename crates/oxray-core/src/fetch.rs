@@ -94,6 +94,7 @@ impl Inner {
             peer.call(Body::GetObject(GetObject {
                 id: id.0.to_vec(),
                 lost_location: lost.to_string(),
+                reader: self.address.to_string(),
             }))
             .await
         }

@@ -14,6 +14,10 @@
 //! back only after the receiver is done, an object is never freed while a
 //! process can still reach it. A ref pickled by other means (user code) has
 //! *escaped*: its owner keeps the value until the session ends.
+//!
+//! The lender also notes how many holds each borrower has
+//! ([`RefTable::lend`]), so that when a borrower exits without giving
+//! them back ([`RefTable::take_loans`]) they are released all the same.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +54,8 @@ pub enum Released {
 #[derive(Default)]
 pub struct RefTable {
     map: Mutex<HashMap<ObjectId, RefEntry>>,
+    /// Holds lent and not yet given back, per borrower.
+    loans: Mutex<HashMap<Arc<str>, HashMap<ObjectId, u32>>>,
 }
 
 impl RefTable {
@@ -76,6 +82,45 @@ impl RefTable {
             Some((_, n)) => *n += 1,
             None => e.lenders.push((lender.clone(), 1)),
         }
+    }
+
+    /// Takes one hold on `id` for `borrower` (a process about to receive
+    /// the ref), noted against it until it gives the hold back.
+    pub fn lend(&self, id: ObjectId, owner: &Arc<str>, owned: bool, borrower: &str) {
+        self.add(id, owner, owned);
+        let mut loans = self.loans.lock();
+        let held = match loans.get_mut(borrower) {
+            Some(h) => h,
+            None => loans.entry(Arc::from(borrower)).or_default(),
+        };
+        *held.entry(id).or_default() += 1;
+    }
+
+    /// `borrower` gave `n` holds on `id` back: no longer noted against it.
+    /// (The caller releases the references.)
+    pub fn loan_returned(&self, borrower: &str, id: &ObjectId, n: u32) {
+        let mut loans = self.loans.lock();
+        if let Some(held) = loans.get_mut(borrower) {
+            if let Some(count) = held.get_mut(id) {
+                *count = count.saturating_sub(n);
+                if *count == 0 {
+                    held.remove(id);
+                }
+            }
+            if held.is_empty() {
+                loans.remove(borrower);
+            }
+        }
+    }
+
+    /// The holds `borrower` (which exited) never gave back, forgotten here:
+    /// the caller releases them.
+    pub fn take_loans(&self, borrower: &str) -> Vec<(ObjectId, u32)> {
+        self.loans
+            .lock()
+            .remove(borrower)
+            .map(|held| held.into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Drops one reference to `id`.
@@ -171,6 +216,21 @@ mod tests {
                 lenders: vec![]
             }
         );
+    }
+
+    #[test]
+    fn holds_of_a_borrower_that_exits_come_back() {
+        let t = RefTable::default();
+        let me: Arc<str> = Arc::from("me");
+        let (a, b) = (ObjectId([1; 20]), ObjectId([2; 20]));
+        t.add(a, &me, true);
+        t.lend(a, &me, true, "worker-1");
+        t.lend(a, &me, true, "worker-1");
+        t.lend(b, &me, true, "worker-2");
+        t.loan_returned("worker-1", &a, 1);
+        assert_eq!(t.take_loans("worker-1"), vec![(a, 1)]);
+        assert!(t.take_loans("worker-1").is_empty());
+        assert_eq!(t.take_loans("worker-2"), vec![(b, 1)]);
     }
 
     #[test]

@@ -80,13 +80,25 @@ impl Inner {
         })
     }
 
-    /// Reserves `size` bytes for `id`; returns where to write them, or
-    /// `None` when the object exists already.
-    pub(crate) fn store_create(&self, id: ObjectId, size: u64) -> Result<Option<Mapped>> {
+    /// Reserves `size` bytes for `id`, owned by `owner` (empty: this
+    /// process); returns where to write them, or `None` when the object
+    /// exists already.
+    pub(crate) fn store_create(
+        &self,
+        id: ObjectId,
+        size: u64,
+        owner: &str,
+    ) -> Result<Option<Mapped>> {
         self.region_or_err()?;
+        let owner = if owner.is_empty() {
+            self.address.to_string()
+        } else {
+            owner.to_string()
+        };
         let reply = self.block_on(self.store_call(Body::StoreCreate(StoreCreate {
             id: id.0.to_vec(),
             size,
+            owner,
         })))?;
         if reply.exists {
             return Ok(None);

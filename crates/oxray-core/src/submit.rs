@@ -273,12 +273,16 @@ impl Inner {
         returns
     }
 
-    /// A copy of `spec` to push, lending the receiver the refs inside its
-    /// arguments.
-    pub(crate) fn lend_spec(&self, spec: &TaskSpec) -> TaskSpec {
+    /// A copy of `spec` to push to the worker at `worker`, lending it the
+    /// refs inside its arguments.
+    pub(crate) fn lend_spec(&self, spec: &TaskSpec, worker: &str) -> TaskSpec {
         let mut out = spec.clone();
-        out.args_nested = self.lend_refs(&spec.args_nested);
-        out.resolved_args = spec.resolved_args.iter().map(|o| self.lend(o)).collect();
+        out.args_nested = self.lend_refs(&spec.args_nested, worker);
+        out.resolved_args = spec
+            .resolved_args
+            .iter()
+            .map(|o| self.lend(o, worker))
+            .collect();
         out
     }
 
@@ -382,7 +386,7 @@ impl Inner {
                 if let Some(left) = &mut lease.calls_left {
                     *left -= 1;
                 }
-                let mut spec = self.lend_spec(&task.spec);
+                let mut spec = self.lend_spec(&task.spec, &lease.address);
                 spec.gpu_ids = lease.gpu_ids.clone();
                 self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
             }

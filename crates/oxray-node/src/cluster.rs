@@ -305,6 +305,7 @@ impl Node {
                     self.dispatch(&mut st);
                 }
                 Some(Body::LogLines(l)) => self.to_local_drivers(&l, false),
+                Some(Body::ProcessesGone(g)) => self.processes_gone(g.addresses),
                 Some(Body::ShutdownCluster(_)) => {
                     // The head declared this node dead (it was silent
                     // too long): its work was given to others.

@@ -518,6 +518,8 @@ impl Node {
                 self.owner_gone(&mut st, &g.address);
                 drop(st);
                 self.placement_groups_of_gone_owner(&g.address);
+                // Every other node hears of it too.
+                self.processes_gone(vec![g.address]);
             }
             Body::CreatePlacementGroup(c) => self.create_placement_group(req, c, writer),
             Body::GetPlacementGroup(g) => self.get_placement_group(req, g, writer),
@@ -1123,6 +1125,10 @@ impl Node {
                     address: c.address.clone(),
                 }));
             }
+            let gone = vec![c.address.clone()];
+            let me = self.me();
+            // Not under the state lock, which this function holds.
+            tokio::spawn(async move { me.processes_gone(gone) });
         }
         if c.owns_cluster {
             drop(st);
@@ -1151,6 +1157,28 @@ impl Node {
         drop(st);
         if !c.address.is_empty() && self.is_head() {
             self.placement_groups_of_gone_owner(&c.address);
+        }
+    }
+
+    /// Processes that exited, on this node or (as the head relays it) on
+    /// another: the objects they owned leave this node's store (and the
+    /// copies made of them), this node's processes take back the holds
+    /// they had lent them, and the head tells every other node.
+    pub(crate) fn processes_gone(&self, addresses: Vec<String>) {
+        let owned = self.store.lock().owned_by(&addresses);
+        for id in owned {
+            self.delete_object(id, String::new());
+        }
+        let body = Body::ProcessesGone(ProcessesGone { addresses });
+        let st = self.state.lock();
+        let relay_to_nodes = self.is_head();
+        for c in st.clients.values() {
+            if c.is_local_process() || (relay_to_nodes && c.node.is_some()) {
+                c.writer.send(Envelope {
+                    id: 0,
+                    body: Some(body.clone()),
+                });
+            }
         }
     }
 

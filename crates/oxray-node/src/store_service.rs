@@ -58,7 +58,7 @@ impl Node {
                     writer.reply(req, bad_id());
                     return;
                 };
-                let reply = match self.store.lock().create(id, c.size, client) {
+                let reply = match self.store.lock().create(id, c.size, client, &c.owner) {
                     Ok(Some(slot)) => slot_reply(slot, c.size),
                     Ok(None) => Body::StoreReply(StoreReply {
                         exists: true,

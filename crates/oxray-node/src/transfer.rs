@@ -475,7 +475,8 @@ impl Node {
         let deadline = std::time::Instant::now() + ADMIT_WITHIN;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
-            let created = self.store.lock().create(id, size, PULL_CLIENT);
+            // A copy: it goes when its primary does, whoever owns it.
+            let created = self.store.lock().create(id, size, PULL_CLIENT, "");
             match created {
                 Ok(base) => return Ok(base),
                 Err(

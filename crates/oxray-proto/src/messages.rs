@@ -21,7 +21,7 @@ pub struct Envelope {
     /// know (from a newer peer).
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67"
     )]
     pub body: Option<Body>,
 }
@@ -253,6 +253,11 @@ pub enum Body {
     /// the copy is gone).
     #[prost(message, tag = "66")]
     AdoptCopy(StoreObject),
+    /// Processes that exited (head -> every node daemon -> its processes):
+    /// daemons free the objects they owned, processes take back the holds
+    /// they had lent them.
+    #[prost(message, tag = "67")]
+    ProcessesGone(ProcessesGone),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -952,6 +957,19 @@ pub struct GetObject {
     /// replies with the new one. Empty for a plain fetch.
     #[prost(string, tag = "2")]
     pub lost_location: String,
+    /// The fetching process's address: the holds lent with the reply are
+    /// recorded against it, and taken back if it exits without returning
+    /// them.
+    #[prost(string, tag = "3")]
+    pub reader: String,
+}
+
+/// Processes that exited, anywhere in the cluster.
+#[derive(Clone, PartialEq, Message)]
+pub struct ProcessesGone {
+    /// Their core-worker addresses.
+    #[prost(string, repeated, tag = "1")]
+    pub addresses: Vec<String>,
 }
 
 /// Nodes declared dead: clients fail the calls in flight to their workers
@@ -1130,6 +1148,10 @@ pub struct StoreCreate {
     /// Bytes to reserve.
     #[prost(uint64, tag = "2")]
     pub size: u64,
+    /// The object's owner (its core-worker address; empty: the caller):
+    /// the store frees the object when that process exits.
+    #[prost(string, tag = "3")]
+    pub owner: String,
 }
 
 /// Names one object of the store.
@@ -1250,6 +1272,10 @@ pub struct ReleaseLent {
     /// How many holds to drop.
     #[prost(uint32, tag = "2")]
     pub count: u32,
+    /// The process giving them back (its address): the lender stops
+    /// counting them as lent there.
+    #[prost(string, tag = "3")]
+    pub borrower: String,
 }
 
 /// Asks a node daemon for the processes registered with it.

@@ -114,7 +114,7 @@ fn placement_group_ready(
     value: PySerialized<'_>,
 ) -> PyResult<ObjectRef> {
     let core = connected()?;
-    let object = encode(py, &core, core.new_put_id(), value)?;
+    let object = encode(py, &core, core.new_put_id(), "", value)?;
     let id = core
         .placement_group_ready(&pg_id, object)
         .map_err(PyCoreError)?;

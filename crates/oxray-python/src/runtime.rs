@@ -61,11 +61,13 @@ fn nested_refs(nested: Vec<(Vec<u8>, String)>) -> Vec<ObjectRefMsg> {
 }
 
 /// Turns a serialized value into an object stored under `id`: errors and
-/// small values inline, large ones in the shared store.
+/// small values inline, large ones in the shared store, on behalf of
+/// `owner` (empty: this process).
 pub(crate) fn encode(
     py: Python<'_>,
     core: &CoreWorker,
     id: ObjectId,
+    owner: &str,
     value: PySerialized<'_>,
 ) -> PyResult<Object> {
     let (main, buffers, metadata, nested) = value;
@@ -76,7 +78,15 @@ pub(crate) fn encode(
             nested: nested_refs(nested),
         });
     }
-    encode_value(py, core, id, main.as_bytes(), &buffers, nested_refs(nested))
+    encode_value(
+        py,
+        core,
+        id,
+        owner,
+        main.as_bytes(),
+        &buffers,
+        nested_refs(nested),
+    )
 }
 
 /// How many times a reader asks for a lost copy to be rebuilt before it
@@ -563,7 +573,7 @@ fn actor_exiting(py: Python<'_>, actor_id: &[u8]) -> PyResult<()> {
 fn put(py: Python<'_>, value: PySerialized<'_>) -> PyResult<ObjectRef> {
     let core = connected()?;
     let id = core.new_put_id();
-    let object = encode(py, &core, id, value)?;
+    let object = encode(py, &core, id, "", value)?;
     core.put_with_id(id, object).map_err(PyCoreError)?;
     Ok(ObjectRef::adopt(id, core.address().to_string()))
 }
@@ -902,7 +912,10 @@ fn complete_task(
     let objects = returns
         .into_iter()
         .enumerate()
-        .map(|(i, value)| encode(py, &core, ObjectId::for_task(&task_id, i as u32 + 1), value))
+        .map(|(i, value)| {
+            let id = ObjectId::for_task(&task_id, i as u32 + 1);
+            encode(py, &core, id, &task.spec.owner, value)
+        })
         .collect::<PyResult<Vec<Object>>>()?;
     core.complete_task(task, objects, retryable);
     Ok(())

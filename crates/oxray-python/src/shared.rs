@@ -122,11 +122,13 @@ pub(crate) fn map_shared(
 }
 
 /// A pickled value (`main` plus out-of-band `buffers`) as an object: inline
-/// when small, else written into the shared store under `id`.
+/// when small, else written into the shared store under `id`, owned by
+/// `owner` (empty: this process).
 pub(crate) fn encode_value(
     py: Python<'_>,
     core: &CoreWorker,
     id: ObjectId,
+    owner: &str,
     main: &[u8],
     buffers: &[Bound<'_, PyAny>],
     nested: Vec<ObjectRefMsg>,
@@ -166,7 +168,7 @@ pub(crate) fn encode_value(
     }
     let size = plan.size as u64;
     let slot = py
-        .allow_threads(|| core.store_create(id, size))
+        .allow_threads(|| core.store_create(id, size, owner))
         .map_err(PyCoreError)?;
     if let Some(Mapped { region, offset, .. }) = slot {
         py.allow_threads(|| {

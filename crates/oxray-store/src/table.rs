@@ -105,6 +105,8 @@ struct Entry {
     location: Location,
     sealed: bool,
     creator: u64,
+    /// The owning process's address (empty: unknown, a copy).
+    owner: String,
     /// Pins per client connection.
     pins: HashMap<u64, u32>,
     /// The owner dropped its last reference: free once unpinned.
@@ -192,6 +194,7 @@ impl ObjectTable {
         id: ObjectId,
         size: u64,
         client: u64,
+        owner: &str,
     ) -> Result<Option<Slot>, StoreError> {
         if let Some(e) = self.entries.get(&id) {
             if e.sealed {
@@ -218,6 +221,7 @@ impl ObjectTable {
                 location,
                 sealed: false,
                 creator: client,
+                owner: owner.to_string(),
                 pins: HashMap::new(),
                 released: false,
                 last_use,
@@ -407,6 +411,15 @@ impl ObjectTable {
         }
     }
 
+    /// The objects owned by any of the processes at `owners`.
+    pub fn owned_by(&self, owners: &[String]) -> Vec<ObjectId> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| !e.owner.is_empty() && owners.contains(&e.owner))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     fn maybe_free(&mut self, id: &ObjectId) {
         if self
             .entries
@@ -505,7 +518,7 @@ mod tests {
 
     /// Writes object `n` of `size` bytes, all `n`; returns where it went.
     fn put(f: &mut Fixture, n: u8, size: u64) -> Result<Slot, StoreError> {
-        let slot = f.table.create(id(n), size, 1)?.expect("new");
+        let slot = f.table.create(id(n), size, 1, "owner")?.expect("new");
         match &slot {
             Slot::Region(offset) => unsafe { f.region.slice_mut(*offset, size).fill(n) },
             Slot::File(path) => {
@@ -646,9 +659,18 @@ mod tests {
     }
 
     #[test]
+    fn objects_are_found_by_owner() {
+        let mut f = fixture(64 * 1024, "owner");
+        put(&mut f, 1, 100).unwrap();
+        f.table.create(id(2), 100, 1, "").unwrap();
+        assert_eq!(f.table.owned_by(&["owner".into()]), vec![id(1)]);
+        assert!(f.table.owned_by(&["other".into()]).is_empty());
+    }
+
+    #[test]
     fn dead_writer_leaves_nothing() {
         let mut f = fixture(64 * 1024, "writer");
-        f.table.create(id(1), 1000, 5).unwrap();
+        f.table.create(id(1), 1000, 5, "").unwrap();
         f.table.client_gone(5);
         assert!(!f.table.contains(&id(1)));
         assert_eq!(f.table.stats().used, 0);
@@ -658,6 +680,6 @@ mod tests {
     fn second_create_of_sealed_object_keeps_first() {
         let mut f = fixture(64 * 1024, "twice");
         put(&mut f, 1, 100).unwrap();
-        assert_eq!(f.table.create(id(1), 100, 2).unwrap(), None);
+        assert_eq!(f.table.create(id(1), 100, 2, "").unwrap(), None);
     }
 }
