@@ -81,18 +81,42 @@ pub enum RegisterError {
     NameTaken(ActorId),
 }
 
+/// Dead actors kept for listings and for callers asking why one died;
+/// older ones are forgotten, as Ray caps its destroyed-actor cache.
+pub const MAX_DEAD_ACTORS: usize = 10_000;
+
 /// All actors of the cluster.
-#[derive(Default)]
 pub struct ActorDirectory {
     actors: HashMap<ActorId, ActorRecord>,
     names: HashMap<(String, String), ActorId>,
+    /// Dead actors, oldest first, and how many to keep.
+    dead: std::collections::VecDeque<ActorId>,
+    dead_limit: usize,
     /// Actors changed since [`ActorDirectory::take_changed`] last ran.
     changed: HashSet<ActorId>,
     /// Called when the first change after a `take_changed` is recorded.
     on_change: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
+impl Default for ActorDirectory {
+    fn default() -> Self {
+        Self::with_dead_limit(MAX_DEAD_ACTORS)
+    }
+}
+
 impl ActorDirectory {
+    /// A directory keeping the last `dead_limit` dead actors.
+    pub fn with_dead_limit(dead_limit: usize) -> Self {
+        Self {
+            actors: HashMap::new(),
+            names: HashMap::new(),
+            dead: std::collections::VecDeque::new(),
+            dead_limit,
+            changed: HashSet::new(),
+            on_change: None,
+        }
+    }
+
     /// Records a new actor, claiming its name if it has one.
     pub fn register(&mut self, id: ActorId, record: ActorRecord) -> Result<(), RegisterError> {
         if !record.info.name.is_empty() {
@@ -149,6 +173,9 @@ impl ActorDirectory {
             self.note_change(*id);
         }
         if let Some(r) = self.actors.get_mut(id) {
+            if r.state() != ActorState::Dead {
+                self.dead.push_back(*id);
+            }
             r.info.state = ActorState::Dead as i32;
             if r.info.death_message.is_empty() {
                 r.info.death_message = message;
@@ -156,6 +183,18 @@ impl ActorDirectory {
             let key = (r.info.namespace.clone(), r.info.name.clone());
             if self.names.get(&key) == Some(id) {
                 self.names.remove(&key);
+            }
+        }
+        while self.dead.len() > self.dead_limit {
+            let Some(oldest) = self.dead.pop_front() else {
+                break;
+            };
+            if self
+                .actors
+                .get(&oldest)
+                .is_some_and(|r| r.state() == ActorState::Dead)
+            {
+                self.actors.remove(&oldest);
             }
         }
     }
@@ -240,6 +279,22 @@ mod tests {
         assert_eq!(back.info.num_restarts, 1);
         assert_eq!(back.owner, "unix:/owner");
         assert_eq!(back.remote, Some(("tcp:10.0.0.2:1".into(), 7)));
+    }
+
+    #[test]
+    fn only_the_latest_dead_actors_are_kept() {
+        let mut d = ActorDirectory::with_dead_limit(2);
+        let ids: Vec<ActorId> = (0..4).map(|_| ActorId::random()).collect();
+        for id in &ids {
+            d.register(*id, record("")).unwrap();
+        }
+        for id in &ids[..3] {
+            d.mark_dead(id, "gone".into());
+        }
+        assert!(d.get(&ids[0]).is_none());
+        assert_eq!(d.get(&ids[1]).unwrap().state(), ActorState::Dead);
+        assert_eq!(d.get(&ids[2]).unwrap().state(), ActorState::Dead);
+        assert!(d.get(&ids[3]).is_some()); // alive: never forgotten
     }
 
     #[test]

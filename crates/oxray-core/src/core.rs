@@ -229,6 +229,7 @@ impl Inner {
 
     fn give_back(&self, lender: Arc<str>, id: ObjectId, count: u32) {
         if self.is_me(&lender) {
+            self.refs.loan_returned(&lender, &id, count);
             self.release_ref_n(&id, count);
             return;
         }
@@ -350,10 +351,13 @@ impl Inner {
         }
     }
 
-    /// `borrower` gave back `count` holds on `id`.
+    /// `borrower` gave back `count` holds on `id` (only those it was
+    /// lent count).
     pub(crate) fn loan_returned(&self, borrower: &str, id: ObjectId, count: u32) {
-        self.refs.loan_returned(borrower, &id, count);
-        self.release_ref_n(&id, count);
+        let returned = self.refs.loan_returned(borrower, &id, count);
+        if returned > 0 {
+            self.release_ref_n(&id, returned);
+        }
     }
 
     /// Processes that exited: the holds lent to them come back.

@@ -97,20 +97,25 @@ impl RefTable {
     }
 
     /// `borrower` gave `n` holds on `id` back: no longer noted against it.
-    /// (The caller releases the references.)
-    pub fn loan_returned(&self, borrower: &str, id: &ObjectId, n: u32) {
+    /// Returns how many it really had (at most `n`), for the caller to
+    /// release: a process cannot give back holds it was never lent.
+    pub fn loan_returned(&self, borrower: &str, id: &ObjectId, n: u32) -> u32 {
         let mut loans = self.loans.lock();
-        if let Some(held) = loans.get_mut(borrower) {
-            if let Some(count) = held.get_mut(id) {
-                *count = count.saturating_sub(n);
-                if *count == 0 {
-                    held.remove(id);
-                }
-            }
+        let Some(held) = loans.get_mut(borrower) else {
+            return 0;
+        };
+        let Some(count) = held.get_mut(id) else {
+            return 0;
+        };
+        let returned = n.min(*count);
+        *count -= returned;
+        if *count == 0 {
+            held.remove(id);
             if held.is_empty() {
                 loans.remove(borrower);
             }
         }
+        returned
     }
 
     /// The holds `borrower` (which exited) never gave back, forgotten here:
@@ -227,8 +232,11 @@ mod tests {
         t.lend(a, &me, true, "worker-1");
         t.lend(a, &me, true, "worker-1");
         t.lend(b, &me, true, "worker-2");
-        t.loan_returned("worker-1", &a, 1);
+        assert_eq!(t.loan_returned("worker-1", &a, 1), 1);
+        // Nobody gives back more than it was lent, or another's holds.
+        assert_eq!(t.loan_returned("worker-2", &a, 5), 0);
         assert_eq!(t.take_loans("worker-1"), vec![(a, 1)]);
+        assert_eq!(t.loan_returned("worker-1", &a, 1), 0);
         assert!(t.take_loans("worker-1").is_empty());
         assert_eq!(t.take_loans("worker-2"), vec![(b, 1)]);
     }

@@ -255,6 +255,11 @@ impl Client {
     pub(crate) fn is_local_process(&self) -> bool {
         self.registered
     }
+
+    /// Where its core worker listens (empty for other nodes' connections).
+    pub(crate) fn address(&self) -> &str {
+        &self.address
+    }
 }
 
 pub(crate) struct Worker {

@@ -50,6 +50,23 @@ fn bad_id() -> Body {
 }
 
 impl Node {
+    /// Runs a store operation that may block on the disk (spilling,
+    /// restoring, a file for an object memory cannot take) on tokio's
+    /// blocking threads, and replies from there: the daemon's event loop,
+    /// and so leases and other clients, go on meanwhile.
+    fn off_loop(
+        &self,
+        req: u64,
+        writer: &FrameWriter,
+        op: impl FnOnce(&mut oxray_store::ObjectTable) -> Body + Send + 'static,
+    ) {
+        let (me, writer) = (self.me(), writer.clone());
+        tokio::task::spawn_blocking(move || {
+            let reply = op(&mut me.store.lock());
+            writer.reply(req, reply);
+        });
+    }
+
     pub(crate) fn handle_store(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
         let id_of = |b: &[u8]| ObjectId::from_bytes(b);
         match body {
@@ -58,21 +75,40 @@ impl Node {
                     writer.reply(req, bad_id());
                     return;
                 };
-                let reply = match self.store.lock().create(id, c.size, client, &c.owner) {
-                    Ok(Some(slot)) => slot_reply(slot, c.size),
+                let size = c.size;
+                let created_reply = move |created| match created {
+                    Ok(Some(slot)) => slot_reply(slot, size),
                     Ok(None) => Body::StoreReply(StoreReply {
                         exists: true,
                         ..Default::default()
                     }),
                     Err(e) => error_reply(e),
                 };
-                writer.reply(req, reply);
+                let fast = self
+                    .store
+                    .lock()
+                    .create_in_memory(id, size, client, &c.owner);
+                match fast {
+                    Some(created) => {
+                        writer.reply(req, created_reply(created));
+                    }
+                    None => self.off_loop(req, writer, move |store| {
+                        created_reply(store.create(id, size, client, &c.owner))
+                    }),
+                };
             }
             Body::StoreGet(g) => {
                 let Some(id) = id_of(&g.id) else {
                     writer.reply(req, bad_id());
                     return;
                 };
+                if self.store.lock().is_spilled(&id) {
+                    // Restoring it reads the disk.
+                    return self.off_loop(req, writer, move |store| match store.get(&id, client) {
+                        Ok((slot, size)) => slot_reply(slot, size),
+                        Err(e) => error_reply(e),
+                    });
+                }
                 let reply = match self.store.lock().get(&id, client) {
                     Ok((slot, size)) => slot_reply(slot, size),
                     Err(StoreError::NotFound(_))
@@ -95,9 +131,26 @@ impl Node {
                 }
             }
             Body::StoreDelete(o) => {
-                if let Some(id) = id_of(&o.id) {
-                    self.delete_object(id, o.source);
+                let Some(id) = id_of(&o.id) else { return };
+                // A process of this node deletes only what it owns (or a
+                // copy); other nodes' daemons pass on their owners' deletes.
+                let deleter = self
+                    .state
+                    .lock()
+                    .clients
+                    .get(&client)
+                    .filter(|c| c.is_local_process())
+                    .map(|c| c.address().to_string());
+                if let Some(deleter) = deleter {
+                    if !self.store.lock().may_delete(&id, &deleter) {
+                        tracing::warn!(
+                            "refused to delete object {} for {deleter}, which does not own it",
+                            id.hex()
+                        );
+                        return;
+                    }
                 }
+                self.delete_object(id, o.source);
             }
             Body::StoreStatsRequest(_) => {
                 let listing = {

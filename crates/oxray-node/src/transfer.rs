@@ -475,8 +475,23 @@ impl Node {
         let deadline = std::time::Instant::now() + ADMIT_WITHIN;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
-            // A copy: it goes when its primary does, whoever owns it.
-            let created = self.store.lock().create(id, size, PULL_CLIENT, "");
+            // A copy: it goes when its primary does, whoever owns it. Made
+            // on a blocking thread when it needs the disk.
+            let fast = self
+                .store
+                .lock()
+                .create_in_memory(id, size, PULL_CLIENT, "");
+            let created = match fast {
+                Some(created) => created,
+                None => {
+                    let me = self.me();
+                    tokio::task::spawn_blocking(move || {
+                        me.store.lock().create(id, size, PULL_CLIENT, "")
+                    })
+                    .await
+                    .map_err(|e| format!("making room for object {}: {e}", id.hex()))?
+                }
+            };
             match created {
                 Ok(base) => return Ok(base),
                 Err(

@@ -196,11 +196,8 @@ impl ObjectTable {
         client: u64,
         owner: &str,
     ) -> Result<Option<Slot>, StoreError> {
-        if let Some(e) = self.entries.get(&id) {
-            if e.sealed {
-                return Ok(None);
-            }
-            self.remove(&id);
+        if self.take_over(&id) {
+            return Ok(None);
         }
         let (location, slot) = match self.allocate(size) {
             Ok(offset) => (Location::Memory { offset }, Slot::Region(offset)),
@@ -213,6 +210,50 @@ impl ObjectTable {
             }
             Err(e) => return Err(e),
         };
+        self.insert(id, size, client, owner, location);
+        Ok(Some(slot))
+    }
+
+    /// [`ObjectTable::create`] when it needs no disk: `None` (and nothing
+    /// done) when room would have to be made by spilling, or the object
+    /// go to a file. The caller then runs `create` where blocking on the
+    /// disk stalls nobody.
+    pub fn create_in_memory(
+        &mut self,
+        id: ObjectId,
+        size: u64,
+        client: u64,
+        owner: &str,
+    ) -> Option<Result<Option<Slot>, StoreError>> {
+        if self.entries.get(&id).is_some_and(|e| e.sealed) {
+            return Some(Ok(None));
+        }
+        if Allocator::footprint(size) > self.alloc.capacity() {
+            return None;
+        }
+        let offset = self.alloc.allocate(size)?;
+        if self.take_over(&id) {
+            self.alloc.free(offset, size);
+            return Some(Ok(None));
+        }
+        self.insert(id, size, client, owner, Location::Memory { offset });
+        Some(Ok(Some(Slot::Region(offset))))
+    }
+
+    /// Before a create: true when `id` exists sealed (the first copy
+    /// stands); an unsealed one (a writer that gave up) is dropped.
+    fn take_over(&mut self, id: &ObjectId) -> bool {
+        match self.entries.get(id) {
+            Some(e) if e.sealed => true,
+            Some(_) => {
+                self.remove(id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, id: ObjectId, size: u64, client: u64, owner: &str, location: Location) {
         let last_use = self.tick();
         self.entries.insert(
             id,
@@ -227,7 +268,6 @@ impl ObjectTable {
                 last_use,
             },
         );
-        Ok(Some(slot))
     }
 
     fn no_space(&self, requested: u64, source: std::io::Error) -> StoreError {
@@ -303,6 +343,13 @@ impl ObjectTable {
             e.sealed = true;
         }
         self.maybe_free(id);
+    }
+
+    /// Whether reading `id` needs the disk (it was spilled).
+    pub fn is_spilled(&self, id: &ObjectId) -> bool {
+        self.entries
+            .get(id)
+            .is_some_and(|e| matches!(e.location, Location::Spilled))
     }
 
     /// Pins an object for `client` and returns where it is and its size,
@@ -408,6 +455,15 @@ impl ObjectTable {
             } else {
                 self.maybe_free(&id);
             }
+        }
+    }
+
+    /// Whether the process at `who` may delete `id`: it owns it, or it is a
+    /// copy (which goes with its primary anyway), or it is not here.
+    pub fn may_delete(&self, id: &ObjectId, who: &str) -> bool {
+        match self.entries.get(id) {
+            Some(e) => e.owner.is_empty() || e.owner == who,
+            None => true,
         }
     }
 
@@ -665,6 +721,33 @@ mod tests {
         f.table.create(id(2), 100, 1, "").unwrap();
         assert_eq!(f.table.owned_by(&["owner".into()]), vec![id(1)]);
         assert!(f.table.owned_by(&["other".into()]).is_empty());
+        assert!(f.table.may_delete(&id(1), "owner"));
+        assert!(!f.table.may_delete(&id(1), "other"));
+        assert!(f.table.may_delete(&id(2), "other")); // a copy
+        assert!(f.table.may_delete(&id(3), "other")); // not here
+    }
+
+    #[test]
+    fn create_in_memory_never_touches_the_disk() {
+        let mut f = fixture(64 * 1024, "fast");
+        let slot = f
+            .table
+            .create_in_memory(id(1), 40_000, 1, "")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(slot, Some(Slot::Region(_))));
+        f.table.seal(&id(1));
+        // No room without spilling object 1: nothing done.
+        assert!(f.table.create_in_memory(id(2), 40_000, 1, "").is_none());
+        assert_eq!(f.table.stats().spilled_objects, 0);
+        assert!(!f.table.contains(&id(2)));
+        // A sealed object stands.
+        assert!(matches!(
+            f.table.create_in_memory(id(1), 10, 1, ""),
+            Some(Ok(None))
+        ));
+        // Too large for memory: the disk it is, so not here.
+        assert!(f.table.create_in_memory(id(3), 1 << 20, 1, "").is_none());
     }
 
     #[test]
