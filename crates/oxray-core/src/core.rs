@@ -318,22 +318,26 @@ impl Inner {
     /// `refs` are about to leave this process for `borrower`: take one
     /// hold on each for it, which it gives back when done with it.
     pub(crate) fn lend_refs(&self, refs: &[ObjectRefMsg], borrower: &str) -> Vec<ObjectRefMsg> {
+        let holds: Vec<(ObjectId, Arc<str>, bool)> = refs
+            .iter()
+            .filter_map(|r| {
+                let id = ObjectId::from_bytes(&r.id)?;
+                let owned = self.is_me(&r.owner);
+                let owner: Arc<str> = if owned {
+                    self.address.clone()
+                } else {
+                    Arc::from(r.owner.as_str())
+                };
+                Some((id, owner, owned))
+            })
+            .collect();
+        self.refs.lend(&holds, borrower);
+        let lender = self.address.to_string();
         refs.iter()
-            .map(|r| {
-                if let Some(id) = ObjectId::from_bytes(&r.id) {
-                    let owned = self.is_me(&r.owner);
-                    let owner: Arc<str> = if owned {
-                        self.address.clone()
-                    } else {
-                        Arc::from(r.owner.as_str())
-                    };
-                    self.refs.lend(id, &owner, owned, borrower);
-                }
-                ObjectRefMsg {
-                    id: r.id.clone(),
-                    owner: r.owner.clone(),
-                    lender: self.address.to_string(),
-                }
+            .map(|r| ObjectRefMsg {
+                id: r.id.clone(),
+                owner: r.owner.clone(),
+                lender: lender.clone(),
             })
             .collect()
     }
@@ -841,8 +845,8 @@ impl CoreWorker {
     /// Sends a task's outcome back to its caller.
     pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
         // The returns go to the caller: lend it the refs inside them.
-        let owner = task.spec.owner.clone();
-        let returns = returns.iter().map(|o| self.inner.lend(o, &owner)).collect();
+        let owner = &task.spec.owner;
+        let returns = returns.iter().map(|o| self.inner.lend(o, owner)).collect();
         self.inner.complete_task(task, returns, retryable);
     }
 

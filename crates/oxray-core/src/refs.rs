@@ -32,6 +32,8 @@ struct RefEntry {
     owner: Arc<str>,
     /// Holds other processes keep for us, to give back at zero.
     lenders: Vec<(Arc<str>, u32)>,
+    /// Holds we lent to other processes and they have not given back.
+    borrowers: Vec<(Arc<str>, u32)>,
 }
 
 /// What happened when a reference was dropped.
@@ -54,8 +56,6 @@ pub enum Released {
 #[derive(Default)]
 pub struct RefTable {
     map: Mutex<HashMap<ObjectId, RefEntry>>,
-    /// Holds lent and not yet given back, per borrower.
-    loans: Mutex<HashMap<Arc<str>, HashMap<ObjectId, u32>>>,
 }
 
 impl RefTable {
@@ -69,6 +69,7 @@ impl RefTable {
             escaped: false,
             owner: owner.clone(),
             lenders: Vec::new(),
+            borrowers: Vec::new(),
         });
         e.count += 1;
     }
@@ -84,36 +85,46 @@ impl RefTable {
         }
     }
 
-    /// Takes one hold on `id` for `borrower` (a process about to receive
-    /// the ref), noted against it until it gives the hold back.
-    pub fn lend(&self, id: ObjectId, owner: &Arc<str>, owned: bool, borrower: &str) {
-        self.add(id, owner, owned);
-        let mut loans = self.loans.lock();
-        let held = match loans.get_mut(borrower) {
-            Some(h) => h,
-            None => loans.entry(Arc::from(borrower)).or_default(),
-        };
-        *held.entry(id).or_default() += 1;
+    /// Takes one hold on each of `refs` (id, owner, owned by this process)
+    /// for `borrower` (a process about to receive them), noted against it
+    /// until it gives them back.
+    pub fn lend(&self, refs: &[(ObjectId, Arc<str>, bool)], borrower: &str) {
+        if refs.is_empty() {
+            return;
+        }
+        let borrower: Arc<str> = Arc::from(borrower);
+        let mut map = self.map.lock();
+        for (id, owner, owned) in refs {
+            let e = map.entry(*id).or_insert_with(|| RefEntry {
+                count: 0,
+                owned: *owned,
+                escaped: false,
+                owner: owner.clone(),
+                lenders: Vec::new(),
+                borrowers: Vec::new(),
+            });
+            e.count += 1;
+            match e.borrowers.iter_mut().find(|(b, _)| *b == borrower) {
+                Some((_, n)) => *n += 1,
+                None => e.borrowers.push((borrower.clone(), 1)),
+            }
+        }
     }
 
     /// `borrower` gave `n` holds on `id` back: no longer noted against it.
     /// Returns how many it really had (at most `n`), for the caller to
     /// release: a process cannot give back holds it was never lent.
     pub fn loan_returned(&self, borrower: &str, id: &ObjectId, n: u32) -> u32 {
-        let mut loans = self.loans.lock();
-        let Some(held) = loans.get_mut(borrower) else {
+        let mut map = self.map.lock();
+        let Some(e) = map.get_mut(id) else { return 0 };
+        let Some(pos) = e.borrowers.iter().position(|(b, _)| &**b == borrower) else {
             return 0;
         };
-        let Some(count) = held.get_mut(id) else {
-            return 0;
-        };
-        let returned = n.min(*count);
-        *count -= returned;
-        if *count == 0 {
-            held.remove(id);
-            if held.is_empty() {
-                loans.remove(borrower);
-            }
+        let held = &mut e.borrowers[pos].1;
+        let returned = n.min(*held);
+        *held -= returned;
+        if *held == 0 {
+            e.borrowers.swap_remove(pos);
         }
         returned
     }
@@ -121,11 +132,14 @@ impl RefTable {
     /// The holds `borrower` (which exited) never gave back, forgotten here:
     /// the caller releases them.
     pub fn take_loans(&self, borrower: &str) -> Vec<(ObjectId, u32)> {
-        self.loans
-            .lock()
-            .remove(borrower)
-            .map(|held| held.into_iter().collect())
-            .unwrap_or_default()
+        let mut map = self.map.lock();
+        let mut taken = Vec::new();
+        for (id, e) in map.iter_mut() {
+            if let Some(pos) = e.borrowers.iter().position(|(b, _)| &**b == borrower) {
+                taken.push((*id, e.borrowers.swap_remove(pos).1));
+            }
+        }
+        taken
     }
 
     /// Drops one reference to `id`.
@@ -229,9 +243,8 @@ mod tests {
         let me: Arc<str> = Arc::from("me");
         let (a, b) = (ObjectId([1; 20]), ObjectId([2; 20]));
         t.add(a, &me, true);
-        t.lend(a, &me, true, "worker-1");
-        t.lend(a, &me, true, "worker-1");
-        t.lend(b, &me, true, "worker-2");
+        t.lend(&[(a, me.clone(), true), (a, me.clone(), true)], "worker-1");
+        t.lend(&[(b, me.clone(), true)], "worker-2");
         assert_eq!(t.loan_returned("worker-1", &a, 1), 1);
         // Nobody gives back more than it was lent, or another's holds.
         assert_eq!(t.loan_returned("worker-2", &a, 5), 0);

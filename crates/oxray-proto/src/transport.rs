@@ -214,12 +214,31 @@ enum Route {
     Tcp(String),
 }
 
+/// How long a TCP peer may stay silent, or leave what we sent unacknowledged,
+/// before its connection is declared broken: every call waiting on that
+/// connection then fails, so no wait on another host outlives its link.
+pub const TCP_DEAD_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// No Nagle delay (small requests go at once), and keepalive probes plus a
+/// user timeout so that a host that vanished (power, a cut link) breaks the
+/// connection within [`TCP_DEAD_AFTER`] instead of never.
+fn tune_tcp(stream: &TcpStream) {
+    use rustix::net::sockopt;
+    use std::time::Duration;
+    let _ = stream.set_nodelay(true);
+    let _ = sockopt::set_socket_keepalive(stream, true);
+    let _ = sockopt::set_tcp_keepidle(stream, Duration::from_secs(5));
+    let _ = sockopt::set_tcp_keepintvl(stream, Duration::from_secs(3));
+    let _ = sockopt::set_tcp_keepcnt(stream, 5);
+    let _ = sockopt::set_tcp_user_timeout(stream, TCP_DEAD_AFTER.as_millis() as u32);
+}
+
 /// Opens a TCP connection to `addr` and proves `token`: the `Hello` frame,
 /// then the answer, read without reading past it (raw bytes may follow on
 /// a bulk connection).
 async fn handshake_tcp(addr: &str, token: &str) -> Result<TcpStream> {
     let mut stream = TcpStream::connect(addr).await.map_err(tcp_error(addr))?;
-    let _ = stream.set_nodelay(true);
+    tune_tcp(&stream);
     let hello = Body::Hello(Hello {
         token: token.to_string(),
         version: PROTOCOL_VERSION,
@@ -278,7 +297,7 @@ pub async fn accept_tcp(
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let _ = stream.set_nodelay(true);
+    tune_tcp(&stream);
     let (r, w) = stream.into_split();
     let writer = FrameWriter::tcp(w);
     let mut reader = FrameReader::with_max_frame(r, MAX_HELLO_FRAME);

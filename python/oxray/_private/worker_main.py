@@ -223,9 +223,9 @@ class Executor:
         """Applies a plain task's or an actor creation's `env_vars`. Returns
         what to restore after a plain task (None when nothing changed, and
         for an actor, which keeps its environment for life)."""
-        env_vars = task.env_vars
         if task.method_name:
             return None
+        env_vars = task.env_vars
         self.session.runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
         if not env_vars:
             return None
