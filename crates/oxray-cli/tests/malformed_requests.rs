@@ -56,7 +56,8 @@ fn start_daemon() -> Daemon {
 }
 
 async fn answer(peer: &RpcPeer, body: Body) -> Body {
-    tokio::time::timeout(Duration::from_secs(10), peer.call(body))
+    let reply = peer.start_call(body).expect("the connection stays up");
+    tokio::time::timeout(Duration::from_secs(10), reply)
         .await
         .expect("an answer, not silence")
         .expect("the connection stays up")
@@ -86,6 +87,17 @@ async fn bad_ids_get_error_replies() {
                 assert_eq!(r.failure, StoreFailure::NotFound as i32);
                 assert!(r.error.contains("no valid object id"), "{}", r.error);
             }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Actors it does not know, by a bad id or an unknown one.
+    for actor_id in [vec![7], vec![7; 16]] {
+        let body = Body::KillActor(KillActor {
+            actor_id,
+            no_restart: true,
+        });
+        match answer(&peer, body).await {
+            Body::ErrorReply(e) => assert!(e.message.contains("no such actor"), "{}", e.message),
             other => panic!("unexpected {other:?}"),
         }
     }

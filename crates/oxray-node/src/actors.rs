@@ -295,30 +295,40 @@ impl Node {
     }
 
     /// Kills an actor's worker; with `no_restart` the actor stays dead.
-    pub(crate) fn kill_actor(&self, k: KillActor) {
+    /// False when no such actor is known.
+    pub(crate) fn kill_actor(&self, k: KillActor) -> bool {
         let Some(id) = ActorId::from_bytes(&k.actor_id) else {
-            return;
+            return false;
         };
         let mut st = self.state.lock();
+        if st.actors.get(&id).is_none() {
+            return false;
+        }
         if k.no_restart {
             st.actors
                 .mark_dead(&id, "The actor was killed by oxray.kill().".into());
         }
         self.kill_actor_worker(&st, &id);
         self.notify_actor_waiters(&mut st, id);
+        true
     }
 
     /// The actor ends itself (`exit_actor`): it must not be restarted.
-    pub(crate) fn actor_exiting(&self, e: ActorExiting) {
+    /// False when no such actor is known.
+    pub(crate) fn actor_exiting(&self, e: ActorExiting) -> bool {
         let Some(id) = ActorId::from_bytes(&e.actor_id) else {
-            return;
+            return false;
         };
         let mut st = self.state.lock();
+        if st.actors.get(&id).is_none() {
+            return false;
+        }
         st.actors.mark_dead(
             &id,
             "The actor exited intentionally by calling exit_actor().".into(),
         );
         self.notify_actor_waiters(&mut st, id);
+        true
     }
 
     /// Every actor, for state listings.

@@ -28,6 +28,13 @@ const MAX_FAILED_STARTS: u32 = 3;
 /// How long a forked worker may take to register.
 const WORKER_START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The answer to a request naming an actor the directory does not know.
+fn unknown_actor() -> Body {
+    Body::ErrorReply(ErrorReply {
+        message: "no such actor: the request names an actor this cluster does not know".into(),
+    })
+}
+
 /// Returns when process `pid` has exited. Watched through a pidfd, which
 /// names that process and no later one that reuses its pid; kernels
 /// without pidfds fall back to checking the pid.
@@ -650,13 +657,24 @@ impl Node {
             Body::CreateActor(c) => self.create_actor(req, c, writer),
             Body::GetActorInfo(g) => self.get_actor_info(req, g, writer),
             Body::KillActor(k) => {
-                self.kill_actor(k);
-                writer.reply(req, Body::Ack(Ack {}));
+                let reply = if self.kill_actor(k) {
+                    Body::Ack(Ack {})
+                } else {
+                    unknown_actor()
+                };
+                writer.reply(req, reply);
             }
             Body::ActorExiting(e) => {
-                self.actor_exiting(e);
+                let known = self.actor_exiting(e);
                 if req != 0 {
-                    writer.reply(req, Body::Ack(Ack {}));
+                    writer.reply(
+                        req,
+                        if known {
+                            Body::Ack(Ack {})
+                        } else {
+                            unknown_actor()
+                        },
+                    );
                 }
             }
             Body::ListActors(_) => {
