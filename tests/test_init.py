@@ -182,3 +182,20 @@ def test_node_resources_named_as_in_ray(shutdown_only):
     res = oxray.cluster_resources()
     assert res["node:127.0.0.1"] == 1.0
     assert res["node:__internal_head__"] == 1.0
+
+
+def test_files_are_for_their_user_only(shutdown_only, tmp_path):
+    import numpy as np
+    import stat
+
+    spill = tmp_path / "spill"
+    context = oxray.init(num_cpus=1, object_store_memory=50 << 20, object_spilling_directory=str(spill))
+    session = context["session_dir"]
+    mode = lambda p: stat.S_IMODE(os.stat(p).st_mode)  # noqa: E731
+    assert mode(session) == 0o700
+    assert mode(os.path.join("/dev/shm", "oxray-" + os.path.basename(session))) == 0o600
+    assert mode(os.path.join(session, "daemon.err")) == 0o600
+    big = oxray.put(np.ones(100 << 17))  # 100 MiB: larger than the store, so on disk
+    assert mode(spill) == 0o700
+    assert [mode(p) for p in spill.iterdir()] == [0o600]
+    del big

@@ -147,9 +147,16 @@ def _head_address_file():
 
 def write_private(path, text):
     """Writes a file readable by this user only."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
+    with open_private(path, "w") as f:
         f.write(text)
+
+
+def open_private(path, mode="wb"):
+    """Opens a new file (truncating an old one) that only this user may
+    read: logs and tokens are 0600 whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode otherwise
+    return os.fdopen(fd, mode)
 
 
 def new_token():
@@ -320,9 +327,9 @@ class LocalDaemon:
             paths.insert(0, os.path.dirname(_PACKAGE_DIR))
         env["PYTHONPATH"] = os.pathsep.join([os.getcwd()] + paths)
         self.log_path = os.path.join(session_dir, "daemon.err")
-        self._err = open(self.log_path, "wb")
+        self._err = open_private(self.log_path)
         # A standing node outlives this process: its output goes to a file.
-        out = None if owned else open(os.path.join(session_dir, "daemon.out"), "wb")
+        out = None if owned else open_private(os.path.join(session_dir, "daemon.out"))
         self.process = subprocess.Popen(args, env=env, stdin=subprocess.DEVNULL,
                                         stdout=out, stderr=self._err, start_new_session=True)
         self._wait_ready()
