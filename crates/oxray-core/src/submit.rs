@@ -116,6 +116,8 @@ struct Task {
 #[derive(Default)]
 struct KeyState {
     description: String,
+    /// The key's resources as a spec carries them (computed once).
+    units: std::collections::BTreeMap<String, i64>,
     queue: VecDeque<TaskId>,
     leases: HashMap<u64, Lease>,
     requests: usize,
@@ -217,6 +219,7 @@ impl Inner {
                         k.clone(),
                         KeyState {
                             description: req.function_name,
+                            units: k.0.to_units(),
                             ..Default::default()
                         },
                     );
@@ -388,6 +391,7 @@ impl Inner {
                 }
                 let mut spec = self.lend_spec(&task.spec, &lease.address);
                 spec.gpu_ids = lease.gpu_ids.clone();
+                spec.resources = ks.units.clone();
                 self.push(task_id, *lease_id, key.clone(), lease.peer.clone(), spec);
             }
         }
@@ -623,6 +627,7 @@ impl Inner {
             let mut st = self.submit.lock();
             st.keys.entry(key.clone()).or_insert_with(|| KeyState {
                 description: spec.function_name.clone(),
+                units: key.0.to_units(),
                 ..Default::default()
             });
             st.tasks.insert(

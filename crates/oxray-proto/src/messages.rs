@@ -910,6 +910,10 @@ pub struct TaskSpec {
     /// `runtime_env["env_vars"]` merged over its submitter's.
     #[prost(btree_map = "string, string", tag = "20")]
     pub env_vars: BTreeMap<String, String>,
+    /// What the worker holds for it (resource name to units of 1/10,000):
+    /// set when pushed, for `get_assigned_resources()`.
+    #[prost(btree_map = "string, int64", tag = "21")]
+    pub resources: BTreeMap<String, i64>,
 }
 
 /// The outcome of a task: one object per return, or error objects.

@@ -856,6 +856,22 @@ impl Task {
     fn max_concurrency(&self) -> u32 {
         self.task.spec.max_concurrency
     }
+    /// The job that submitted the task.
+    #[getter]
+    fn job_id(&self) -> u32 {
+        self.task.spec.job_id
+    }
+    /// What the worker holds for the task: `{resource: amount}`.
+    #[getter]
+    fn assigned_resources(&self) -> std::collections::BTreeMap<String, f64> {
+        let whole = oxray_common::resources::UNITS_PER_WHOLE as f64;
+        self.task
+            .spec
+            .resources
+            .iter()
+            .map(|(k, v)| (k.clone(), *v as f64 / whole))
+            .collect()
+    }
     /// `(name, value)` pairs of the task's `runtime_env["env_vars"]`.
     #[getter]
     fn env_vars(&self) -> Vec<(String, String)> {

@@ -4,6 +4,7 @@
 import asyncio
 import atexit
 import concurrent.futures
+import contextvars
 import os
 import secrets
 import threading
@@ -41,6 +42,10 @@ class _Session:
 
 _session = None
 _lock = threading.RLock()
+
+# The task the calling code runs in (a worker's executor sets it): per
+# thread, and per asyncio task on an async actor's loop.
+RUNNING_TASK = contextvars.ContextVar("oxray_running_task", default=None)
 
 
 def session():

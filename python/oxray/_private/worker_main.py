@@ -85,6 +85,8 @@ class Executor:
         self.actor = None
         self.actor_id = None
         self.actor_name = None
+        # The actor's creation task: its job and resources are the actor's.
+        self.creation = None
         self.loop = None
         self.semaphore = None
         # Concurrency groups: {name: limit} as declared, the group of each
@@ -191,6 +193,7 @@ class Executor:
             # its creation task was given.
             self._set_gpus(task.gpu_ids)
         saved_env = self._enter_runtime_env(task)
+        running = _worker.RUNNING_TASK.set(task)
         try:
             fn, args, kwargs = self._prepare(task)
             result = fn(*args, **kwargs)
@@ -198,6 +201,7 @@ class Executor:
         except BaseException as e:  # reported to the caller
             out, retryable = self._failure(task, e)
         finally:
+            _worker.RUNNING_TASK.reset(running)
             self.current = None
             self.cancel_requested = None
             if saved_env is not None:
@@ -208,6 +212,7 @@ class Executor:
 
     async def execute_async(self, task):
         semaphore = self.group_semaphores.get(self._group_of(task), self.semaphore)
+        _worker.RUNNING_TASK.set(task)  # this asyncio task's own context
         async with semaphore:
             try:
                 fn, args, kwargs = self._prepare(task)
@@ -255,6 +260,7 @@ class Executor:
         args, kwargs = self._arguments(task)
         if task.actor_creation:
             cls = self.function(task.function_id)
+            self.creation = task
             self.actor_id = task.actor_id
             # The creation task's attempt is the actor's incarnation: above
             # zero once it was restarted.

@@ -1,6 +1,7 @@
 """Listing cluster state (Ray's `ray.util.state`)."""
 
 from oxray import _native
+from oxray.runtime_context import job_id_hex
 from oxray._private import worker as _worker
 
 
@@ -54,7 +55,7 @@ def list_tasks(filters=None, limit=100, detail=False):
             "func_or_class_name": t["name"],
             "state": t["state"],
             "type": t["type"],
-            "job_id": f"{t['job_id']:08x}",
+            "job_id": job_id_hex(t["job_id"]),
             "actor_id": t["actor_id"].hex() or None,
             "worker_id": t["worker_id"].hex() or None,
             "node_id": t["node_id"].hex() or None,
