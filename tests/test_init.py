@@ -54,7 +54,8 @@ def test_init_declares_resources(shutdown_only):
     assert nodes[0]["Resources"]["CPU"] == 3
 
 
-def test_calls_after_shutdown_raise_clear_error(shutdown_only):
+def test_calls_after_shutdown_raise_clear_error(shutdown_only, monkeypatch):
+    monkeypatch.setenv("RAY_ENABLE_AUTO_CONNECT", "0")
     oxray.init(num_cpus=1)
 
     @oxray.remote
@@ -69,6 +70,22 @@ def test_calls_after_shutdown_raise_clear_error(shutdown_only):
         oxray.get(ref)
     with pytest.raises(oxray.exceptions.RaySystemError, match="not initialized"):
         oxray.put(1)
+
+
+def test_first_remote_put_or_get_starts_a_local_cluster(shutdown_only):
+    @oxray.remote
+    def f():
+        return 1
+
+    assert not oxray.is_initialized()
+    assert oxray.get(f.remote()) == 1
+    assert oxray.is_initialized()
+    stale = f.remote()
+    oxray.shutdown()
+    assert oxray.get(oxray.put("again")) == "again"  # a new cluster
+    # A ref of the cluster that is gone fails at once rather than hang.
+    with pytest.raises(oxray.exceptions.RayError):
+        oxray.get(stale, timeout=30)
 
 
 def test_shutdown_stops_every_process(shutdown_only):

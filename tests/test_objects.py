@@ -171,3 +171,49 @@ def test_a_ref_whose_owner_died_raises_owner_died_error(cluster):
     with pytest.raises(oxray.exceptions.OwnerDiedError) as err:
         oxray.get(ref, timeout=30)
     assert isinstance(err.value, oxray.exceptions.ObjectLostError)
+
+
+def test_a_bytearray_comes_back_as_bytes(cluster):
+    assert oxray.get(oxray.put(bytearray(b"abc"))) == b"abc"
+    assert type(oxray.get(oxray.put(bytearray(b"abc")))) is bytes
+    assert type(oxray.get(oxray.put(bytearray(300_000)))) is bytes
+
+
+def test_as_future_in_asyncio(cluster):
+    import asyncio
+
+    @oxray.remote
+    def double(x):
+        return 2 * x
+
+    async def main():
+        fut = double.remote(21).as_future()
+        assert isinstance(fut, asyncio.Future)
+        return await fut
+
+    assert asyncio.run(main()) == 42
+
+
+def test_names_ray_programs_import(cluster):
+    import oxray.cloudpickle
+    import oxray.types
+
+    assert oxray.ObjectID is oxray.ObjectRef and oxray.types.ObjectRef is oxray.ObjectRef
+    assert oxray.cloudpickle.loads(oxray.cloudpickle.dumps(lambda: 5))() == 5
+
+    @oxray.remote
+    def pair(a, b=0):
+        return a, b
+
+    refs = pair._remote(args=[1], kwargs={"b": 2}, num_returns=2)
+    assert oxray.get(refs) == [1, 2]
+    assert oxray.get(pair._remote(args=[3])) == (3, 0)
+
+    @oxray.remote
+    class Named:
+        def ping(self):
+            return "pong"
+
+    actor = Named._remote(name="via-_remote")
+    assert oxray.get(oxray.get_actor("via-_remote").ping.remote()) == "pong"
+    oxray.kill(actor)

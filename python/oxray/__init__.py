@@ -22,6 +22,9 @@ from oxray.runtime_context import get_runtime_context
 
 __version__ = "0.1.0"
 
+# Ray's older name for ObjectRef.
+ObjectID = ObjectRef
+
 
 def remote(*args, **kwargs):
     """Turns a function into a remote function (`@oxray.remote` or
@@ -60,7 +63,7 @@ def method(*args, **kwargs):
 
 __all__ = [
     "ActorClass", "ActorHandle", "actor", "get_actor", "kill",
-    "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
+    "ObjectID", "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
     "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "method", "nodes", "put",
     "remote", "shutdown", "wait",
 ]

@@ -165,7 +165,7 @@ class ActorClass:
 
     def remote(self, *args, **kwargs):
         """Starts the actor; returns its handle at once."""
-        return self._remote(args, kwargs, self._default_options)
+        return self._submit(args, kwargs, self._default_options)
 
     def options(self, **options):
         """A copy of this actor class with some options overridden."""
@@ -175,8 +175,15 @@ class ActorClass:
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
-    def _remote(self, args, kwargs, options):
-        session = _worker.session()
+    def _remote(self, args=None, kwargs=None, **actor_options):
+        """Ray's lower-level form: `Cls._remote(args=[...], kwargs={...},
+        name=..., ...)`, options as keywords."""
+        if actor_options:
+            return self.options(**actor_options).remote(*(args or ()), **(kwargs or {}))
+        return self._submit(tuple(args or ()), dict(kwargs or {}), self._default_options)
+
+    def _submit(self, args, kwargs, options):
+        session = _worker.auto_init()
         class_id = self._registration.id_for(session)
         get = options.get
         lifetime = get("lifetime")

@@ -153,7 +153,7 @@ class RemoteFunction:
     def remote(self, *args, **kwargs):
         """Runs the function as a task; returns an ObjectRef (a list of them
         for num_returns > 1)."""
-        return self._remote(args, kwargs, self._default_options)
+        return self._submit(args, kwargs, self._default_options)
 
     def options(self, **options):
         """A copy of this remote function with some options overridden."""
@@ -190,8 +190,15 @@ class RemoteFunction:
         self._prepared_cache[id(options)] = (options, prepared)
         return prepared
 
-    def _remote(self, args, kwargs, options):
-        session = _worker.session()
+    def _remote(self, args=None, kwargs=None, **task_options):
+        """Ray's lower-level form: `f._remote(args=[...], kwargs={...},
+        num_returns=2, ...)`, options as keywords."""
+        if task_options:
+            return self.options(**task_options).remote(*(args or ()), **(kwargs or {}))
+        return self._submit(tuple(args or ()), dict(kwargs or {}), self._default_options)
+
+    def _submit(self, args, kwargs, options):
+        session = _worker.auto_init()
         function_id = self._registration.id_for(session)
         if session.captured_placement_group is not None:
             options = _options.with_captured_group(options, session)

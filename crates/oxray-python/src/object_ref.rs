@@ -86,6 +86,16 @@ impl ObjectRef {
         Ok(helper.call1((slf,))?.unbind())
     }
 
+    /// An asyncio `Future` resolved with the value.
+    #[pyo3(signature = (_internal=false))]
+    fn as_future(slf: &Bound<'_, Self>, _internal: bool) -> PyResult<PyObject> {
+        let py = slf.py();
+        let helper = py
+            .import("oxray._private.worker")?
+            .getattr("_ref_as_future")?;
+        Ok(helper.call1((slf,))?.unbind())
+    }
+
     /// `await ref` in asyncio.
     fn __await__(slf: &Bound<'_, Self>) -> PyResult<PyObject> {
         let py = slf.py();

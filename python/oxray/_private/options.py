@@ -248,7 +248,7 @@ class OptionsWrapper:
         self._merged = merged
 
     def remote(self, *args, **kwargs):
-        return self._parent._remote(args, kwargs, self._merged)
+        return self._parent._submit(args, kwargs, self._merged)
 
     def options(self, **more):
         return self._parent.options(**{**self._overrides, **more})

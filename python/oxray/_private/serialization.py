@@ -61,7 +61,10 @@ def serialize(value, what="value"):
     for `value`. Large contiguous buffers (numpy arrays) stay out of the
     stream, so the runtime copies them once, straight into shared memory.
 
-    `what` names the value in the error raised when it cannot be pickled."""
+    `what` names the value in the error raised when it cannot be pickled.
+    A bytearray is stored as bytes, which is what Ray hands back for it."""
+    if type(value) is bytearray:
+        value = bytes(value)
     if type(value) in _PLAIN_TYPES:
         return pickle.dumps(value, protocol=5), [], PICKLED, []
     _native.begin_ref_capture()

@@ -58,6 +58,19 @@ def session():
     return s
 
 
+def auto_init():
+    """The session, starting a local cluster first when none runs, as Ray's
+    first `remote()`, `put`, `get` or `wait` does (connecting to
+    `RAY_ADDRESS` when it is set); `RAY_ENABLE_AUTO_CONNECT=0` turns this
+    off."""
+    s = _session
+    if s is not None:
+        return s
+    if os.environ.get("RAY_ENABLE_AUTO_CONNECT", "1") not in ("0", "false", "False"):
+        init(ignore_reinit_error=True)
+    return session()
+
+
 def is_initialized():
     """Whether `init` has been called (and `shutdown` has not)."""
     return _session is not None
@@ -222,7 +235,7 @@ def get(object_refs, *, timeout=None):
     """The value of one ref, or a list of values for a list of refs. Raises
     the task's exception (as a RayTaskError that is also an instance of the
     original class), or GetTimeoutError after `timeout` seconds."""
-    session()
+    auto_init()
     single = isinstance(object_refs, ObjectRef)
     if single:
         refs = [object_refs]
@@ -250,7 +263,7 @@ def get(object_refs, *, timeout=None):
 
 def put(value, *, _owner=None):
     """Stores `value` in the object store and returns its ref."""
-    session()
+    auto_init()
     if isinstance(value, ObjectRef):
         raise TypeError(
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you can wrap the "
@@ -262,7 +275,7 @@ def put(value, *, _owner=None):
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     """Returns (ready, not_ready) once `num_returns` refs are ready or
     `timeout` seconds pass. Both lists keep the input's order."""
-    session()
+    auto_init()
     if isinstance(object_refs, ObjectRef) or not isinstance(object_refs, (list, tuple)):
         raise TypeError(f"wait() expected a list of ObjectRef, got {type(object_refs)}")
     refs = object_refs if type(object_refs) is list else list(object_refs)
@@ -304,6 +317,12 @@ def _ref_future(ref):
 
     _native.on_ready(ref, done)
     return fut
+
+
+def _ref_as_future(ref):
+    """An asyncio Future (of the running or current event loop) that
+    resolves to the ref's value."""
+    return asyncio.wrap_future(_ref_future(ref))
 
 
 def _ref_await(ref):
