@@ -84,7 +84,7 @@ def test_dropping_refs_frees_store_memory(cluster):
     ref = oxray.put(np.zeros(10 * MB // 8))
     assert store_used() >= base + 10 * MB
     del ref
-    assert wait_for(lambda: store_used() == base, timeout=5)
+    assert wait_for(lambda: store_used() <= base, timeout=5)
 
 
 def test_view_keeps_object_pinned_after_ref_is_dropped(cluster):
@@ -96,7 +96,7 @@ def test_view_keeps_object_pinned_after_ref_is_dropped(cluster):
     assert store_used() >= base + 3 * MB
     assert arr[-1] == 3 * MB // 8 - 1
     del arr
-    assert wait_for(lambda: store_used() == base, timeout=5)
+    assert wait_for(lambda: store_used() <= base, timeout=5)
 
 
 def test_put_and_drop_100mb_in_a_loop_on_1gb_store(shutdown_only):
@@ -179,7 +179,7 @@ def test_dead_process_releases_its_pins(cluster):
     with pytest.raises(oxray.exceptions.WorkerCrashedError):
         oxray.get(hold_and_die.options(max_retries=0).remote(ref))
     del ref
-    assert wait_for(lambda: store_used() == base, timeout=10)
+    assert wait_for(lambda: store_used() <= base, timeout=10)
 
 
 def test_holds_lent_to_an_actor_that_dies_come_back(cluster):
@@ -196,7 +196,7 @@ def test_holds_lent_to_an_actor_that_dies_come_back(cluster):
     oxray.kill(keeper)
     del ref
     # The hold lent to the dead actor came back, so the object is freed.
-    assert wait_for(lambda: store_used() == base, timeout=10)
+    assert wait_for(lambda: store_used() <= base, timeout=10)
 
 
 def test_objects_of_a_driver_that_exits_leave_the_store(make_cluster):
@@ -211,7 +211,7 @@ def test_objects_of_a_driver_that_exits_leave_the_store(make_cluster):
     )
     done = run_driver(code)
     assert done.returncode == 0 and "stored" in done.stdout, done.stderr
-    assert wait_for(lambda: store_used() == base, timeout=10), _native.store_stats()
+    assert wait_for(lambda: store_used() <= base, timeout=10), _native.store_stats()
 
 
 def test_memory_listing(cluster):
@@ -249,7 +249,7 @@ def test_nested_refs_live_while_their_container_does(cluster):
     del got
     assert store_used() >= base + 4 * MB  # still held by `outer`
     del outer
-    assert wait_for(lambda: store_used() == base, timeout=5)
+    assert wait_for(lambda: store_used() <= base, timeout=5)
 
 
 def test_nested_refs_shipped_to_tasks_stay_alive(cluster):
@@ -279,7 +279,7 @@ def test_refs_nested_in_arguments_are_freed_after_use(cluster):
     inner = oxray.put(np.ones(3 * MB // 8))
     assert oxray.get(total.remote([inner])) == 3 * MB // 8
     del inner
-    assert wait_for(lambda: store_used() == base, timeout=10)
+    assert wait_for(lambda: store_used() <= base, timeout=10)
 
 
 def test_borrowed_ref_lives_until_the_borrower_drops_it(cluster):
@@ -301,7 +301,7 @@ def test_borrowed_ref_lives_until_the_borrower_drops_it(cluster):
     del inner
     assert oxray.get(h.read.remote()) == 3 * MB // 8  # the borrower keeps it alive
     oxray.get(h.drop.remote())
-    assert wait_for(lambda: store_used() == base, timeout=10)
+    assert wait_for(lambda: store_used() <= base, timeout=10)
 
 
 def test_ref_returned_by_a_task_is_freed_by_its_owner(cluster):
@@ -314,7 +314,7 @@ def test_ref_returned_by_a_task_is_freed_by_its_owner(cluster):
     assert oxray.get(box[0]).sum() == 3 * MB // 8
     assert store_used() >= base + 3 * MB
     del box
-    assert wait_for(lambda: store_used() == base, timeout=10)
+    assert wait_for(lambda: store_used() <= base, timeout=10)
 
 
 def test_arrays_stay_valid_after_shutdown_and_a_new_init(shutdown_only):

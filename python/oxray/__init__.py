@@ -31,7 +31,7 @@ def remote(*args, **kwargs):
     `@oxray.remote(num_cpus=..., ...)`)."""
     if len(args) == 1 and not kwargs and callable(args[0]):
         return _make_remote(args[0], {})
-    if args:
+    if args or not kwargs:
         raise TypeError(
             "The @oxray.remote decorator must be applied either with no arguments and no parentheses, "
             "for example '@oxray.remote', or it must be applied using some of the arguments in the list "

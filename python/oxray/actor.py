@@ -11,6 +11,7 @@ from oxray import _native
 from oxray._native import ObjectRef
 from oxray import exceptions
 from oxray._private import options as _options
+from oxray._private import signatures
 from oxray._private import worker as _worker
 from oxray.remote_function import Registration, pack_arguments, task_env_vars, unwrap_returns
 
@@ -20,6 +21,8 @@ TERMINATE_METHOD = "__oxray_terminate__"
 # Keyword argument that carries an actor's `concurrency_groups` to its
 # worker with the constructor's arguments (removed before the constructor).
 CONCURRENCY_GROUPS_KWARG = "__oxray_concurrency_groups__"
+# Key of a method's signature in the method table handles carry.
+_SIGNATURE = "__oxray_signature__"
 # Index that marks the reference-counted id standing for an actor's handles.
 _HANDLES_INDEX = b"\xff\xff\xff\xff"
 
@@ -35,6 +38,12 @@ def _method_table(cls):
             continue
         opts = dict(getattr(member, "__oxray_method_options__", {}))
         _options.validate(opts, _options.METHOD_OPTIONS, "actor methods")
+        # Plain methods take self first; static methods take nothing, and
+        # class methods come bound already.
+        is_static = isinstance(inspect.getattr_static(cls, name, None), staticmethod)
+        opts[_SIGNATURE] = signatures.light_signature(
+            member, drop_first=not (is_static or inspect.ismethod(member))
+        )
         methods[name] = opts
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             is_async = True
@@ -61,6 +70,7 @@ class ActorMethod:
 
     def options(self, **options):
         _options.validate(options, _options.METHOD_OPTIONS, "actor methods")
+        # (the method's signature stays in self._options)
         group = options.get("concurrency_group")
         if group is not None and group != self._options.get("concurrency_group"):
             raise ValueError(
@@ -86,6 +96,7 @@ class ActorHandle:
                  handles_ref=None, max_pending_calls=-1):
         self._actor_id = actor_id
         self._max_pending_calls = max(0, max_pending_calls)
+        self._plans = {}
         self._class_name = class_name
         self._methods = methods
         self._max_task_retries = max_task_retries
@@ -106,16 +117,34 @@ class ActorHandle:
 
     def _call(self, method, args, kwargs, options, function_name=None):
         _worker.session()
-        num_returns = options.get("num_returns", 1)
-        retries = options.get("max_task_retries", self._max_task_retries)
-        function_name = function_name or f"{self._class_name}.{method}"
-        retry_exceptions = options.get("retry_exceptions")
-        retry_blob = cloudpickle.dumps(retry_exceptions) if retry_exceptions else b""
+        plan = self._plans.get(id(options))
+        if plan is None or plan[0] is not options:
+            plan = self._plan(method, options, function_name)
+        _, arguments, num_returns, retries, retry_blob, function_name = plan
+        if kwargs or len(args) != arguments.arity:
+            arguments.check(args, kwargs)
         blob, refs, nested = pack_arguments(args, kwargs, function_name)
-        returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns,
-                                            -1 if retries is None else retries, nested, retry_blob,
-                                            self._max_pending_calls, self._class_name)
+        returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns, retries,
+                                            nested, retry_blob, self._max_pending_calls, self._class_name)
         return unwrap_returns(returns, num_returns)
+
+    def _plan(self, method, options, function_name):
+        """What calls with one options dict (a method's, or one
+        `.options()` result) need, computed once."""
+        retries = options.get("max_task_retries", self._max_task_retries)
+        retry_exceptions = options.get("retry_exceptions")
+        plan = (
+            options,
+            signatures.checker(options.get(_SIGNATURE)),
+            options.get("num_returns", 1),
+            -1 if retries is None else retries,
+            cloudpickle.dumps(retry_exceptions) if retry_exceptions else b"",
+            function_name or f"{self._class_name}.{method}",
+        )
+        if len(self._plans) > 64:
+            self._plans.clear()
+        self._plans[id(options)] = plan
+        return plan
 
     def _metadata(self):
         return (self._actor_id, self._class_name, self._methods, self._max_task_retries, self._owner,
@@ -151,6 +180,9 @@ class ActorClass:
         self._cls = cls
         self._default_options = options
         self._methods, self._is_async = _method_table(cls)
+        self._init_arguments = signatures.checker(
+            signatures.light_signature(cls.__init__, drop_first=True) if cls.__init__ is not object.__init__ else ()
+        )
         self._registration = Registration(cls, f"the actor class {cls.__name__}")
         self.__name__ = cls.__name__
         self.__qualname__ = cls.__qualname__
@@ -175,6 +207,14 @@ class ActorClass:
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
+    def __mro_entries__(self, bases):
+        # `class B(A)` with A an actor class lands here.
+        raise ActorClassInheritanceException(
+            f"Attempted to define a subclass of actor class '{self.__name__}'. Inheriting from actor classes is "
+            "not currently supported. You can instead inherit from a non-actor base class and make the derived "
+            "class an actor class (with @oxray.remote)."
+        )
+
     def _remote(self, args=None, kwargs=None, **actor_options):
         """Ray's lower-level form: `Cls._remote(args=[...], kwargs={...},
         name=..., ...)`, options as keywords."""
@@ -192,6 +232,9 @@ class ActorClass:
         name = get("name") or ""
         if not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
+        if get("get_if_exists") and not name:
+            raise ValueError("The actor name must be specified to use `get_if_exists`.")
+        self._init_arguments.check(args, kwargs)
         namespace = get("namespace") or session.namespace
         max_concurrency = get("max_concurrency") or (1000 if self._is_async else 1)
         max_task_retries = get("max_task_retries") or 0
@@ -223,6 +266,10 @@ class ActorClass:
             return ActorHandle(*pickle.loads(info["handle"]))
         return ActorHandle(actor_id, self.__name__, self._methods, max_task_retries, owner, detached,
                            max_pending_calls=get("max_pending_calls") or -1)
+
+
+class ActorClassInheritanceException(TypeError):
+    """Raised when a class tries to inherit from an actor class."""
 
 
 class ActorExit(BaseException):

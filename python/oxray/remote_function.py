@@ -2,6 +2,7 @@
 `.options()`."""
 
 import hashlib
+import inspect
 
 import cloudpickle
 
@@ -9,9 +10,12 @@ from oxray import _native
 from oxray._native import ObjectRef
 from oxray._private import options as _options
 from oxray._private import serialization
+from oxray._private import signatures
 from oxray._private import worker as _worker
 
 FUNCTION_NAMESPACE = "fn"
+# Pickled functions and classes above this size are refused, as Ray does.
+FUNCTION_SIZE_ERROR_THRESHOLD = 95 << 20
 
 
 class ArgSlot:
@@ -115,6 +119,14 @@ class Registration:
                     f"Could not serialize {self._what}: {type(e).__name__}: {e}. It must be picklable with "
                     "cloudpickle (check what it captures)."
                 ) from e
+            if len(self._pickled) > FUNCTION_SIZE_ERROR_THRESHOLD:
+                size, self._pickled = len(self._pickled), None
+                raise ValueError(
+                    f"{self._what[:1].upper()}{self._what[1:]} is too large ({size >> 20} MiB > FUNCTION_SIZE_ERROR_THRESHOLD="
+                    f"{FUNCTION_SIZE_ERROR_THRESHOLD >> 20} MiB). Check that its definition is not implicitly "
+                    "capturing a large array or other object in scope. Tip: use oxray.put() to put large "
+                    "objects in the object store."
+                )
             self._id = hashlib.sha1(self._pickled).digest()
         if self._id not in session.registered_functions:
             _native.kv_put(FUNCTION_NAMESPACE, self._id, self._pickled)
@@ -129,6 +141,12 @@ class RemoteFunction:
     def __init__(self, function, options=None):
         options = _options.normalize(dict(options or {}))
         _options.validate(options, _options.TASK_OPTIONS, "remote functions")
+        if inspect.iscoroutinefunction(function):
+            raise ValueError(
+                "'async def' should not be used for remote tasks. You can wrap the async function with "
+                "`asyncio.run(f())`. Async functions work as methods of actors."
+            )
+        self._arguments = signatures.checker(signatures.light_signature(function))
         if (options.get("num_gpus") or 0) > 0 and options.get("max_calls") is None:
             # As Ray: a GPU task's worker is not reused, so that memory the
             # task's libraries keep on the GPU goes with it.
@@ -184,6 +202,7 @@ class RemoteFunction:
             _options.placement(options),
             _options.placement_group_context(options),
             get("max_calls") or 0,
+            bool(get("runtime_env")),
         )
         if len(self._prepared_cache) > 64:
             self._prepared_cache.clear()
@@ -202,8 +221,12 @@ class RemoteFunction:
         function_id = self._registration.id_for(session)
         if session.captured_placement_group is not None:
             options = _options.with_captured_group(options, session)
-        num_returns, shape, max_retries, retry_blob, name, placement, group, max_calls = self._prepared(options)
-        env_vars = task_env_vars(session, options)
+        arguments = self._arguments
+        if kwargs or len(args) != arguments.arity:
+            arguments.check(args, kwargs)
+        num_returns, shape, max_retries, retry_blob, name, placement, group, max_calls, own_env = \
+            self._prepared(options)
+        env_vars = None if session.runtime_env is None and not own_env else task_env_vars(session, options) or None
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,

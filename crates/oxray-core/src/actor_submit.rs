@@ -205,7 +205,7 @@ impl Inner {
             placement_group_id: req.placement_group.0.clone(),
             capture_child_tasks: req.placement_group.1,
             env_vars: req.env_vars.clone(),
-            resources: req.resources.to_units(),
+            resources: crate::submit::encoded_amounts(&req.resources),
             ..Default::default()
         };
         let body = Body::CreateActor(CreateActor {

@@ -28,6 +28,15 @@ pub struct IncomingTask {
 }
 
 impl IncomingTask {
+    /// What the worker holds for the task, `{resource: amount}`.
+    pub fn assigned_resources(&self) -> std::collections::BTreeMap<String, f64> {
+        let units = ResourceAmounts::decode_units(&self.spec.resources);
+        oxray_common::ResourceSet::from_units(units.iter())
+            .iter()
+            .map(|(name, amount)| (name.to_string(), amount.as_f64()))
+            .collect()
+    }
+
     /// The task's id.
     pub fn task_id(&self) -> TaskId {
         TaskId::from_bytes(&self.spec.task_id).unwrap_or_default()

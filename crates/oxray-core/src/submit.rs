@@ -27,6 +27,11 @@ const PIPELINE_DEPTH: usize = 4;
 /// Tasks shorter than this (mean round trip) count as short.
 const SHORT_TASK_US: f64 = 1000.0;
 
+/// `resources` as a [`TaskSpec`] carries them.
+pub(crate) fn encoded_amounts(resources: &ResourceSet) -> bytes::Bytes {
+    ResourceAmounts::encode_units(resources.to_units())
+}
+
 /// A scheduling key: the tasks that may share a leased worker. The
 /// resource shape of a task, how it picks a node, and how many calls a
 /// worker may run before it is replaced (`max_calls`; 0 for no limit).
@@ -116,8 +121,8 @@ struct Task {
 #[derive(Default)]
 struct KeyState {
     description: String,
-    /// The key's resources as a spec carries them (computed once).
-    units: std::collections::BTreeMap<String, i64>,
+    /// The key's resources as a spec carries them (encoded once).
+    units: bytes::Bytes,
     queue: VecDeque<TaskId>,
     leases: HashMap<u64, Lease>,
     requests: usize,
@@ -219,7 +224,7 @@ impl Inner {
                         k.clone(),
                         KeyState {
                             description: req.function_name,
-                            units: k.0.to_units(),
+                            units: encoded_amounts(&k.0),
                             ..Default::default()
                         },
                     );
@@ -627,7 +632,7 @@ impl Inner {
             let mut st = self.submit.lock();
             st.keys.entry(key.clone()).or_insert_with(|| KeyState {
                 description: spec.function_name.clone(),
-                units: key.0.to_units(),
+                units: encoded_amounts(&key.0),
                 ..Default::default()
             });
             st.tasks.insert(

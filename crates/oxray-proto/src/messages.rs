@@ -910,10 +910,11 @@ pub struct TaskSpec {
     /// `runtime_env["env_vars"]` merged over its submitter's.
     #[prost(btree_map = "string, string", tag = "20")]
     pub env_vars: BTreeMap<String, String>,
-    /// What the worker holds for it (resource name to units of 1/10,000):
-    /// set when pushed, for `get_assigned_resources()`.
-    #[prost(btree_map = "string, int64", tag = "21")]
-    pub resources: BTreeMap<String, i64>,
+    /// What the worker holds for it: an encoded [`ResourceAmounts`], set
+    /// when pushed (encoded once per resource shape, decoded only when
+    /// `get_assigned_resources()` asks).
+    #[prost(bytes = "bytes", tag = "21")]
+    pub resources: bytes::Bytes,
 }
 
 /// The outcome of a task: one object per return, or error objects.
@@ -966,6 +967,26 @@ pub struct GetObject {
     /// them.
     #[prost(string, tag = "3")]
     pub reader: String,
+}
+
+/// Resource amounts, by name, in units of 1/10,000.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceAmounts {
+    /// Resource name to units.
+    #[prost(btree_map = "string, int64", tag = "1")]
+    pub units: BTreeMap<String, i64>,
+}
+
+impl ResourceAmounts {
+    /// `units` encoded, as [`TaskSpec::resources`] carries them.
+    pub fn encode_units(units: BTreeMap<String, i64>) -> bytes::Bytes {
+        Self { units }.encode_to_vec().into()
+    }
+
+    /// The units of an encoded `ResourceAmounts` (none when malformed).
+    pub fn decode_units(encoded: &[u8]) -> BTreeMap<String, i64> {
+        Self::decode(encoded).map(|a| a.units).unwrap_or_default()
+    }
 }
 
 /// Processes that exited, anywhere in the cluster.

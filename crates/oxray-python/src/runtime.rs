@@ -319,7 +319,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=Vec::new(), max_calls=0))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=None, max_calls=0))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -335,7 +335,7 @@ fn submit_task(
     nested: Vec<(Vec<u8>, String)>,
     placement: Option<(String, String, bool)>,
     placement_group: Option<(Vec<u8>, bool)>,
-    env_vars: Vec<(String, String)>,
+    env_vars: Option<Vec<(String, String)>>,
     max_calls: u32,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
@@ -355,7 +355,7 @@ fn submit_task(
         args_nested: nested_refs(nested),
         placement,
         placement_group: placement_group.unwrap_or_default(),
-        env_vars: env_vars.into_iter().collect(),
+        env_vars: env_vars.unwrap_or_default().into_iter().collect(),
         max_calls,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
@@ -864,23 +864,14 @@ impl Task {
     /// What the worker holds for the task: `{resource: amount}`.
     #[getter]
     fn assigned_resources(&self) -> std::collections::BTreeMap<String, f64> {
-        let whole = oxray_common::resources::UNITS_PER_WHOLE as f64;
-        self.task
-            .spec
-            .resources
-            .iter()
-            .map(|(k, v)| (k.clone(), *v as f64 / whole))
-            .collect()
+        self.task.assigned_resources()
     }
-    /// `(name, value)` pairs of the task's `runtime_env["env_vars"]`.
+    /// `(name, value)` pairs of the task's `runtime_env["env_vars"]`;
+    /// None when it sets none (the common case, answered cheaply).
     #[getter]
-    fn env_vars(&self) -> Vec<(String, String)> {
-        self.task
-            .spec
-            .env_vars
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+    fn env_vars(&self) -> Option<Vec<(String, String)>> {
+        let vars = &self.task.spec.env_vars;
+        (!vars.is_empty()).then(|| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
     #[getter]
     fn namespace(&self) -> &str {

@@ -192,7 +192,11 @@ class Executor:
             # Plain tasks get their lease's GPUs; an actor keeps the GPUs
             # its creation task was given.
             self._set_gpus(task.gpu_ids)
-        saved_env = self._enter_runtime_env(task)
+        # Most tasks set no variables and run where none were set.
+        env_vars = task.env_vars
+        saved_env = None
+        if env_vars is not None or (self.session.runtime_env is not None and not task.method_name):
+            saved_env = self._enter_runtime_env(task, env_vars)
         running = _worker.RUNNING_TASK.set(task)
         try:
             fn, args, kwargs = self._prepare(task)
@@ -224,13 +228,12 @@ class Executor:
                 out, retryable = self._failure(task, e)
             _native.complete_task(task, out, retryable)
 
-    def _enter_runtime_env(self, task):
+    def _enter_runtime_env(self, task, env_vars):
         """Applies a plain task's or an actor creation's `env_vars`. Returns
         what to restore after a plain task (None when nothing changed, and
         for an actor, which keeps its environment for life)."""
         if task.method_name:
             return None
-        env_vars = task.env_vars
         self.session.runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
         if not env_vars:
             return None
