@@ -88,3 +88,84 @@ def test_cancel_rejects_non_refs(cluster):
 
 def test_cluster_usable_after_cancels(cluster):
     assert oxray.get([sleeper.remote(0) for _ in range(4)]) == ["finished"] * 4
+
+
+def test_a_cancelled_task_gets_keyboard_interrupt_and_cleans_up(cluster, tmp_path):
+    started, cleaned = tmp_path / "started", tmp_path / "cleaned"
+
+    @oxray.remote
+    def careful():
+        started.touch()
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            cleaned.touch()
+            raise
+
+    ref = careful.remote()
+    assert wait_for(started.exists)
+    oxray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        oxray.get(ref, timeout=20)
+    assert cleaned.exists()
+
+
+def test_a_task_blocked_in_get_is_interrupted(shutdown_only, tmp_path):
+    oxray.init(num_cpus=2)
+    started, cleaned = tmp_path / "started", tmp_path / "cleaned"
+
+    @oxray.remote
+    def never_ready():
+        time.sleep(3600)
+
+    @oxray.remote
+    def waits(ref_box):
+        started.touch()
+        try:
+            return oxray.get(ref_box[0])
+        except KeyboardInterrupt:
+            cleaned.touch()
+            raise
+
+    @oxray.remote
+    def after(value):
+        return value
+
+    blocker = never_ready.remote()
+    ref = waits.remote([blocker])
+    dependent = after.remote(ref)
+    assert wait_for(started.exists, timeout=30)
+    oxray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        oxray.get(ref, timeout=20)
+    with pytest.raises(TaskCancelledError):
+        oxray.get(dependent, timeout=20)
+    assert wait_for(cleaned.exists, timeout=10)
+    oxray.cancel(blocker, force=True)
+    # Both CPUs are free again: two tasks that can only finish together do.
+    barrier = str(tmp_path / "barrier")
+
+    @oxray.remote
+    def together(name):
+        from barrier import arrive_and_wait
+        return arrive_and_wait(barrier, 2, name)
+
+    assert oxray.get([together.remote(i) for i in range(2)], timeout=60) == [True, True]
+
+
+def test_a_task_that_swallows_the_interrupt_still_counts_as_cancelled(cluster, tmp_path):
+    started = tmp_path / "started"
+
+    @oxray.remote
+    def stubborn():
+        started.touch()
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            return "ignored the cancel"
+
+    ref = stubborn.remote()
+    assert wait_for(started.exists)
+    oxray.cancel(ref)
+    with pytest.raises(TaskCancelledError):
+        oxray.get(ref, timeout=20)

@@ -52,6 +52,9 @@ pub(crate) struct ExecState {
     /// Wakes callers waiting in `next_task`.
     arrived: Notify,
     current: Mutex<Option<TaskId>>,
+    /// The running task was cancelled: a `get` or `wait` it is blocked in
+    /// returns `Interrupted` (KeyboardInterrupt in Python).
+    cancelled: std::sync::atomic::AtomicBool,
     hook: Mutex<Option<CancelHook>>,
     /// The running task is blocked in `get`/`wait`: plain tasks pushed now
     /// go back to their caller at once instead of waiting behind it.
@@ -74,6 +77,11 @@ impl ExecState {
     /// The task running now, if any.
     pub(crate) fn current_task(&self) -> Option<TaskId> {
         *self.current.lock()
+    }
+
+    /// Whether the running task was cancelled (see `cancelled`).
+    pub(crate) fn current_cancelled(&self) -> bool {
+        self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn set_cancel_hook(&self, hook: Box<dyn Fn(TaskId) + Send + Sync>) {
@@ -109,6 +117,8 @@ impl ExecState {
             return Ok(None);
         };
         *self.current.lock() = Some(task.task_id());
+        self.cancelled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(Some(task))
     }
 
@@ -233,6 +243,9 @@ impl Inner {
                         .collect();
                     self.complete_task(&task, returns, false);
                 } else if self.exec.current_task() == Some(task_id) {
+                    self.exec
+                        .cancelled
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
                     let hook = self.exec.hook.lock().clone();
                     if let Some(hook) = hook {
                         hook(task_id);

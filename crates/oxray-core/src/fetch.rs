@@ -246,12 +246,15 @@ impl Inner {
                 more.await;
             }
         };
+        // A task blocked here stops waiting when it is cancelled, as it
+        // does for Ctrl-C.
+        let in_task = self.mode == Mode::Worker && self.exec.current_task().is_some();
         let interrupted = async {
             let mut tick = tokio::time::interval(INTERRUPT_CHECK);
             tick.tick().await; // the first tick is immediate
             loop {
                 tick.tick().await;
-                if (limit.interrupted)() {
+                if (in_task && self.exec.current_cancelled()) || (limit.interrupted)() {
                     return;
                 }
             }

@@ -125,18 +125,25 @@ class Executor:
 
     # --- cancellation --------------------------------------------------------
     def on_cancel(self, task_id):
-        """Called on a runtime thread: interrupt the main thread if it still
-        runs that task. A real signal also wakes a blocking sleep or read."""
+        """The running task `task_id` was cancelled (without force): raise
+        KeyboardInterrupt in it, as Ray does, so its own clean-up runs.
+
+        Called on whichever thread drives the runtime. From another thread,
+        a real SIGINT interrupts the main thread, also in a blocking sleep or
+        read. On the main thread itself, the task is blocked in `get` or
+        `wait`, which the runtime ends with KeyboardInterrupt on its own (a
+        signal here would raise inside this callback instead)."""
         current = self.current
-        if current is not None and current.task_id == task_id and self.actor is None:
-            self.cancel_requested = task_id
+        if current is None or current.task_id != task_id or self.actor is not None:
+            return
+        self.cancel_requested = task_id
+        if threading.current_thread() is not threading.main_thread():
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def _sigint(self, signum, frame):
         current = self.current
         if current is not None and self.cancel_requested == current.task_id:
-            self.cancel_requested = None
-            raise exceptions.TaskCancelledError(current.task_id)
+            raise KeyboardInterrupt(f"Task {current.task_id} was cancelled.")
 
     # --- the loop ------------------------------------------------------------
     def run(self):
@@ -205,6 +212,10 @@ class Executor:
         except BaseException as e:  # reported to the caller
             out, retryable = self._failure(task, e)
         finally:
+            if self.cancel_requested is not None and self.cancel_requested == task.task_id:
+                # Cancelled, however the task ended (it may have caught the
+                # KeyboardInterrupt): its caller sees TaskCancelledError.
+                out, retryable = self._cancelled(task), False
             _worker.RUNNING_TASK.reset(running)
             self.current = None
             self.cancel_requested = None
@@ -373,11 +384,16 @@ class Executor:
             self._exit_actor()
         n = task.num_returns
         if isinstance(error, exceptions.TaskCancelledError):
-            return [serialization.error_parts(task.function_name.encode(), serialization.CANCELLED)] * n, False
+            return self._cancelled(task), False
         if isinstance(error, _ArgumentError):
             data, metadata, _ = error.parts
             return [serialization.error_parts(data, metadata)] * n, False
         return [self._error_parts(task, error)] * n, self._retryable(task, error)
+
+    @staticmethod
+    def _cancelled(task):
+        parts = serialization.error_parts(task.function_name.encode(), serialization.CANCELLED)
+        return [parts] * task.num_returns
 
     @staticmethod
     def _retryable(task, error):
