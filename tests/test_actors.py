@@ -398,3 +398,33 @@ def test_handle_passed_to_a_task_then_dropped_everywhere(cluster):
     assert oxray.get(bump.remote([c])) == 1
     del c
     assert wait_for(lambda: process_gone(pid), timeout=10)
+
+
+def test_class_attributes_are_reachable_through_the_class(cluster):
+    @oxray.remote
+    class WithConstant:
+        LIMIT = 5
+
+        def limit(self):
+            return WithConstant.LIMIT, type(self).LIMIT
+
+    assert oxray.get(WithConstant.remote().limit.remote()) == (5, 5)
+    assert WithConstant.LIMIT == 5
+
+
+def test_an_intended_exit_runs_atexit_handlers_and_says_so(cluster, tmp_path):
+    flag = tmp_path / "atexit-ran"
+
+    @oxray.remote
+    class Leaving:
+        def __init__(self, path):
+            import atexit
+            atexit.register(lambda: open(path, "w").close())
+
+        def leave(self):
+            oxray.actor.exit_actor()
+
+    a = Leaving.remote(str(flag))
+    with pytest.raises(oxray.exceptions.ActorDiedError, match="INTENDED_USER_EXIT"):
+        oxray.get(a.leave.remote())
+    assert wait_for(flag.exists, timeout=10)

@@ -207,6 +207,14 @@ class ActorClass:
     def bind(self, *args, **kwargs):
         raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
 
+    def __getattr__(self, name):
+        # Class attributes stay reachable through the decorated name (code
+        # inside the methods reads `Cls.X`).
+        cls = self.__dict__.get("_cls")
+        if cls is None or (name.startswith("__") and name.endswith("__")):
+            raise AttributeError(name)
+        return getattr(cls, name)
+
     def __mro_entries__(self, bases):
         # `class B(A)` with A an actor class lands here.
         raise ActorClassInheritanceException(

@@ -325,7 +325,10 @@ impl Node {
         }
         st.actors.mark_dead(
             &id,
-            "The actor exited intentionally by calling exit_actor().".into(),
+            "The actor is dead because its worker process has died. Worker exit type: INTENDED_USER_EXIT \
+             Worker exit detail: the actor exited intentionally by calling exit_actor() (or \
+             __ray_terminate__)."
+                .into(),
         );
         self.notify_actor_waiters(&mut st, id);
         true

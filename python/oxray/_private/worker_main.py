@@ -6,6 +6,7 @@ on an event loop for async actors; with concurrency groups, each group has
 its own threads, or its own limit on the loop)."""
 
 import asyncio
+import atexit
 import inspect
 import os
 import queue
@@ -337,6 +338,8 @@ class Executor:
     def _exit_actor(self):
         try:
             _native.actor_exiting(self.actor_id)
+            # An intended exit runs the atexit handlers, as Ray's does.
+            atexit._run_exitfuncs()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
