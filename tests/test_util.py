@@ -253,3 +253,55 @@ def test_mp_pool_close_and_terminate(cluster):
     pool.join()
     with pytest.raises(ValueError, match="at least 1"):
         Pool(processes=0)
+
+
+def test_list_named_actors_and_node_ip(cluster):
+    @oxray.remote
+    class Named:
+        def ping(self):
+            return 1
+
+    here = Named.options(name="util-here").remote()
+    there = Named.options(name="util-there", namespace="util-other").remote()
+    oxray.get([here.ping.remote(), there.ping.remote()])
+    assert "util-here" in oxray.util.list_named_actors()
+    assert "util-there" not in oxray.util.list_named_actors()
+    everywhere = oxray.util.list_named_actors(all_namespaces=True)
+    assert {"name": "util-there", "namespace": "util-other"} in everywhere
+    oxray.kill(here)
+    oxray.kill(there)
+    assert oxray.util.get_node_ip_address() == "127.0.0.1"
+
+
+class _Point:
+    def __init__(self, x):
+        self.x = x
+
+
+def test_a_registered_serializer_is_used_and_can_be_removed(cluster):
+    oxray.util.register_serializer(_Point, serializer=lambda p: p.x * 10, deserializer=lambda v: ("rebuilt", v))
+    try:
+        assert oxray.get(oxray.put(_Point(3))) == ("rebuilt", 30)
+
+        @oxray.remote
+        def echo(value):
+            return value
+
+        assert oxray.get(echo.remote([_Point(1)])) == [("rebuilt", 10)]
+    finally:
+        oxray.util.deregister_serializer(_Point)
+    assert oxray.get(oxray.put(_Point(4))).x == 4
+
+
+def test_inspect_serializability_names_the_culprit():
+    import threading
+
+    lock = threading.Lock()
+
+    def uses_lock():
+        return lock
+
+    ok, failures = oxray.util.inspect_serializability(uses_lock, name="uses_lock")
+    assert not ok
+    assert [f.name for f in failures] == ["lock"]
+    assert oxray.util.inspect_serializability(lambda: 1) == (True, set())

@@ -43,8 +43,14 @@ def _code_reduce_keeping_filename(code):
     return constructor, args
 
 
+# Serializers users registered (`oxray.util.register_serializer`), by class.
+CUSTOM_REDUCERS = {}
+
+
 class _Pickler(cloudpickle.Pickler):
-    dispatch_table = ChainMap({types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table)
+    dispatch_table = ChainMap(
+        CUSTOM_REDUCERS, {types.CodeType: _code_reduce_keeping_filename}, cloudpickle.Pickler.dispatch_table
+    )
 
 
 def dumps(value):
