@@ -293,12 +293,3 @@ def test_max_calls_cannot_be_set_in_options():
 
     with pytest.raises(ValueError, match="max_calls"):
         f.options(max_calls=1)
-
-
-def test_a_gpu_task_gets_a_fresh_worker_by_default(cluster_4cpu):
-    @oxray.remote(num_gpus=1)
-    def pid():
-        return os.getpid()
-
-    pids = [oxray.get(pid.remote()) for _ in range(3)]
-    assert len(set(pids)) == 3

@@ -159,3 +159,12 @@ def test_invalid_amounts_rejected_at_decoration():
         oxray.remote(resources={"Custom": float("nan")})(lambda: 1)
     with pytest.raises(ValueError):
         oxray.remote(num_cpus="two")(lambda: 1)
+
+
+def test_accelerator_types_are_named_as_ray_names_them():
+    from oxray._private.node import accelerator_type_of
+
+    assert accelerator_type_of("NVIDIA A100-SXM4-40GB") == "A100"
+    assert accelerator_type_of("Tesla V100-SXM2-16GB") == "V100"
+    assert accelerator_type_of("NVIDIA H100 80GB HBM3") == "H100"
+    assert accelerator_type_of("") is None

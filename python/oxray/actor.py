@@ -260,7 +260,8 @@ class ActorClass:
         actor_id = os.urandom(16)
         owner = _native.context()["address"]
         detached = lifetime == "detached"
-        handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries, owner, detached))
+        handle_blob = pickle.dumps((actor_id, self.__name__, self._methods, max_task_retries, owner, detached,
+                                    None, get("max_pending_calls") or -1))
         info = _native.create_actor(
             actor_id, class_id, self.__name__, blob, refs,
             _options.resource_shape(options, default_cpus=0),

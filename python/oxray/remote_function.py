@@ -147,10 +147,6 @@ class RemoteFunction:
                 "`asyncio.run(f())`. Async functions work as methods of actors."
             )
         self._arguments = signatures.checker(signatures.light_signature(function))
-        if (options.get("num_gpus") or 0) > 0 and options.get("max_calls") is None:
-            # As Ray: a GPU task's worker is not reused, so that memory the
-            # task's libraries keep on the GPU goes with it.
-            options["max_calls"] = 1
         self._function = function
         self._default_options = options
         self._function_name = f"{function.__module__}.{function.__qualname__}"

@@ -79,6 +79,17 @@ impl ExecState {
         *self.current.lock()
     }
 
+    /// Marks `task` cancelled if it is the one running; false otherwise.
+    fn mark_cancelled(&self, task: TaskId) -> bool {
+        let current = self.current.lock();
+        let running = *current == Some(task);
+        if running {
+            self.cancelled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        running
+    }
+
     /// Whether the running task was cancelled (see `cancelled`).
     pub(crate) fn current_cancelled(&self) -> bool {
         self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
@@ -116,9 +127,13 @@ impl ExecState {
         let Some(task) = q.tasks.pop_front() else {
             return Ok(None);
         };
-        *self.current.lock() = Some(task.task_id());
+        let mut current = self.current.lock();
+        *current = Some(task.task_id());
+        // Under the same lock a cancel checks `current` with, so a cancel
+        // of the previous task cannot mark this one.
         self.cancelled
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        drop(current);
         Ok(Some(task))
     }
 
@@ -242,10 +257,7 @@ impl Inner {
                         .map(|_| error_object(ObjectKind::Cancelled, message.clone()))
                         .collect();
                     self.complete_task(&task, returns, false);
-                } else if self.exec.current_task() == Some(task_id) {
-                    self.exec
-                        .cancelled
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                } else if self.exec.mark_cancelled(task_id) {
                     let hook = self.exec.hook.lock().clone();
                     if let Some(hook) = hook {
                         hook(task_id);

@@ -54,8 +54,12 @@ impl Node {
     /// restoring, a file for an object memory cannot take) on tokio's
     /// blocking threads, and replies from there: the daemon's event loop,
     /// and so leases and other clients, go on meanwhile.
+    ///
+    /// A client gone meanwhile (its pins and unsealed objects already
+    /// dropped) loses what the operation gave it too.
     fn off_loop(
         &self,
+        client: u64,
         req: u64,
         writer: &FrameWriter,
         op: impl FnOnce(&mut oxray_store::ObjectTable) -> Body + Send + 'static,
@@ -63,6 +67,9 @@ impl Node {
         let (me, writer) = (self.me(), writer.clone());
         tokio::task::spawn_blocking(move || {
             let reply = op(&mut me.store.lock());
+            if !me.state.lock().clients.contains_key(&client) {
+                me.store.lock().client_gone(client);
+            }
             writer.reply(req, reply);
         });
     }
@@ -92,7 +99,7 @@ impl Node {
                     Some(created) => {
                         writer.reply(req, created_reply(created));
                     }
-                    None => self.off_loop(req, writer, move |store| {
+                    None => self.off_loop(client, req, writer, move |store| {
                         created_reply(store.create(id, size, client, &c.owner))
                     }),
                 };
@@ -104,9 +111,11 @@ impl Node {
                 };
                 if self.store.lock().is_spilled(&id) {
                     // Restoring it reads the disk.
-                    return self.off_loop(req, writer, move |store| match store.get(&id, client) {
-                        Ok((slot, size)) => slot_reply(slot, size),
-                        Err(e) => error_reply(e),
+                    return self.off_loop(client, req, writer, move |store| {
+                        match store.get(&id, client) {
+                            Ok((slot, size)) => slot_reply(slot, size),
+                            Err(e) => error_reply(e),
+                        }
                     });
                 }
                 let reply = match self.store.lock().get(&id, client) {

@@ -4,6 +4,7 @@ has to offer it."""
 import glob
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -57,6 +58,33 @@ def detect_gpus():
     if out.returncode != 0:
         return 0
     return len([line for line in out.stdout.splitlines() if line.strip()])
+
+
+# How Ray names an NVIDIA GPU's accelerator type: the first upper-case
+# word after the vendor ("NVIDIA A100-SXM4-40GB" is A100, "Tesla
+# V100-SXM2-16GB" is V100).
+_NVIDIA_GPU_NAME = re.compile(r"\w+\s+([A-Z0-9]+)")
+
+
+def accelerator_type_of(gpu_name):
+    """Ray's accelerator type for a GPU model name (None when it has none)."""
+    match = _NVIDIA_GPU_NAME.match(gpu_name or "")
+    return match.group(1) if match else None
+
+
+def detect_accelerator_type():
+    """The accelerator type of this host's first GPU, as nvidia-smi names
+    it (None without one)."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    return accelerator_type_of(names[0]) if names else None
 
 
 def total_memory_bytes():

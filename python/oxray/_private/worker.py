@@ -170,6 +170,12 @@ def node_resources(num_cpus, num_gpus, resources, object_store_memory, memory=No
         "memory": int(total_mem * 0.7) if memory is None else int(memory),
         "object_store_memory": int(total_mem * 0.3) if object_store_memory is None else int(object_store_memory),
     }
+    if totals["GPU"]:
+        # As Ray: a node with GPUs offers its accelerator type, which
+        # tasks ask for with `accelerator_type=`.
+        kind = _node.detect_accelerator_type()
+        if kind:
+            totals[f"accelerator_type:{kind}"] = 1
     totals.update(resources)
     totals["CPU"] = totals.get("CPU") or 0
     return {k: v for k, v in totals.items() if v or k == "CPU"}

@@ -81,6 +81,8 @@ class Executor:
         self.functions = {}
         self.current = None
         self.cancel_requested = None
+        # True while a plain task's own code runs (what cancel interrupts).
+        self.interruptible = False
         self.pid = os.getpid()
         self.base_cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
         self.actor = None
@@ -142,8 +144,10 @@ class Executor:
             signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
     def _sigint(self, signum, frame):
+        # Only the task's own code is interrupted; a cancel that lands after
+        # it returned still makes the outcome "cancelled" (see execute).
         current = self.current
-        if current is not None and self.cancel_requested == current.task_id:
+        if current is not None and self.cancel_requested == current.task_id and self.interruptible:
             raise KeyboardInterrupt(f"Task {current.task_id} was cancelled.")
 
     # --- the loop ------------------------------------------------------------
@@ -208,7 +212,11 @@ class Executor:
         running = _worker.RUNNING_TASK.set(task)
         try:
             fn, args, kwargs = self._prepare(task)
-            result = fn(*args, **kwargs)
+            self.interruptible = True
+            try:
+                result = fn(*args, **kwargs)
+            finally:
+                self.interruptible = False
             out, retryable = self._success(task, result), False
         except BaseException as e:  # reported to the caller
             out, retryable = self._failure(task, e)
