@@ -109,23 +109,24 @@ impl Node {
                     writer.reply(req, bad_id());
                     return;
                 };
-                if self.store.lock().is_spilled(&id) {
-                    // Restoring it reads the disk.
-                    return self.off_loop(client, req, writer, move |store| {
-                        match store.get(&id, client) {
-                            Ok((slot, size)) => slot_reply(slot, size),
-                            Err(e) => error_reply(e),
-                        }
-                    });
-                }
-                let reply = match self.store.lock().get(&id, client) {
-                    Ok((slot, size)) => slot_reply(slot, size),
-                    Err(StoreError::NotFound(_))
+                let fast = self.store.lock().get_in_memory(&id, client);
+                let reply = match fast {
+                    // Spilled: restoring it reads the disk.
+                    None => {
+                        return self.off_loop(client, req, writer, move |store| {
+                            match store.get(&id, client) {
+                                Ok((slot, size)) => slot_reply(slot, size),
+                                Err(e) => error_reply(e),
+                            }
+                        })
+                    }
+                    Some(Ok((slot, size))) => slot_reply(slot, size),
+                    Some(Err(StoreError::NotFound(_)))
                         if !g.source.is_empty() && g.source != self.address =>
                     {
                         return self.pull_then_reply(client, req, id, g.source, writer);
                     }
-                    Err(e) => error_reply(e),
+                    Some(Err(e)) => error_reply(e),
                 };
                 writer.reply(req, reply);
             }

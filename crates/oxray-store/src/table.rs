@@ -345,11 +345,19 @@ impl ObjectTable {
         self.maybe_free(id);
     }
 
-    /// Whether reading `id` needs the disk (it was spilled).
-    pub fn is_spilled(&self, id: &ObjectId) -> bool {
-        self.entries
+    /// [`ObjectTable::get`] when it needs no disk: `None` (and nothing
+    /// done) for a spilled object, which the caller then gets where
+    /// blocking on the disk stalls nobody.
+    pub fn get_in_memory(
+        &mut self,
+        id: &ObjectId,
+        client: u64,
+    ) -> Option<Result<(Slot, u64), StoreError>> {
+        let spilled = self
+            .entries
             .get(id)
-            .is_some_and(|e| matches!(e.location, Location::Spilled))
+            .is_some_and(|e| matches!(e.location, Location::Spilled));
+        (!spilled).then(|| self.get(id, client))
     }
 
     /// Pins an object for `client` and returns where it is and its size,

@@ -40,6 +40,22 @@ def detect_cpus():
         return os.cpu_count() or 1
 
 
+def _nvidia_smi(query):
+    """One line per GPU of `nvidia-smi --query-gpu=<query>`; empty without
+    nvidia-smi or when it fails."""
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        out = subprocess.run([smi, f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return []
+    if out.returncode != 0:
+        return []
+    return [line.strip() for line in out.stdout.splitlines() if line.strip()]
+
+
 def detect_gpus():
     """GPUs visible to this process: CUDA_VISIBLE_DEVICES when set, else what
     nvidia-smi lists."""
@@ -47,17 +63,7 @@ def detect_gpus():
     if visible is not None:
         ids = [x for x in visible.split(",") if x.strip() and x.strip() != "-1"]
         return len(ids)
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return 0
-    try:
-        out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return 0
-    if out.returncode != 0:
-        return 0
-    return len([line for line in out.stdout.splitlines() if line.strip()])
+    return len(_nvidia_smi("index"))
 
 
 # How Ray names an NVIDIA GPU's accelerator type: the first upper-case
@@ -75,15 +81,7 @@ def accelerator_type_of(gpu_name):
 def detect_accelerator_type():
     """The accelerator type of this host's first GPU, as nvidia-smi names
     it (None without one)."""
-    smi = shutil.which("nvidia-smi")
-    if not smi:
-        return None
-    try:
-        out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    names = [line.strip() for line in out.stdout.splitlines() if line.strip()] if out.returncode == 0 else []
+    names = _nvidia_smi("name")
     return accelerator_type_of(names[0]) if names else None
 
 

@@ -28,16 +28,16 @@ def light_signature(function, drop_first=False):
 
 def _plain_arity(light):
     """n when the parameters are n plain positional ones without defaults
-    (the common case, checked without binding), else None."""
+    (the common case, checked without binding), else -1."""
     if all(kind == int(inspect.Parameter.POSITIONAL_OR_KEYWORD) and not default for _, kind, default in light):
         return len(light)
-    return None
+    return -1
 
 
 class Checker:
     """Checks calls against one signature (built once)."""
 
-    __slots__ = ("_arity", "_signature", "arity")
+    __slots__ = ("_signature", "arity")
 
     def __init__(self, light):
         self._signature = None if light is None else inspect.Signature([
@@ -45,16 +45,13 @@ class Checker:
                               default=_DEFAULT if default else inspect.Parameter.empty)
             for name, kind, default in light
         ])
-        self._arity = None if light is None else _plain_arity(light)
         # Callers skip `check` when no keywords and this many positional
         # arguments are given (-1: always check).
-        self.arity = -1 if self._arity is None else self._arity
+        self.arity = -1 if light is None else _plain_arity(light)
 
     def check(self, args, kwargs):
         """Raises TypeError as Python would for this call."""
-        if self._signature is None:
-            return
-        if self._arity is not None and not kwargs and len(args) == self._arity:
+        if self._signature is None or (not kwargs and len(args) == self.arity):
             return
         self._signature.bind(*args, **kwargs)
 
