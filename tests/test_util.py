@@ -305,3 +305,111 @@ def test_inspect_serializability_names_the_culprit():
     assert not ok
     assert [f.name for f in failures] == ["lock"]
     assert oxray.util.inspect_serializability(lambda: 1) == (True, set())
+
+
+# --- ActorPool: dead actors, several returns, timeouts -------------------------
+
+@oxray.remote
+class PoolWorker:
+    def run(self, v):
+        if v == "die":
+            os._exit(1)
+        return 2 * v, os.getpid()
+
+    @oxray.method(num_returns=2)
+    def split(self, v):
+        return v, -v
+
+    def wait_for(self, path):
+        import time
+        while not os.path.exists(path):
+            time.sleep(0.01)
+        return "done"
+
+    def double(self, v):
+        return 2 * v
+
+
+def _drain(pool, next_result):
+    """(results, how many raised ActorDiedError) until the pool is empty."""
+    results, died = [], 0
+    while pool.has_next():
+        try:
+            results.append(next_result())
+        except oxray.exceptions.ActorDiedError:
+            died += 1
+    return results, died
+
+
+def test_pool_evicts_an_actor_that_dies_and_runs_queued_work_on_the_others(cluster):
+    pool = ActorPool([PoolWorker.remote(), PoolWorker.remote()])
+    for v in ["die", 1, 2, 3]:
+        pool.submit(lambda a, v: a.run.remote(v), v)
+    with pytest.raises(oxray.exceptions.ActorDiedError):
+        pool.get_next()  # the call that killed its actor fails, as in Ray
+    results, died = _drain(pool, pool.get_next)
+    assert died == 0 and [r[0] for r in results] == [2, 4, 6], "queued work ran on the live actor"
+    assert len({pid for _, pid in results}) == 1
+    survivor = pool.pop_idle()
+    assert survivor is not None and pool.pop_idle() is None, "the dead actor left the pool"
+    pool.push(survivor)
+    assert [r[0] for r in pool.map(lambda a, v: a.run.remote(v), [4, 5])] == [8, 10]
+
+
+def test_pool_evicts_a_killed_actor_with_unordered_results(cluster):
+    alive, killed = PoolWorker.remote(), PoolWorker.remote()
+    oxray.kill(killed)
+    pool = ActorPool([alive, killed])
+    for v in range(4):
+        pool.submit(lambda a, v: a.run.remote(v), v)
+    results, died = _drain(pool, pool.get_next_unordered)
+    # The killed actor's one call fails; everything else runs on the other.
+    assert died == 1 and len(results) == 3
+    assert {r[0] for r in results} < {0, 2, 4, 6}
+    assert pool.pop_idle() == alive and pool.pop_idle() is None
+
+
+def test_pool_methods_with_several_returns(cluster):
+    pool = ActorPool([PoolWorker.remote(), PoolWorker.remote()])
+    split = lambda a, v: a.split.remote(v)  # noqa: E731 (a list of two refs)
+    assert list(pool.map(split, [1, 2, 3])) == [[1, -1], [2, -2], [3, -3]]
+    assert sorted(pool.map_unordered(split, [1, 2, 3])) == [[1, -1], [2, -2], [3, -3]]
+    pool.submit(split, 5)
+    assert pool.get_next(timeout=30) == [5, -5]
+    pool.submit(split, 6)
+    assert pool.get_next_unordered(timeout=30) == [6, -6]
+    # Refs of separate calls: the actor is busy until all are ready.
+    pool.submit(lambda a, v: [a.double.remote(v), a.double.remote(v + 1)], 10)
+    assert pool.get_next_unordered() == [20, 22]
+    with pytest.raises(TypeError, match="ObjectRef"):
+        pool.submit(lambda a, v: [a.double.remote(v), v], 1)
+    assert pool.has_free(), "a rejected submission gives its actor back"
+
+
+def test_pool_timeouts_and_ignored_results(cluster):
+    flag = os.path.join(tempfile.mkdtemp(), "go")
+    pool = ActorPool([PoolWorker.remote()])
+    pool.submit(lambda a, v: a.wait_for.remote(v), flag)
+    with pytest.raises(TimeoutError):
+        pool.get_next_unordered(timeout=0.1)
+    assert pool.has_next(), "a timed-out result stays unless ignored"
+    with pytest.raises(TimeoutError, match="ignored"):
+        pool.get_next_unordered(timeout=0.1, ignore_if_timedout=True)
+    assert not pool.has_next() and pool.has_free(), "ignored: the actor counts as free"
+    pool.submit(lambda a, v: a.wait_for.remote(v), flag)
+    with pytest.raises(TimeoutError, match="ignored"):
+        pool.get_next(timeout=0.1, ignore_if_timedout=True)
+    assert not pool.has_next()
+    open(flag, "w").close()
+    # Work given next runs once the ignored calls are done.
+    pool.submit(lambda a, v: a.double.remote(v), 4)
+    assert pool.get_next(timeout=30) == 8
+
+
+def test_pool_map_drops_results_not_collected(cluster):
+    pool = ActorPool([PoolWorker.remote(), PoolWorker.remote()])
+    pool.submit(lambda a, v: a.double.remote(v), 100)
+    assert list(pool.map(lambda a, v: a.double.remote(v), [1, 2])) == [2, 4]
+    pool.submit(lambda a, v: a.double.remote(v), 100)
+    assert sorted(pool.map_unordered(lambda a, v: a.double.remote(v), [1, 2])) == [2, 4]
+    assert not pool.has_next()

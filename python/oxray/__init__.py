@@ -18,7 +18,9 @@ from oxray._private.worker import (
     wait,
 )
 from oxray.remote_function import RemoteFunction
+from oxray._private.generators import DynamicObjectRefGenerator, ObjectRefGenerator
 from oxray.runtime_context import get_runtime_context
+from oxray._private.timeline import timeline
 
 __version__ = "0.1.0"
 
@@ -63,9 +65,30 @@ def method(*args, **kwargs):
 
 __all__ = [
     "ActorClass", "ActorHandle", "actor", "get_actor", "kill",
-    "ObjectID", "ObjectRef", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
+    "DynamicObjectRefGenerator", "ObjectID", "ObjectRef", "ObjectRefGenerator", "RemoteFunction", "available_resources", "cancel", "cluster_resources", "exceptions",
     "get", "get_gpu_ids", "get_runtime_context", "init", "is_initialized", "method", "nodes", "put",
-    "remote", "shutdown", "wait",
+    "remote", "shutdown", "timeline", "wait",
 ]
 
 from oxray import util  # noqa: E402  (Ray makes ray.util available on import)
+from oxray import job_config, runtime_env  # noqa: E402  (Ray's `ray.job_config`, `ray.runtime_env`)
+from oxray._private.ray_compat import install_as_ray, uninstall_as_ray  # noqa: E402
+
+__all__ += ["install_as_ray", "uninstall_as_ray"]
+
+
+def _install_import_hooks():
+    # Runs on every `import oxray`, so in worker processes too (the zygote
+    # and worker_main import oxray before running anything): `import ray`
+    # resolves to oxray where OXRAY_AS_RAY is set, and a worker finds its
+    # job's code_search_path modules.
+    import os
+
+    from oxray._private import code_search, ray_compat
+
+    ray_compat.install_from_environment()
+    if "OXRAY_DAEMON_SOCKET" in os.environ:
+        code_search.install()
+
+
+_install_import_hooks()

@@ -10,6 +10,7 @@ import cloudpickle
 from oxray import _native
 from oxray._native import ObjectRef
 from oxray import exceptions
+from oxray._private import generators
 from oxray._private import options as _options
 from oxray._private import signatures
 from oxray._private import worker as _worker
@@ -23,6 +24,8 @@ TERMINATE_METHOD = "__oxray_terminate__"
 CONCURRENCY_GROUPS_KWARG = "__oxray_concurrency_groups__"
 # Key of a method's signature in the method table handles carry.
 _SIGNATURE = "__oxray_signature__"
+# Whether a method is a generator (its calls stream by default).
+_GENERATOR = "__oxray_generator__"
 # Index that marks the reference-counted id standing for an actor's handles.
 _HANDLES_INDEX = b"\xff\xff\xff\xff"
 
@@ -44,6 +47,7 @@ def _method_table(cls):
         opts[_SIGNATURE] = signatures.light_signature(
             member, drop_first=not (is_static or inspect.ismethod(member))
         )
+        opts[_GENERATOR] = generators.is_generator_function(member)
         methods[name] = opts
         if inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member):
             is_async = True
@@ -80,7 +84,11 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
     def bind(self, *args, **kwargs):
-        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+        """A ClassMethodNode: this call on the live actor in a DAG
+        (`oxray.dag`); a tuple of them, one per return, for several returns."""
+        from oxray.dag.class_node import bind_actor_method
+
+        return bind_actor_method(self, args, kwargs)
 
 
 class ActorHandle:
@@ -120,12 +128,15 @@ class ActorHandle:
         plan = self._plans.get(id(options))
         if plan is None or plan[0] is not options:
             plan = self._plan(method, options, function_name)
-        _, arguments, num_returns, retries, retry_blob, function_name = plan
+        _, arguments, (num_returns, kind, backpressure), retries, retry_blob, function_name = plan
         if kwargs or len(args) != arguments.arity:
             arguments.check(args, kwargs)
         blob, refs, nested = pack_arguments(args, kwargs, function_name)
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns, retries,
-                                            nested, retry_blob, self._max_pending_calls, self._class_name)
+                                            nested, retry_blob, self._max_pending_calls, self._class_name,
+                                            kind, backpressure)
+        if kind:
+            return generators.returned(returns, num_returns, kind)
         return unwrap_returns(returns, num_returns)
 
     def _plan(self, method, options, function_name):
@@ -136,7 +147,8 @@ class ActorHandle:
         plan = (
             options,
             signatures.checker(options.get(_SIGNATURE)),
-            options.get("num_returns", 1),
+            generators.returns_of(options, options.get(_GENERATOR, False),
+                                  f"The method {function_name or f'{self._class_name}.{method}'}"),
             -1 if retries is None else retries,
             cloudpickle.dumps(retry_exceptions) if retry_exceptions else b"",
             function_name or f"{self._class_name}.{method}",
@@ -205,7 +217,11 @@ class ActorClass:
         return _options.OptionsWrapper(self, options, {**self._default_options, **options})
 
     def bind(self, *args, **kwargs):
-        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+        """A ClassNode: this actor in a DAG (`oxray.dag`), created by each
+        `execute()`; bind calls on it with `node.method.bind(...)`."""
+        from oxray.dag.class_node import ClassNode
+
+        return ClassNode(self, args, kwargs, self._default_options)
 
     def __getattr__(self, name):
         # Class attributes stay reachable through the decorated name (code

@@ -8,6 +8,7 @@ import cloudpickle
 
 from oxray import _native
 from oxray._native import ObjectRef
+from oxray._private import generators
 from oxray._private import options as _options
 from oxray._private import serialization
 from oxray._private import signatures
@@ -148,6 +149,7 @@ class RemoteFunction:
             )
         self._arguments = signatures.checker(signatures.light_signature(function))
         self._function = function
+        self._is_generator = generators.is_generator_function(function)
         self._default_options = options
         self._function_name = f"{function.__module__}.{function.__qualname__}"
         self._registration = Registration(function, f"the function {self._function_name}")
@@ -178,7 +180,11 @@ class RemoteFunction:
         return _options.OptionsWrapper(self, options, {**self._default_options, **options})
 
     def bind(self, *args, **kwargs):
-        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+        """A FunctionNode: this call in a DAG (`oxray.dag`), run by
+        `execute()`."""
+        from oxray.dag.function_node import FunctionNode
+
+        return FunctionNode(self, args, kwargs, self._default_options)
 
     def _prepared(self, options):
         """What submission needs from an options dict, computed once per
@@ -190,7 +196,7 @@ class RemoteFunction:
         retry_exceptions = get("retry_exceptions", False)
         max_retries = get("max_retries", 3)
         prepared = (
-            get("num_returns", 1),
+            generators.returns_of(options, self._is_generator, f"The function {self._function_name}"),
             _options.resource_shape(options, default_cpus=1),
             -1 if max_retries is None else max_retries,
             b"" if not retry_exceptions else cloudpickle.dumps(retry_exceptions),
@@ -220,12 +226,14 @@ class RemoteFunction:
         arguments = self._arguments
         if kwargs or len(args) != arguments.arity:
             arguments.check(args, kwargs)
-        num_returns, shape, max_retries, retry_blob, name, placement, group, max_calls, own_env = \
-            self._prepared(options)
+        (num_returns, kind, backpressure), shape, max_retries, retry_blob, name, placement, group, max_calls, \
+            own_env = self._prepared(options)
         env_vars = None if session.runtime_env is None and not own_env else task_env_vars(session, options) or None
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested, placement, group, env_vars, max_calls,
+            session.namespace or "", nested, placement, group, env_vars, max_calls, kind, backpressure,
         )
+        if kind:
+            return generators.returned(returns, num_returns, kind)
         return unwrap_returns(returns, num_returns)

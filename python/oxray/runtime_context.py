@@ -144,6 +144,25 @@ class RuntimeContext:
         constructor ran again)."""
         return bool(getattr(self._session, "actor_reconstructed", False))
 
+    def get_runtime_env_string(self):
+        """The runtime environment of the job (in the driver) or of the
+        running task or actor (in a worker), as JSON."""
+        return self.runtime_env.serialize()
+
+    @property
+    def runtime_env(self):
+        """The runtime environment of the job (in the driver) or of the
+        running task or actor (in a worker), as a dict-like RuntimeEnv
+        (empty when none). A working_dir or py_modules shows as the URIs
+        of their uploaded packages, as in Ray."""
+        from oxray._private import runtime_env_packages
+        from oxray.runtime_env import RuntimeEnv
+
+        # The job's code search path and the packages ride in env_vars;
+        # Ray's users never see them there.
+        env = runtime_env_packages.user_view(getattr(self._session, "runtime_env", None))
+        return RuntimeEnv(_validate=False, **env)
+
     @property
     def gcs_address(self):
         return self._ctx()["session_dir"]

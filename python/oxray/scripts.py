@@ -3,8 +3,11 @@
     oxray start --head [--port P] [--node-ip-address IP] [--num-cpus N] [--num-gpus N] [--journal F]
                 [--resources JSON] [--token T] [--block]
     oxray start --address HEAD_IP:PORT [same flags]
-    oxray status
-    oxray list actors|nodes|tasks
+    oxray status [-v]
+    oxray list actors|tasks|nodes|objects|workers|jobs|placement-groups
+               [--format table|json|yaml] [--filter KEY=VALUE]... [--limit N] [--detail]
+    oxray get actors|tasks|nodes|objects|workers|jobs|placement-groups ID [--format yaml|json]
+    oxray summary tasks|actors|objects [--format table|json|yaml] [--filter KEY=VALUE]...
     oxray memory
     oxray microbenchmark [--seconds S] [--only NAME] [--smoke]
     oxray stop
@@ -20,6 +23,7 @@ import sys
 import time
 
 from oxray._private import node as _node
+from oxray.util.state.common import SCHEMAS
 
 
 DEFAULT_PORT = 6379
@@ -159,48 +163,109 @@ def _stop(args):
     return 0
 
 
+def _colour(args):
+    """Whether to colour the output: only on a terminal, and not with
+    NO_COLOR set."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _status(args):
     oxray = _connect()
     try:
         from oxray import _native
-        for n in _native.cluster_info():
-            state = "ALIVE" if n["alive"] else "DEAD"
-            role = " (head)" if n["is_head"] else ""
-            print(f"node {n['node_id'][:12]} {state} {n['ip']} {n['hostname']}{role}")
-            if n["alive"]:
-                used = ", ".join(f"{k} {n['total'][k] - n['available'].get(k, 0):g}/{n['total'][k]:g}"
-                                 for k in sorted(n["total"]) if k in ("CPU", "GPU") or "_group_" not in k)
-                print(f"    {used}")
-        demands = {}
-        for n in _native.cluster_info():
-            for shape, count in n.get("pending", []):
-                key = ", ".join(f"{k}: {v:g}" for k, v in sorted(shape.items()))
-                demands[key] = demands.get(key, 0) + count
-        print("pending demands:")
-        for key, count in sorted(demands.items()):
-            print(f"  {{{key}}} * {count}")
-        if not demands:
-            print("  (no resource demands)")
-        total, avail = oxray.cluster_resources(), oxray.available_resources()
-        print("resources (used / total):")
-        for k in sorted(total):
-            if k.startswith("node:"):
-                continue
-            print(f"  {k}: {total[k] - avail.get(k, 0):g} / {total[k]:g}")
+        from oxray.util.state import render
+        print(render.status_output(_native.cluster_info(), _native.list_placement_groups(), verbose=args.verbose,
+                                   colour=_colour(args)))
     finally:
         oxray.shutdown()
     return 0
 
 
+def _parse_filters(args):
+    from oxray.util.state import filters
+
+    return [filters.parse_filter(f) for f in args.filter or []]
+
+
 def _list(args):
+    from oxray.util.state import api, render
+
+    try:
+        wanted = _parse_filters(args)
+    except ValueError as e:
+        print(f"oxray list: {e}", file=sys.stderr)
+        return 2
     oxray = _connect()
     try:
-        from oxray.util import state
-        rows = {"actors": state.list_actors, "nodes": state.list_nodes, "tasks": state.list_tasks}[args.what]()
-        for row in rows:
-            print(json.dumps(row, default=str))
+        try:
+            rows, total = api.query(args.resource, wanted, limit=args.limit, detail=args.detail,
+                                    include_self=False)
+        except ValueError as e:
+            print(f"oxray list: {e}", file=sys.stderr)
+            return 2
     finally:
         oxray.shutdown()
+    fmt = args.format or ("yaml" if args.detail else "table")
+    if args.limit is not None and total > len(rows) and args.format in (None, "table"):
+        print(f"Limit last {args.limit} entries (Total {total}). Use `--filter` to reduce the amount of data to "
+              "return or setting a higher limit with `--limit` to see all data.", file=sys.stderr)
+    schema = SCHEMAS[args.resource]
+    if fmt == "table":
+        print(render.list_output([r.asdict() for r in rows], schema, detail=args.detail, colour=_colour(args)))
+    elif fmt == "json":
+        print(render.to_json([r.asdict() for r in rows]))
+    else:
+        print(render.to_yaml([r.asdict() for r in rows]), end="")
+    return 0
+
+
+def _get(args):
+    from oxray.util.state import api, render
+    from oxray.util.state.common import ID_COLUMNS
+
+    oxray = _connect()
+    try:
+        rows, _ = api.query(args.resource, [(ID_COLUMNS[args.resource], "=", args.id)], limit=None, detail=True,
+                            include_self=False)
+    finally:
+        oxray.shutdown()
+    if not rows:
+        print(f"Resource with id={args.id} not found in the cluster.")
+        return 1
+    data = [r.asdict() for r in rows]
+    if args.format == "json":
+        print(render.to_json(data))
+    else:
+        print(render.to_yaml(data), end="")
+    return 0
+
+
+def _summary(args):
+    from oxray.util.state import render, summaries
+
+    try:
+        wanted = _parse_filters(args)
+    except ValueError as e:
+        print(f"oxray summary: {e}", file=sys.stderr)
+        return 2
+    fn = {"tasks": summaries.summarize_tasks, "actors": summaries.summarize_actors,
+          "objects": summaries.summarize_objects}[args.resource]
+    oxray = _connect()
+    try:
+        try:
+            summary = fn(filters=wanted)
+        except ValueError as e:
+            print(f"oxray summary: {e}", file=sys.stderr)
+            return 2
+    finally:
+        oxray.shutdown()
+    fmt = args.format or "table"
+    if fmt == "table":
+        print(render.summary_output(summary, args.resource, colour=_colour(args)))
+    elif fmt == "json":
+        print(render.to_json(summary))
+    else:
+        print(render.to_yaml(summary), end="")
     return 0
 
 
@@ -208,14 +273,19 @@ def _memory(args):
     oxray = _connect()
     try:
         from oxray.util import state
+        from oxray.util.state import render
         summary = state.memory_summary()
-        print(f"object store: {summary['used_bytes']} of {summary['capacity_bytes']} bytes used, "
-              f"{summary['pinned_bytes']} pinned, {summary['spilled_bytes']} bytes spilled "
-              f"({summary['spilled_objects']} objects) to {summary['spill_dir']}")
-        for o in sorted(state.list_objects(), key=lambda o: -o["object_size"]):
-            print(f"  {o['object_id']}  {o['object_size']:>12}  creator pid {o['creator_pid']:>7}  {o['pin_reason']}")
+        objects = state.list_objects(limit=None)
     finally:
         oxray.shutdown()
+    fm = render.format_memory
+    print(f"object store: {fm(summary['used_bytes'])}/{fm(summary['capacity_bytes'])} used, "
+          f"{fm(summary['pinned_bytes'])} pinned, {fm(summary['spilled_bytes'])} spilled "
+          f"({summary['spilled_objects']} objects) to {summary['spill_dir']}")
+    rows = [{"object_id": o.object_id, "size": fm(o.object_size), "creator_pid": o.creator_pid,
+             "reason": o.pin_reason} for o in sorted(objects, key=lambda o: -o.object_size)]
+    if rows:
+        print(render.table(rows, ["object_id", "size", "creator_pid", "reason"], _colour(args), index=False))
     return 0
 
 
@@ -247,12 +317,30 @@ def main(argv=None):
     start.add_argument("--dashboard-host", help="accepted for Ray compatibility (oxray has no dashboard yet)")
     stop = sub.add_parser("stop", help="stop every oxray node this user started on this machine")
     stop.add_argument("--force", action="store_true")
-    sub.add_parser("status", help="nodes and resource use")
+    status = sub.add_parser("status", help="nodes, resource use and pending demands (as `ray status`)")
+    status.add_argument("-v", "--verbose", action="store_true", help="also each node's resource use")
     sub.add_parser("memory", help="objects in the shared-memory store")
-    lst = sub.add_parser("list", help="list cluster state")
-    lst.add_argument("what", choices=["actors", "nodes", "tasks"])
+    formats = ["table", "json", "yaml"]
+    lst = sub.add_parser("list", help="list cluster state (as `ray list`)")
+    lst.add_argument("resource", choices=list(SCHEMAS))
+    lst.add_argument("--format", choices=formats, help="output format (default: table; yaml with --detail)")
+    lst.add_argument("-f", "--filter", action="append", metavar="KEY=VALUE",
+                     help="keep rows where KEY=VALUE (or KEY!=VALUE); repeat to require several; "
+                          "values compare case-insensitively")
+    lst.add_argument("--limit", type=int, default=100, help="at most this many rows (default 100)")
+    lst.add_argument("--detail", action="store_true", help="every column (written as YAML unless --format)")
+    get = sub.add_parser("get", help="one resource by id, with every column (as `ray get`)")
+    get.add_argument("resource", choices=list(SCHEMAS))
+    get.add_argument("id")
+    get.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    summ = sub.add_parser("summary", help="tasks, actors or objects counted by name, class or call site")
+    summ.add_argument("resource", choices=["tasks", "actors", "objects"])
+    summ.add_argument("--format", choices=formats, help="output format (default: table)")
+    summ.add_argument("-f", "--filter", action="append", metavar="KEY=VALUE",
+                      help="summarize only the rows where KEY=VALUE (or KEY!=VALUE)")
     args = ap.parse_args(argv)
-    handler = {"start": _start, "stop": _stop, "status": _status, "list": _list, "memory": _memory}[args.command]
+    handler = {"start": _start, "stop": _stop, "status": _status, "list": _list, "get": _get,
+               "summary": _summary, "memory": _memory}[args.command]
     return handler(args)
 
 

@@ -79,6 +79,17 @@ pub enum Error {
         /// The handle's `max_pending_calls`.
         limit: u32,
     },
+    /// The caller of a generator task cannot be reached: the values the
+    /// task yields have nowhere to go, so it stops.
+    #[error("the caller of generator task '{task}' at {caller} is unreachable ({reason}); the task stops")]
+    CallerGone {
+        /// The generator task's function.
+        task: String,
+        /// The caller's address.
+        caller: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Shorthand for results carrying [`Error`].

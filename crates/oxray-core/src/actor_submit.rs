@@ -43,6 +43,8 @@ pub struct ActorCallRequest {
     pub max_pending_calls: u32,
     /// The actor's class name, for errors.
     pub class_name: String,
+    /// What the values a generator method yields become.
+    pub yields: crate::streams::Yields,
 }
 
 /// The method name of the call that ends an actor after the calls before it.
@@ -62,6 +64,7 @@ pub(crate) fn terminate_call(actor: ActorId) -> ActorCallRequest {
         retry_exceptions: Bytes::new(),
         max_pending_calls: 0,
         class_name: String::new(),
+        yields: Default::default(),
     }
 }
 
@@ -262,8 +265,11 @@ impl Inner {
             method_name: req.method_name,
             args_nested: req.args_nested,
             retry_exceptions: req.retry_exceptions,
+            returns_kind: req.yields.kind as i32,
+            created_us: crate::task_log::unix_micros(),
             ..Default::default()
         };
+        self.open_stream(task_id, req.yields);
         let resolved = req.ref_args.is_empty();
         {
             let mut st = self.actor_submit.lock();
@@ -309,7 +315,7 @@ impl Inner {
             if let Some(call) = q.calls.remove(&task_id) {
                 q.queue.retain(|t| *t != task_id);
                 drop(st);
-                self.finish_call(&call.spec, |_| (*err).clone());
+                self.finish_call(&call.spec, None, |_| (*err).clone());
             }
             return;
         }
@@ -329,7 +335,7 @@ impl Inner {
                 .filter_map(|t| q.calls.remove(&t))
                 .collect();
             for call in calls {
-                self.finish_call(&call.spec, |_| death.clone());
+                self.finish_call(&call.spec, None, |_| death.clone());
             }
             return;
         }
@@ -386,7 +392,7 @@ impl Inner {
                 };
                 drop(st);
                 let mut returns = r.returns.into_iter();
-                self.finish_call(&call.spec, |_| {
+                self.finish_call(&call.spec, r.run.as_ref(), |_| {
                     returns.next().unwrap_or_else(|| {
                         error_object(ObjectKind::SystemError, "missing return value")
                     })
@@ -492,7 +498,7 @@ impl Inner {
         for task_id in failed {
             q.queue.retain(|t| *t != task_id);
             if let Some(call) = q.calls.remove(&task_id) {
-                self.finish_call(&call.spec, |_| {
+                self.finish_call(&call.spec, None, |_| {
                     error_object(
                         ObjectKind::ActorDied,
                         format!(
@@ -506,8 +512,13 @@ impl Inner {
         }
     }
 
-    fn finish_call(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
-        self.store_returns(spec, value);
+    fn finish_call(
+        &self,
+        spec: &TaskSpec,
+        run: Option<&RunInfo>,
+        value: impl FnMut(u32) -> Object,
+    ) {
+        self.store_returns(spec, run, value);
     }
 
     /// Kills an actor (through the control service).

@@ -110,6 +110,8 @@ pub struct TaskRequest {
     /// Calls a worker runs before it is replaced (`max_calls`; 0: no
     /// limit).
     pub max_calls: u32,
+    /// What the values a generator function yields become.
+    pub yields: crate::streams::Yields,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.
@@ -163,6 +165,8 @@ pub(crate) struct Inner {
     pub lineage: crate::lineage::LineageTable,
     /// Whole copies of the shared objects this process owns.
     pub copies: crate::recovery::CopyLocations,
+    /// Values of the streaming generator tasks this process submitted.
+    pub streams: crate::streams::Streams,
     /// This state, for tasks spawned from `&self` methods.
     pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
@@ -536,6 +540,7 @@ impl CoreWorker {
                 actor_submit: Mutex::new(ActorSubmitState::default()),
                 exec: ExecState::default(),
                 finished: Default::default(),
+                streams: Default::default(),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
                 driver: driver.clone(),
@@ -851,6 +856,71 @@ impl CoreWorker {
         let owner = &task.spec.owner;
         let returns = returns.iter().map(|o| self.inner.lend(o, owner)).collect();
         self.inner.complete_task(task, returns, retryable);
+    }
+
+    /// Sends the `index`-th value (from 0) a streaming generator task
+    /// yielded to the task's caller, and waits until the caller takes it
+    /// (longer while its consumer is behind: Ray's backpressure).
+    pub fn report_generator_item(
+        &self,
+        task: &IncomingTask,
+        index: u32,
+        object: Object,
+    ) -> Result<()> {
+        let caller = &task.spec.owner;
+        let object = self.inner.lend(&object, caller);
+        let body = Body::GeneratorItem(GeneratorItem {
+            task_id: task.spec.task_id.clone(),
+            index,
+            object: Some(object),
+        });
+        let inner = &self.inner;
+        let reply = inner.driver.block_on(async {
+            let report = async {
+                let peer = inner.peers.get(caller).await?;
+                peer.call(body).await
+            };
+            // Cancelling the task ends the wait (backpressure may hold it).
+            tokio::select! {
+                reply = report => Some(reply),
+                () = inner.interrupted(&|| false) => None,
+            }
+        })?;
+        // A cancel that lands while the caller answers stops the task too:
+        // the cancel hook raises nothing on the thread that waits here.
+        if reply.is_none() || inner.exec.current_cancelled() {
+            return Err(Error::Interrupted);
+        }
+        match reply.expect("checked above") {
+            Ok(Body::Ack(_)) => Ok(()),
+            Ok(other) => Err(Error::Protocol {
+                peer: caller.clone(),
+                reason: format!("unexpected reply {other:?} to a generator value"),
+            }),
+            Err(e) => Err(Error::CallerGone {
+                task: task.spec.function_name.clone(),
+                caller: caller.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// The next value of the stream of generator task `task`, waiting up
+    /// to `limit`.
+    pub fn stream_next(&self, task: TaskId, limit: WaitLimit<'_>) -> Result<crate::StreamNext> {
+        self.inner.check_alive()?;
+        self.inner.stream_next(task, limit)
+    }
+
+    /// Whether the stream of `task` has its next value (or its end) ready.
+    pub fn stream_ready(&self, task: TaskId) -> bool {
+        self.inner.stream_ready(task)
+    }
+
+    /// The consumer of the stream of `task` is gone: its values not taken
+    /// are freed.
+    pub fn close_stream(&self, task: TaskId) {
+        self.inner.close_stream(task);
     }
 
     /// Registers what to call when a running task must be interrupted

@@ -25,6 +25,8 @@ pub struct IncomingTask {
     /// References taken on the refs lent with the task, given back when it
     /// is done.
     held: Vec<ObjectId>,
+    /// When it was handed to the language to run (µs since the epoch).
+    started_us: u64,
 }
 
 impl IncomingTask {
@@ -62,6 +64,8 @@ pub(crate) struct ExecState {
     /// Write end of a pipe that wakes an event loop when a task arrives
     /// (async actors poll the queue from their loop, not a thread).
     notify: Mutex<Option<std::os::fd::OwnedFd>>,
+    /// This worker's id and node as replies carry them (encoded once).
+    run_ids: std::sync::OnceLock<(bytes::Bytes, bytes::Bytes)>,
 }
 
 /// The queue was closed: the worker is shutting down.
@@ -124,9 +128,10 @@ impl ExecState {
         if q.closed {
             return Err(Closed);
         }
-        let Some(task) = q.tasks.pop_front() else {
+        let Some(mut task) = q.tasks.pop_front() else {
             return Ok(None);
         };
+        task.started_us = crate::task_log::unix_micros();
         let mut current = self.current.lock();
         *current = Some(task.task_id());
         // Under the same lock a cancel checks `current` with, so a cancel
@@ -222,6 +227,7 @@ impl Inner {
                     request,
                     writer: writer.clone(),
                     held,
+                    started_us: 0,
                 };
                 if task.spec.actor_id.is_empty()
                     && self.exec.blocked.load(std::sync::atomic::Ordering::SeqCst)
@@ -231,6 +237,7 @@ impl Inner {
                     self.exec.push(task)
                 }
             }
+            Body::GeneratorItem(item) => self.on_generator_item(item, request, writer),
             Body::ListTasks(_) => {
                 writer.reply(request, Body::TaskList(self.task_list()));
             }
@@ -366,6 +373,7 @@ impl Inner {
                 returns: Vec::new(),
                 retryable: false,
                 bounced: true,
+                run: None,
             }),
         );
     }
@@ -379,6 +387,19 @@ impl Inner {
                 *cur = None;
             }
         }
+        let (worker_id, node_id) = self.exec.run_ids.get_or_init(|| {
+            (
+                bytes::Bytes::copy_from_slice(&self.worker_id.0),
+                bytes::Bytes::copy_from_slice(&self.node_id.0),
+            )
+        });
+        let run = (task.started_us > 0).then(|| RunInfo {
+            started_us: task.started_us,
+            duration_us: crate::task_log::unix_micros().saturating_sub(task.started_us),
+            pid: std::process::id(),
+            worker_id: worker_id.clone(),
+            node_id: node_id.clone(),
+        });
         task.writer.reply(
             task.request,
             Body::TaskReply(TaskReply {
@@ -386,6 +407,7 @@ impl Inner {
                 returns,
                 retryable,
                 bounced: false,
+                run,
             }),
         );
     }

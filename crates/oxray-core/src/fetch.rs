@@ -235,30 +235,46 @@ impl Inner {
     }
 
     fn wait_for(&self, waiter: &Waiter, need: usize, limit: WaitLimit<'_>) -> Result<bool> {
+        self.block_until_notified(&waiter.more, limit, || waiter.state.lock().count >= need)
+    }
+
+    /// Resolves once the caller's check says to stop, or the task this
+    /// process runs now was cancelled: a task blocked waiting stops then, as
+    /// it does for Ctrl-C.
+    pub(crate) async fn interrupted(&self, check: &dyn Fn() -> bool) {
+        let in_task = self.mode == Mode::Worker && self.exec.current_task().is_some();
+        let mut tick = tokio::time::interval(INTERRUPT_CHECK);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            if (in_task && self.exec.current_cancelled()) || check() {
+                return;
+            }
+        }
+    }
+
+    /// Blocks until `ready()` holds, asking again each time `more` is
+    /// notified; false on timeout, [`Error::Interrupted`] when the caller's
+    /// check says to stop or the task blocked here is cancelled. The waiting
+    /// thread drives the event loop meanwhile.
+    pub(crate) fn block_until_notified(
+        &self,
+        more: &Notify,
+        limit: WaitLimit<'_>,
+        mut ready: impl FnMut() -> bool,
+    ) -> Result<bool> {
         let enough = async {
             loop {
-                let more = waiter.more.notified();
-                tokio::pin!(more);
-                more.as_mut().enable();
-                if waiter.state.lock().count >= need {
+                let notified = more.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if ready() {
                     return;
                 }
-                more.await;
+                notified.await;
             }
         };
-        // A task blocked here stops waiting when it is cancelled, as it
-        // does for Ctrl-C.
-        let in_task = self.mode == Mode::Worker && self.exec.current_task().is_some();
-        let interrupted = async {
-            let mut tick = tokio::time::interval(INTERRUPT_CHECK);
-            tick.tick().await; // the first tick is immediate
-            loop {
-                tick.tick().await;
-                if (in_task && self.exec.current_cancelled()) || (limit.interrupted)() {
-                    return;
-                }
-            }
-        };
+        let interrupted = self.interrupted(limit.interrupted);
         let ok = self.driver.block_on(async {
             tokio::select! {
                 biased;

@@ -19,6 +19,7 @@ mod recovery;
 pub mod refs;
 mod shared;
 pub mod store;
+mod streams;
 mod submit;
 mod task_log;
 
@@ -29,8 +30,9 @@ pub use fetch::WaitLimit;
 pub use objects::{error_object, marker_parts, shared_marker, ObjectKind};
 pub use oxray_proto::{
     ActorInfo, ActorState, Bundle, CreatePlacementGroup, Object, ObjectRefMsg, PlacementGroupInfo,
-    StoreStats, TaskEntry, TaskSpec,
+    ReturnsKind, StoreStats, TaskEntry, TaskSpec,
 };
 pub use oxray_store::Region;
 pub use shared::Mapped;
+pub use streams::{item_id, StreamNext, Yields};
 pub use submit::Placement;

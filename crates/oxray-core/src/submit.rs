@@ -210,8 +210,11 @@ impl Inner {
             placement_group_id: req.placement_group.0,
             capture_child_tasks: req.placement_group.1,
             env_vars: req.env_vars,
+            returns_kind: req.yields.kind as i32,
+            created_us: crate::task_log::unix_micros(),
             ..Default::default()
         };
+        self.open_stream(task_id, req.yields);
         {
             let mut st = self.submit.lock();
             // Reuse the key the map already holds for this shape.
@@ -335,7 +338,7 @@ impl Inner {
         if let Some(err) = failed {
             let done = self.submit.lock().tasks.remove(&task_id);
             if let Some(task) = done {
-                self.finish(&task, |_| (*err).clone());
+                self.finish(&task, None, |_| (*err).clone());
             }
             return;
         }
@@ -527,10 +530,12 @@ impl Inner {
             match outcome {
                 Ok(reply) => {
                     let mut returns = reply.returns.into_iter();
-                    self.finish(&task, |_| returns.next().unwrap_or_else(|| missing_return(&task.spec)));
+                    self.finish(&task, reply.run.as_ref(), |_| {
+                        returns.next().unwrap_or_else(|| missing_return(&task.spec))
+                    });
                 }
-                Err(()) if task.cancelled => self.finish(&task, |_| cancelled(&task.spec)),
-                Err(()) => self.finish(&task, |_| {
+                Err(()) if task.cancelled => self.finish(&task, None, |_| cancelled(&task.spec)),
+                Err(()) => self.finish(&task, None, |_| {
                     error_object(
                         ObjectKind::WorkerCrashed,
                         format!(
@@ -548,8 +553,8 @@ impl Inner {
     /// Stores the task's return values (or errors), one per return id. On
     /// a multi-node cluster, a task with a return in a node's shared store
     /// leaves its lineage, to be run again if that node dies.
-    fn finish(&self, task: &Task, value: impl FnMut(u32) -> Object) {
-        let (held, shared) = self.fulfil_returns(&task.spec, value);
+    fn finish(&self, task: &Task, run: Option<&RunInfo>, value: impl FnMut(u32) -> Object) {
+        let (held, shared) = self.fulfil_returns(&task.spec, run, value);
         let task_id = TaskId::from_bytes(&task.spec.task_id).unwrap_or_default();
         if shared && !self.node_address.is_empty() && !task.cancelled {
             let ids: Vec<ObjectId> = (1..=task.spec.num_returns)
@@ -581,8 +586,13 @@ impl Inner {
 
     /// Stores a task's return values, one per return id, counting the refs
     /// nested in them as borrowed.
-    pub(crate) fn store_returns(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
-        for id in self.fulfil_returns(spec, value).0 {
+    pub(crate) fn store_returns(
+        &self,
+        spec: &TaskSpec,
+        run: Option<&RunInfo>,
+        value: impl FnMut(u32) -> Object,
+    ) {
+        for id in self.fulfil_returns(spec, run, value).0 {
             self.release_ref(&id);
         }
     }
@@ -593,19 +603,23 @@ impl Inner {
     fn fulfil_returns(
         &self,
         spec: &TaskSpec,
+        run: Option<&RunInfo>,
         mut value: impl FnMut(u32) -> Object,
     ) -> (Vec<ObjectId>, bool) {
         let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
         let held = self.held_args.lock().remove(&task_id).unwrap_or_default();
         if spec.num_returns == 0 {
-            self.finished.record(spec, None);
+            self.finished.record(spec, None, run);
         }
         let mut shared = false;
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
             if i == 1 {
-                self.finished.record(spec, Some(&object));
+                self.finished.record(spec, Some(&object), run);
+                if spec.returns_kind == ReturnsKind::Streaming as i32 {
+                    self.finish_stream(task_id, ObjectKind::of(&object).is_error());
+                }
             }
             let is_shared = ObjectKind::of(&object) == ObjectKind::Shared;
             shared |= self.fulfil_holding(id, object, true) && is_shared;
@@ -784,7 +798,7 @@ impl Inner {
                 };
                 drop(st);
                 for task in failed {
-                    self.finish(&task, |_| error_object(kind, e.message.clone()));
+                    self.finish(&task, None, |_| error_object(kind, e.message.clone()));
                 }
             }
             _ => {} // The daemon is gone; daemon_lost fails everything.
@@ -874,7 +888,7 @@ impl Inner {
                     ks.queue.retain(|t| *t != task_id);
                 }
                 drop(st);
-                self.finish(&task, |_| cancelled(&task.spec));
+                self.finish(&task, None, |_| cancelled(&task.spec));
             }
             Some(lease_id) => {
                 let lease = st.keys.get(&key).and_then(|ks| ks.leases.get(&lease_id));
@@ -918,7 +932,9 @@ impl Inner {
             st.tasks.drain().map(|(_, t)| t).collect()
         };
         for task in tasks {
-            self.finish(&task, |_| error_object(ObjectKind::SystemError, message));
+            self.finish(&task, None, |_| {
+                error_object(ObjectKind::SystemError, message)
+            });
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxray_common::{ActorId, Error, Result, TaskId};
+use oxray_common::{ActorId, Error, NodeId, Result, TaskId, WorkerId};
 use oxray_proto::*;
 use parking_lot::Mutex;
 
@@ -45,6 +45,9 @@ struct Log {
 
 struct Finished {
     task_id: TaskId,
+    created_us: u64,
+    /// Where and when it ran: start, duration, pid, worker, node.
+    ran: Option<(u64, u64, u32, WorkerId, NodeId)>,
     actor_id: Option<ActorId>,
     name: Arc<str>,
     /// Empty when the task succeeded.
@@ -55,8 +58,8 @@ struct Finished {
 
 impl FinishedTasks {
     /// Records a task whose first return value is `first` (None: it had no
-    /// returns).
-    pub(crate) fn record(&self, spec: &TaskSpec, first: Option<&Object>) {
+    /// returns); `run` says where and when it ran, when it did.
+    pub(crate) fn record(&self, spec: &TaskSpec, first: Option<&Object>, run: Option<&RunInfo>) {
         let error_type = match first.map(ObjectKind::of) {
             Some(ObjectKind::TaskError) => "TASK_EXECUTION_EXCEPTION",
             Some(ObjectKind::WorkerCrashed) => "WORKER_DIED",
@@ -78,8 +81,19 @@ impl FinishedTasks {
         if log.ring.len() == KEPT_FINISHED {
             log.ring.pop_front();
         }
+        let ran = run.map(|r| {
+            (
+                r.started_us,
+                r.duration_us,
+                r.pid,
+                WorkerId::from_bytes(&r.worker_id).unwrap_or_default(),
+                NodeId::from_bytes(&r.node_id).unwrap_or_default(),
+            )
+        });
         log.ring.push_back(Finished {
             task_id: TaskId::from_bytes(&spec.task_id).unwrap_or_default(),
+            created_us: spec.created_us,
+            ran,
             actor_id: ActorId::from_bytes(&spec.actor_id),
             name,
             error_type,
@@ -111,6 +125,12 @@ impl FinishedTasks {
                 error_type: f.error_type.into(),
                 attempt: f.attempt,
                 job_id: f.job_id,
+                creation_time_us: f.created_us,
+                start_time_us: f.ran.map_or(0, |r| r.0),
+                end_time_us: f.ran.map_or(0, |r| r.0 + r.1),
+                worker_pid: f.ran.map_or(0, |r| r.2),
+                worker_id: f.ran.map(|r| r.3 .0.to_vec()).unwrap_or_default(),
+                node_id: f.ran.map(|r| r.4 .0.to_vec()).unwrap_or_default(),
                 ..Default::default()
             })
             .collect()
@@ -132,8 +152,16 @@ pub(crate) fn entry_of(spec: &TaskSpec, state: &str) -> TaskEntry {
         actor_id: spec.actor_id.clone(),
         attempt: spec.attempt,
         job_id: spec.job_id,
+        creation_time_us: spec.created_us,
         ..Default::default()
     }
+}
+
+/// Now, in microseconds since the Unix epoch (the clock task times use).
+pub(crate) fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Inner {

@@ -21,7 +21,7 @@ pub struct Envelope {
     /// know (from a newer peer).
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68"
     )]
     pub body: Option<Body>,
 }
@@ -258,6 +258,11 @@ pub enum Body {
     /// they had lent them.
     #[prost(message, tag = "67")]
     ProcessesGone(ProcessesGone),
+    /// One value yielded by a streaming generator task (worker -> the
+    /// task's caller); `Ack` once the caller takes it, held back while the
+    /// consumer is too far behind (Ray's generator backpressure).
+    #[prost(message, tag = "68")]
+    GeneratorItem(GeneratorItem),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -915,6 +920,41 @@ pub struct TaskSpec {
     /// `get_assigned_resources()` asks).
     #[prost(bytes = "bytes", tag = "21")]
     pub resources: bytes::Bytes,
+    /// What a generator function's values become: see [`ReturnsKind`].
+    #[prost(enumeration = "ReturnsKind", tag = "22")]
+    pub returns_kind: i32,
+    /// When it was submitted, in microseconds since the Unix epoch.
+    #[prost(uint64, tag = "23")]
+    pub created_us: u64,
+}
+
+/// What the values a task's function yields become.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, prost::Enumeration)]
+#[repr(i32)]
+pub enum ReturnsKind {
+    /// `num_returns` objects, the function's result (split when above one).
+    Fixed = 0,
+    /// Each yielded value is reported to the caller as it is produced
+    /// ([`GeneratorItem`]); the task's one return says how it ended.
+    Streaming = 1,
+    /// The yielded values are stored and the one return lists their refs
+    /// (Ray's `num_returns="dynamic"`).
+    Dynamic = 2,
+}
+
+/// One value a streaming generator task yielded.
+#[derive(Clone, PartialEq, Message)]
+pub struct GeneratorItem {
+    /// The generator task.
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    /// The value's position in the stream, from 0; its object id is the
+    /// task's return `index + 2` (return 1 is the task's own).
+    #[prost(uint32, tag = "2")]
+    pub index: u32,
+    /// The value (inline, or a marker of its shared-memory copy).
+    #[prost(message, optional, tag = "3")]
+    pub object: Option<Object>,
 }
 
 /// The outcome of a task: one object per return, or error objects.
@@ -934,6 +974,29 @@ pub struct TaskReply {
     /// handed it back to run elsewhere.
     #[prost(bool, tag = "4")]
     pub bounced: bool,
+    /// Where and when it ran (absent when it never started).
+    #[prost(message, optional, tag = "5")]
+    pub run: Option<RunInfo>,
+}
+
+/// Where and when a task ran, for `list_tasks` and `timeline()`.
+#[derive(Clone, PartialEq, Message)]
+pub struct RunInfo {
+    /// When the worker started it, in microseconds since the Unix epoch.
+    #[prost(uint64, tag = "1")]
+    pub started_us: u64,
+    /// How long it ran, in microseconds.
+    #[prost(uint64, tag = "2")]
+    pub duration_us: u64,
+    /// The worker's process id.
+    #[prost(uint32, tag = "3")]
+    pub pid: u32,
+    /// The worker's id.
+    #[prost(bytes = "bytes", tag = "4")]
+    pub worker_id: bytes::Bytes,
+    /// The node it ran on.
+    #[prost(bytes = "bytes", tag = "5")]
+    pub node_id: bytes::Bytes,
 }
 
 /// Cancel a task pushed earlier.
@@ -1387,6 +1450,18 @@ pub struct TaskEntry {
     /// The node it runs (or ran) on, when known.
     #[prost(bytes = "vec", tag = "10")]
     pub node_id: Vec<u8>,
+    /// When it was submitted (microseconds since the Unix epoch).
+    #[prost(uint64, tag = "11")]
+    pub creation_time_us: u64,
+    /// When it started running (0: not yet, or unknown).
+    #[prost(uint64, tag = "12")]
+    pub start_time_us: u64,
+    /// When it finished (0: not yet, or unknown).
+    #[prost(uint64, tag = "13")]
+    pub end_time_us: u64,
+    /// The process that ran it (0: unknown).
+    #[prost(uint32, tag = "14")]
+    pub worker_pid: u32,
 }
 
 /// One actor as the head's journal keeps it, to survive a restart of the

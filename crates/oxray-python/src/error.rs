@@ -43,7 +43,8 @@ impl From<PyCoreError> for PyErr {
             Error::DaemonDied(_)
             | Error::Connection { .. }
             | Error::Protocol { .. }
-            | Error::Rejected(_) => oxray_exception(py, "RaySystemError", message),
+            | Error::Rejected(_)
+            | Error::CallerGone { .. } => oxray_exception(py, "RaySystemError", message),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! `oxray-core`.
 
 mod error;
+mod generators;
 mod object_ref;
 mod placement;
 mod runtime;
@@ -18,5 +19,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     object_ref::register(m)?;
     runtime::register(m)?;
     placement::register(m)?;
+    generators::register(m)?;
     Ok(())
 }

@@ -175,7 +175,7 @@ fn ids_of(refs: &[Py<ObjectRef>], py: Python<'_>) -> Vec<ObjectId> {
     refs.iter().map(|r| r.bind(py).get().id).collect()
 }
 
-fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
+pub(crate) fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
     match timeout {
         Some(t) if t.is_nan() || t < 0.0 => Err(PyCoreError(Error::InvalidArgument(format!(
             "timeout must be None or a non-negative number, got {t}"
@@ -188,7 +188,7 @@ fn timeout_of(timeout: Option<f64>) -> CoreResult<Option<Duration>> {
 /// Runs a blocking wait with the GIL released. Signal handlers run every
 /// tenth of a second meanwhile, so Ctrl-C (or whatever a handler raises)
 /// ends the wait with that exception, as it does in Ray.
-fn interruptible<T: Send>(
+pub(crate) fn interruptible<T: Send>(
     py: Python<'_>,
     timeout: Option<Duration>,
     call: impl FnOnce(WaitLimit<'_>) -> oxray_common::Result<T> + Send,
@@ -319,7 +319,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=None, max_calls=0))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=None, max_calls=0, returns_kind=0, backpressure=-1))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -337,6 +337,8 @@ fn submit_task(
     placement_group: Option<(Vec<u8>, bool)>,
     env_vars: Option<Vec<(String, String)>>,
     max_calls: u32,
+    returns_kind: i32,
+    backpressure: i64,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -357,6 +359,7 @@ fn submit_task(
         placement_group: placement_group.unwrap_or_default(),
         env_vars: env_vars.unwrap_or_default().into_iter().collect(),
         max_calls,
+        yields: crate::generators::yields(returns_kind, backpressure)?,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -452,7 +455,7 @@ fn create_actor(
 
 /// Calls a method on an actor; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries, nested, retry_exceptions=b"".as_slice(), max_pending_calls=0, class_name=String::new()))]
+#[pyo3(signature = (actor_id, method_name, function_name, args, ref_args, num_returns, max_task_retries, nested, retry_exceptions=b"".as_slice(), max_pending_calls=0, class_name=String::new(), returns_kind=0, backpressure=-1))]
 #[allow(clippy::too_many_arguments)]
 fn submit_actor_task(
     py: Python<'_>,
@@ -467,6 +470,8 @@ fn submit_actor_task(
     retry_exceptions: &[u8],
     max_pending_calls: u32,
     class_name: String,
+    returns_kind: i32,
+    backpressure: i64,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let req = ActorCallRequest {
@@ -481,6 +486,7 @@ fn submit_actor_task(
         retry_exceptions: Bytes::copy_from_slice(retry_exceptions),
         max_pending_calls,
         class_name,
+        yields: crate::generators::yields(returns_kind, backpressure)?,
     };
     let ids = core.submit_actor_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();
@@ -552,6 +558,10 @@ fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
             d.set_item("error_type", &t.error_type)?;
             d.set_item("attempt_number", t.attempt)?;
             d.set_item("job_id", t.job_id)?;
+            d.set_item("creation_time_us", t.creation_time_us)?;
+            d.set_item("start_time_us", t.start_time_us)?;
+            d.set_item("end_time_us", t.end_time_us)?;
+            d.set_item("worker_pid", t.worker_pid)?;
             Ok(d.into_any().unbind())
         })
         .collect()
@@ -784,7 +794,7 @@ fn num_stored() -> PyResult<usize> {
 /// A task pushed to this worker.
 #[pyclass(module = "oxray._native", frozen)]
 pub struct Task {
-    task: IncomingTask,
+    pub(crate) task: IncomingTask,
 }
 
 #[pymethods]
@@ -873,6 +883,13 @@ impl Task {
         let vars = &self.task.spec.env_vars;
         (!vars.is_empty()).then(|| vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
     }
+    /// What the yielded values become: 0 fixed returns, 1 a stream, 2 a
+    /// dynamic list (`ReturnsKind`).
+    #[getter]
+    fn returns_kind(&self) -> i32 {
+        self.task.spec.returns_kind
+    }
+
     #[getter]
     fn namespace(&self) -> &str {
         &self.task.spec.namespace

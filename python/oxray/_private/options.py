@@ -9,13 +9,15 @@ that no option is dropped silently. `SUPPORT` records which."""
 import numbers
 import warnings
 
+from oxray._private import runtime_env_packages
+
 # Options accepted for remote functions.
 TASK_OPTIONS = {
     "accelerator_type", "enable_task_events", "label_selector", "max_calls", "max_retries",
     "memory", "name", "num_cpus", "num_gpus", "num_returns", "num_return_vals",
     "object_store_memory", "placement_group", "placement_group_bundle_index",
     "placement_group_capture_child_tasks", "resources", "retry_exceptions", "runtime_env",
-    "scheduling_strategy", "_metadata", "_labels", "fallback_strategy",
+    "scheduling_strategy", "_metadata", "_labels", "fallback_strategy", "_generator_backpressure_num_objects",
 }
 
 # Options accepted for actors.
@@ -43,7 +45,6 @@ SUPPORT = {
     "object_store_memory": (ADVISORY, "object store reservations are not enforced; the object is stored as usual"),
     "label_selector": (UNSUPPORTED, "oxray's nodes carry no labels"),
     "fallback_strategy": (UNSUPPORTED, "oxray's nodes carry no labels to fall back on"),
-    "_generator_backpressure_num_objects": (UNSUPPORTED, "generator tasks are not supported yet"),
     "tensor_transport": (UNSUPPORTED, "objects always travel through the object store"),
     # init()
     "include_dashboard": (ADVISORY, "oxray has no dashboard yet"),
@@ -64,7 +65,6 @@ SUPPORT = {
     "_enable_object_reconstruction": (ADVISORY, "lost objects are always reconstructed where lineage allows"),
     "local_mode": (UNSUPPORTED, "it is deprecated in Ray; tasks always run in worker processes (remove the option)"),
     "storage": (UNSUPPORTED, "Ray removed cluster storage; pass paths to your tasks instead"),
-    "job_config": (UNSUPPORTED, "JobConfig is not supported yet; pass runtime_env to init() instead"),
     "_tracing_startup_hook": (UNSUPPORTED, "oxray has no tracing hooks"),
     "labels": (UNSUPPORTED, "oxray's nodes carry no labels"),
     "enable_resource_isolation": (UNSUPPORTED, "oxray does not isolate resources with cgroups"),
@@ -138,8 +138,16 @@ def validate(options, valid, kind):
                     )
                 _check_amount(f"resources[{name!r}]", amount)
         elif key in ("num_returns", "num_return_vals") and value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"The keyword '{key}' only accepts 0 or a positive integer, got {value!r}.")
+            if value in ("streaming", "dynamic"):
+                pass
+            elif isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(
+                    f"The keyword '{key}' only accepts None, 0, a positive integer, 'streaming' (for generators), "
+                    f"or 'dynamic', got {value!r}."
+                )
+        elif key == "_generator_backpressure_num_objects" and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"_generator_backpressure_num_objects must be an integer, got {value!r}.")
         elif key in ("max_retries", "max_restarts", "max_task_retries") and value is not None:
             if isinstance(value, bool) or not isinstance(value, int) or value < -1:
                 raise ValueError(
@@ -189,16 +197,17 @@ def _check_concurrency_groups(groups):
 
 
 # The runtime_env fields oxray applies; the others Ray knows are refused.
-_RUNTIME_ENV_FIELDS = {"env_vars", "config"}
+_RUNTIME_ENV_FIELDS = {"env_vars", "config", "working_dir", "py_modules", "excludes"}
 _RUNTIME_ENV_KNOWN = {
-    "working_dir", "py_modules", "excludes", "pip", "conda", "uv", "container", "image_uri", "nsight",
+    "pip", "conda", "uv", "container", "image_uri", "nsight",
     "worker_process_setup_hook", "java_jars", "py_executable", "_ray_release", "_inject_current_ray",
 }
 
 
 def check_runtime_env(env):
-    """Raises for a runtime_env oxray cannot honour: only `env_vars` (and
-    the advisory `config`) are applied so far."""
+    """Raises for a runtime_env oxray cannot honour: only `env_vars`,
+    `working_dir`, `py_modules` and `excludes` (and the advisory `config`)
+    are applied so far."""
     if not isinstance(env, dict):
         raise TypeError(f"runtime_env must be a dict, got {type(env).__name__}.")
     for field, value in env.items():
@@ -208,7 +217,8 @@ def check_runtime_env(env):
             if not _given(value):
                 continue
             raise ValueError(
-                f"runtime_env['{field}'] is not supported by oxray yet: only 'env_vars' is applied. "
+                f"runtime_env['{field}'] is not supported by oxray yet: only 'env_vars', 'working_dir', "
+                "'py_modules' and 'excludes' are applied. "
                 "Install what the tasks need in the nodes' Python environment instead."
             )
         raise ValueError(f"Unknown runtime_env field '{field}'.")
@@ -218,14 +228,18 @@ def check_runtime_env(env):
             isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
         ):
             raise TypeError("runtime_env['env_vars'] must be a dict of str to str.")
+    runtime_env_packages.check(env)
 
 
 def env_vars_of(job_env, env):
     """The environment variables a task or actor runs with: the job's,
     overridden per variable by its own `runtime_env` (as Ray merges them),
-    as a sorted tuple of pairs (empty: none)."""
+    as a sorted tuple of pairs (empty: none). Its own working_dir and
+    py_modules replace the job's (or parent's) field by field, carried in
+    a reserved variable (see runtime_env_packages)."""
     merged = dict((job_env or {}).get("env_vars") or {})
     merged.update((env or {}).get("env_vars") or {})
+    runtime_env_packages.add_packages(merged, env)
     return tuple(sorted(merged.items()))
 
 
@@ -254,7 +268,14 @@ class OptionsWrapper:
         return self._parent.options(**{**self._overrides, **more})
 
     def bind(self, *args, **kwargs):
-        raise NotImplementedError("DAG building (.bind) is not supported by oxray yet")
+        """A DAG node (`oxray.dag`) with the merged options: a FunctionNode
+        for a remote function, a ClassNode for an actor class."""
+        from oxray.dag.class_node import ClassNode
+        from oxray.dag.function_node import FunctionNode
+        from oxray.remote_function import RemoteFunction
+
+        node_type = FunctionNode if isinstance(self._parent, RemoteFunction) else ClassNode
+        return node_type(self._parent, args, kwargs, self._merged)
 
 
 def resource_shape(options, default_cpus):

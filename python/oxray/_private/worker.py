@@ -13,6 +13,7 @@ from oxray import _native
 from oxray import exceptions
 from oxray._private import node as _node
 from oxray._private import options as _options
+from oxray._private import runtime_env_packages
 from oxray._private import serialization
 from oxray._native import ObjectRef
 
@@ -98,8 +99,15 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
         raise TypeError(f"init() got an unexpected keyword argument '{sorted(unknown)[0]}'")
     _options.check_support(kwargs, "init()")
     runtime_env = kwargs.get("runtime_env")
+    if kwargs.get("job_config") is not None:
+        # The job's runtime_env, namespace and code search path (oxray.job_config.for_init).
+        from oxray import job_config as _job_config
+        runtime_env, namespace = _job_config.for_init(kwargs["job_config"], runtime_env, namespace)
     if runtime_env is not None:
         _options.check_runtime_env(runtime_env)
+        # The job's working_dir and py_modules are packed now (a missing or
+        # oversized directory fails before a cluster starts), uploaded below.
+        runtime_env = runtime_env_packages.for_job(runtime_env)
     log_to_driver = kwargs.get("log_to_driver", True) is not False
     with _lock:
         if _session is not None:
@@ -127,6 +135,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
             _session = _Session("driver", context, None, namespace)
             _session.runtime_env = runtime_env
+            runtime_env_packages.upload_job(runtime_env)
             return RayContext(_session)
         totals = node_resources(num_cpus, num_gpus, resources, object_store_memory, kwargs.get("_memory"))
         session_dir = _node.new_session_dir(base=kwargs.get("_temp_dir"))
@@ -147,6 +156,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
         namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
         _session.runtime_env = runtime_env
+        runtime_env_packages.upload_job(runtime_env)
         return RayContext(_session)
 
 
@@ -304,8 +314,12 @@ def cancel(object_ref, *, force=False, recursive=True):
     a running one is interrupted (killed with `force=True`). `get` then
     raises TaskCancelledError."""
     session()
+    from oxray._private.generators import ObjectRefGenerator
+
+    if isinstance(object_ref, ObjectRefGenerator):
+        object_ref = object_ref.completed()
     if not isinstance(object_ref, ObjectRef):
-        raise TypeError(f"cancel() only supports ObjectRef, got {type(object_ref)}")
+        raise TypeError(f"cancel() only supports ObjectRef or ObjectRefGenerator, got {type(object_ref)}")
     _native.cancel(object_ref, force, recursive)
 
 

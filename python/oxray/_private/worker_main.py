@@ -19,10 +19,16 @@ import cloudpickle
 
 from oxray import _native
 from oxray import exceptions
+from oxray._private import generators
+from oxray._private import runtime_env_packages
 from oxray._private import serialization
 from oxray._private import worker as _worker
 from oxray.actor import CONCURRENCY_GROUPS_KWARG, TERMINATE_METHOD
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
+
+# Frames of these files are the runtime's, not the user's: tracebacks skip them.
+_RUNTIME_FILES = (__file__, generators.__file__)
+
 
 class PrefixedStream:
     """Writes whole lines prefixed with their origin, as Ray's
@@ -98,6 +104,11 @@ class Executor:
         self.method_groups = {}
         self.group_queues = {}
         self.group_semaphores = {}
+        # The code packages (working_dir, py_modules) the running plain task
+        # entered, restored after it; or why they could not be set up (the
+        # task fails with it, see _prepare).
+        self.entered_packages = None
+        self.runtime_env_error = None
 
     # --- context -----------------------------------------------------------
     def log_prefix(self):
@@ -215,6 +226,8 @@ class Executor:
             self.interruptible = True
             try:
                 result = fn(*args, **kwargs)
+                if task.returns_kind:
+                    result = generators.drain(task, result, _worker.put)
             finally:
                 self.interruptible = False
             out, retryable = self._success(task, result), False
@@ -241,7 +254,9 @@ class Executor:
             try:
                 fn, args, kwargs = self._prepare(task)
                 result = fn(*args, **kwargs)
-                if inspect.isawaitable(result):
+                if task.returns_kind:
+                    result = await generators.drain_async(task, result, _worker.put)
+                elif inspect.isawaitable(result):
                     result = await result
                 out, retryable = self._success(task, result), False
             except BaseException as e:  # reported to the caller
@@ -257,21 +272,38 @@ class Executor:
         self.session.runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
         if not env_vars:
             return None
+        # The packages ride in a reserved variable: they set the cwd and
+        # sys.path, not an environment variable.
+        env_vars, packages = runtime_env_packages.split(env_vars)
         saved = {name: os.environ.get(name) for name, _ in env_vars}
         os.environ.update(env_vars)
+        if packages:
+            try:
+                entered = runtime_env_packages.enter(packages, self.functions)
+            except Exception as e:
+                self.runtime_env_error = exceptions.RuntimeEnvSetupError(
+                    f"Failed to set up the runtime_env's code ({packages}): {type(e).__name__}: {e}")
+            else:
+                if not task.actor_creation:
+                    self.entered_packages = entered
         return None if task.actor_creation else saved
 
-    @staticmethod
-    def _leave_runtime_env(saved):
+    def _leave_runtime_env(self, saved):
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        entered, self.entered_packages = self.entered_packages, None
+        if entered is not None:
+            runtime_env_packages.leave(entered, self.functions)
 
     # --- one task --------------------------------------------------------------
     def _prepare(self, task):
         """The callable and arguments of a task."""
+        if self.runtime_env_error is not None:
+            error, self.runtime_env_error = self.runtime_env_error, None
+            raise error
         if task.namespace:
             self.session.namespace = task.namespace
         if not task.method_name:
@@ -423,7 +455,7 @@ class Executor:
         else:
             # Skip this executor's own frames: users see their code only.
             frames = error.__traceback__
-            while frames is not None and frames.tb_frame.f_code.co_filename == __file__:
+            while frames is not None and frames.tb_frame.f_code.co_filename in _RUNTIME_FILES:
                 frames = frames.tb_next
             tb = "".join(traceback.format_exception(type(error), error, frames))
             err = exceptions.RayTaskError(task.function_name, tb, error, pid=self.pid)

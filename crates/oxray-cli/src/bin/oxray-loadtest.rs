@@ -100,6 +100,7 @@ async fn serve(
                 }],
                 retryable: false,
                 bounced: false,
+                run: None,
             }),
             _ => continue,
         };
