@@ -232,3 +232,74 @@ def test_ctrl_c_interrupts_a_blocked_get(shutdown_only):
     finally:
         p.kill()
         p.wait()
+
+
+def test_errors_nobody_reads_are_reported_once(cluster, monkeypatch):
+    from conftest import wait_for
+    from oxray._private import worker as _worker
+
+    seen = []
+    monkeypatch.setattr(_worker, "_unhandled_error_handler", seen.append)
+
+    @oxray.remote(max_retries=0)
+    def fails():
+        raise ValueError("nobody looked")
+
+    @oxray.remote
+    class Failing:
+        def fails(self):
+            raise ValueError("nobody looked either")
+
+    actor = Failing.remote()
+    # Dropped before or after the error arrived: reported either way.
+    x1, x2 = fails.remote(), actor.fails.remote()
+    del x1, x2
+    assert wait_for(lambda: len(seen) == 2)
+    assert all(isinstance(e, ValueError) and isinstance(e, RayTaskError) for e in seen)
+
+    # Errors read by `get`, or by a task that depended on them, are handled:
+    # only the dependent's own error (dropped unread) is reported.
+    x1, x2 = fails.remote(), actor.fails.remote()
+    with pytest.raises(ValueError):
+        oxray.get([x1, x2])
+
+    @oxray.remote
+    def use(value):
+        return value
+
+    dependent = use.remote(fails.remote())
+    del x1, x2, dependent
+    assert wait_for(lambda: len(seen) == 3)
+
+    # Suppressed by the environment variable, as in Ray.
+    monkeypatch.setenv("RAY_IGNORE_UNHANDLED_ERRORS", "1")
+    ref = fails.remote()
+    oxray.wait([ref])
+    del ref
+    monkeypatch.delenv("RAY_IGNORE_UNHANDLED_ERRORS")
+    ref = fails.remote()
+    oxray.wait([ref])
+    del ref
+    assert wait_for(lambda: len(seen) == 4)
+    time.sleep(0.2)
+    assert len(seen) == 4
+
+
+def test_an_unhandled_error_is_printed_by_the_driver():
+    from conftest import run_driver
+
+    out = run_driver(
+        "import oxray, time\n"
+        "oxray.init(num_cpus=1)\n"
+        "@oxray.remote(max_retries=0)\n"
+        "def f():\n"
+        "    raise KeyError('never read')\n"
+        "r = f.remote()\n"
+        "oxray.wait([r])\n"
+        "del r\n"
+        "time.sleep(0.5)\n"
+        "oxray.shutdown()\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("Unhandled error (suppress with 'RAY_IGNORE_UNHANDLED_ERRORS=1')") == 1
+    assert "never read" in out.stderr

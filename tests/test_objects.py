@@ -217,3 +217,34 @@ def test_names_ray_programs_import(cluster):
     actor = Named._remote(name="via-_remote")
     assert oxray.get(oxray.get_actor("via-_remote").ping.remote()) == "pong"
     oxray.kill(actor)
+
+
+def test_put_with_an_actor_as_owner(cluster):
+    import numpy as np
+
+    from oxray.exceptions import ObjectLostError, RayActorError
+
+    @oxray.remote
+    class Owner:
+        def ping(self):
+            return "pong"
+
+    owner = Owner.remote()
+    big = oxray.put(np.arange(300_000), _owner=owner)
+    small = oxray.put("hello", _owner=owner)
+    assert oxray.get(small) == "hello"
+
+    @oxray.remote
+    def total(a):
+        return int(a.sum())
+
+    assert oxray.get(total.remote(big)) == sum(range(300_000))
+    # The actor owns it: the object goes with the actor.
+    lost = oxray.put("gone with its owner", _owner=owner)
+    oxray.kill(owner)
+    with pytest.raises(RayActorError):
+        oxray.get(owner.ping.remote())
+    with pytest.raises(ObjectLostError):
+        oxray.get(lost, timeout=10)
+    with pytest.raises(TypeError, match="actor handle"):
+        oxray.put(1, _owner="not an actor")

@@ -19,6 +19,9 @@ from oxray.remote_function import Registration, pack_arguments, task_env_vars, u
 # Method name of the call that ends an actor once every earlier call is done
 # (sent by the runtime when the last handle anywhere goes away).
 TERMINATE_METHOD = "__oxray_terminate__"
+# The call that stores a value on behalf of another process
+# (`put(value, _owner=actor)`): the actor owns it, the caller borrows it.
+PUT_METHOD = "__oxray_put__"
 # Keyword argument that carries an actor's `concurrency_groups` to its
 # worker with the constructor's arguments (removed before the constructor).
 CONCURRENCY_GROUPS_KWARG = "__oxray_concurrency_groups__"

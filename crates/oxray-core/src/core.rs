@@ -167,6 +167,8 @@ pub(crate) struct Inner {
     pub copies: crate::recovery::CopyLocations,
     /// Values of the streaming generator tasks this process submitted.
     pub streams: crate::streams::Streams,
+    /// Error values this process owns that nobody read yet.
+    pub unread: crate::unhandled::UnreadErrors,
     /// This state, for tasks spawned from `&self` methods.
     pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
@@ -214,6 +216,7 @@ impl Inner {
         if let Some(value) = self.store.remove(id) {
             if owned {
                 self.delete_shared_copy(&value);
+                self.freed_value(id, value.clone());
                 if !self.node_address.is_empty() {
                     self.copies.forget(id);
                 }
@@ -541,6 +544,7 @@ impl CoreWorker {
                 exec: ExecState::default(),
                 finished: Default::default(),
                 streams: Default::default(),
+                unread: Default::default(),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
                 driver: driver.clone(),
@@ -719,7 +723,15 @@ impl CoreWorker {
 
     /// Waits for every object in `ids` and returns their values in order.
     pub fn get(&self, ids: &[ObjectId], limit: WaitLimit<'_>) -> Result<Vec<Arc<Object>>> {
-        self.inner.get(ids, limit)
+        let values = self.inner.get(ids, limit)?;
+        self.inner.mark_read(ids, &values);
+        Ok(values)
+    }
+
+    /// Sets what to call with an error value this process owns that is
+    /// dropped without anyone reading it (Ray's "Unhandled error").
+    pub fn set_unhandled_error_hook(&self, hook: crate::UnhandledHook) {
+        self.inner.set_unhandled_hook(hook);
     }
 
     /// Copies to this node the shared objects among `ids` that live on

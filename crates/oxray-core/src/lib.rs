@@ -22,6 +22,7 @@ pub mod store;
 mod streams;
 mod submit;
 mod task_log;
+mod unhandled;
 
 pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
 pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
@@ -36,3 +37,4 @@ pub use oxray_store::Region;
 pub use shared::Mapped;
 pub use streams::{item_id, StreamNext, Yields};
 pub use submit::Placement;
+pub use unhandled::UnhandledHook;

@@ -307,6 +307,7 @@ impl Inner {
         for id in args {
             values.push(self.resolve(*id).await);
         }
+        self.mark_read(args, &values);
         let failed = values
             .iter()
             .find(|v| ObjectKind::of(v).is_error())
@@ -622,7 +623,12 @@ impl Inner {
                 }
             }
             let is_shared = ObjectKind::of(&object) == ObjectKind::Shared;
-            shared |= self.fulfil_holding(id, object, true) && is_shared;
+            let error = self.note_returned(id, &object);
+            let stored = self.fulfil_holding(id, object, true);
+            if let (false, Some(error)) = (stored, error) {
+                self.returned_unreferenced(id, error);
+            }
+            shared |= stored && is_shared;
         }
         (held, shared)
     }

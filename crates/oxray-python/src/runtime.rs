@@ -664,19 +664,50 @@ fn call_logging_errors(callback: PyObject) {
     })
 }
 
-/// A thread for callbacks that would block the event loop if they ran on
-/// it: reading a shared-memory object asks the node daemon to pin it.
-fn off_loop_callbacks() -> &'static std::sync::mpsc::Sender<PyObject> {
-    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<PyObject>> =
-        std::sync::OnceLock::new();
+/// Python work handed to the callback thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A thread for callbacks that would block the event loop (or wait for the
+/// GIL under the core's locks) if they ran where they arise: reading a
+/// shared-memory object asks the node daemon to pin it.
+fn off_loop_callbacks() -> &'static std::sync::mpsc::Sender<Job> {
+    static SENDER: std::sync::OnceLock<std::sync::mpsc::Sender<Job>> = std::sync::OnceLock::new();
     SENDER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<PyObject>();
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("oxray-callbacks".into())
-            .spawn(move || rx.into_iter().for_each(call_logging_errors))
+            .spawn(move || rx.into_iter().for_each(|job| job()))
             .expect("cannot start the callback thread");
         tx
     })
+}
+
+/// Calls `hook(data, metadata)` for each error value this process owns that
+/// is dropped without anyone reading it (unless `RAY_IGNORE_UNHANDLED_ERRORS`
+/// is set then, as in Ray); on the callback thread, so that
+/// the drop (under the core's locks, or on the event loop) never waits for
+/// the GIL.
+#[pyfunction]
+fn set_unhandled_error_hook(hook: PyObject) -> PyResult<()> {
+    let core = connected()?;
+    let hook = Arc::new(hook);
+    core.set_unhandled_error_hook(Arc::new(move |object: Arc<Object>| {
+        // Read when the value is dropped, not when the report runs later.
+        if std::env::var("RAY_IGNORE_UNHANDLED_ERRORS").is_ok_and(|v| !v.is_empty() && v != "0") {
+            return;
+        }
+        let hook = hook.clone();
+        let _ = off_loop_callbacks().send(Box::new(move || {
+            Python::with_gil(|py| {
+                let data = PyBytes::new(py, &object.data);
+                let metadata = PyBytes::new(py, &object.metadata);
+                if let Err(e) = hook.call1(py, (data, metadata)) {
+                    e.print(py);
+                }
+            })
+        }));
+    }));
+    Ok(())
 }
 
 /// Calls `callback()` once `r` is available here: at once on the event
@@ -690,7 +721,7 @@ fn on_ready(r: Py<ObjectRef>, callback: PyObject, py: Python<'_>) -> PyResult<()
         id,
         Box::new(move |object| {
             if ObjectKind::of(object) == ObjectKind::Shared {
-                let _ = off_loop_callbacks().send(callback);
+                let _ = off_loop_callbacks().send(Box::new(move || call_logging_errors(callback)));
             } else {
                 call_logging_errors(callback);
             }
@@ -1009,6 +1040,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(task_notify_fd, m)?)?;
     m.add_function(wrap_pyfunction!(complete_task, m)?)?;
     m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(set_unhandled_error_hook, m)?)?;
     m.add_function(wrap_pyfunction!(store_stats, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;
     m.add_function(wrap_pyfunction!(submit_actor_task, m)?)?;

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextvars
 import os
 import secrets
+import sys
 import threading
 
 from oxray import _native
@@ -134,6 +135,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
                                       log_to_driver)
             namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
             _session = _Session("driver", context, None, namespace)
+            _native.set_unhandled_error_hook(_report_unhandled)
             _session.runtime_env = runtime_env
             runtime_env_packages.upload_job(runtime_env)
             return RayContext(_session)
@@ -155,6 +157,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             raise
         namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
+        _native.set_unhandled_error_hook(_report_unhandled)
         _session.runtime_env = runtime_env
         runtime_env_packages.upload_job(runtime_env)
         return RayContext(_session)
@@ -191,6 +194,20 @@ def node_resources(num_cpus, num_gpus, resources, object_store_memory, memory=No
     return {k: v for k, v in totals.items() if v or k == "CPU"}
 
 
+def _report_unhandled(data, metadata):
+    """Called by the runtime with an error value this process owns that was
+    dropped without anyone reading it (the runtime checks
+    RAY_IGNORE_UNHANDLED_ERRORS when it is dropped)."""
+    value = serialization.deserialize(data, metadata)
+    _unhandled_error_handler(value.error if isinstance(value, serialization.ErrorValue) else value)
+
+
+def _unhandled_error_handler(error):
+    """Prints an error nobody handled, as Ray does (replaceable, as Ray's
+    `_unhandled_error_handler`)."""
+    print(f"Unhandled error (suppress with 'RAY_IGNORE_UNHANDLED_ERRORS=1'): {error}", file=sys.stderr, flush=True)
+
+
 def connect_worker(daemon_socket, worker_id, session_dir):
     """Connects a worker process's core worker (called by worker_main)."""
     global _session
@@ -198,6 +215,7 @@ def connect_worker(daemon_socket, worker_id, session_dir):
                               os.path.join(session_dir, f"w-{worker_id[:16]}.sock"),
                               os.environ.get("OXRAY_NODE_IP") or None)
     _session = _Session("worker", context)
+    _native.set_unhandled_error_hook(_report_unhandled)
     return _session
 
 
@@ -278,14 +296,27 @@ def get(object_refs, *, timeout=None):
 
 
 def put(value, *, _owner=None):
-    """Stores `value` in the object store and returns its ref."""
+    """Stores `value` in the object store and returns its ref. With
+    `_owner=actor`, the actor owns the object: it outlives this process
+    while referenced, and is lost with the actor."""
     auto_init()
     if isinstance(value, ObjectRef):
         raise TypeError(
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you can wrap the "
             "ObjectRef in a list and call 'put' on it."
         )
+    if _owner is not None:
+        return _put_owned_by(value, _owner)
     return _native.put(serialization.serialize(value, "the value passed to put"))
+
+
+def _put_owned_by(value, owner):
+    from oxray.actor import PUT_METHOD, ActorHandle
+
+    if not isinstance(owner, ActorHandle):
+        raise TypeError(f"_owner must be an actor handle, got {type(owner).__name__}")
+    (ref,) = get(owner._call(PUT_METHOD, (value,), {}, {}))
+    return ref
 
 
 def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):

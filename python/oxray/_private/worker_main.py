@@ -23,7 +23,7 @@ from oxray._private import generators
 from oxray._private import runtime_env_packages
 from oxray._private import serialization
 from oxray._private import worker as _worker
-from oxray.actor import CONCURRENCY_GROUPS_KWARG, TERMINATE_METHOD
+from oxray.actor import CONCURRENCY_GROUPS_KWARG, PUT_METHOD, TERMINATE_METHOD
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
 
 # Frames of these files are the runtime's, not the user's: tracebacks skip them.
@@ -325,6 +325,9 @@ class Executor:
         if task.method_name:
             if task.method_name == TERMINATE_METHOD:
                 return self._exit_actor, (), {}
+            if task.method_name == PUT_METHOD:
+                # Returned inside a list: the caller borrows the ref.
+                return (lambda value: [_worker.put(value)]), args, kwargs
             if self.actor is None:
                 raise exceptions.RaySystemError("this worker hosts no actor")
             return getattr(self.actor, task.method_name), args, kwargs
