@@ -168,3 +168,22 @@ def test_accelerator_types_are_named_as_ray_names_them():
     assert accelerator_type_of("Tesla V100-SXM2-16GB") == "V100"
     assert accelerator_type_of("NVIDIA H100 80GB HBM3") == "H100"
     assert accelerator_type_of("") is None
+
+
+def test_a_worker_that_held_gpus_runs_no_cpu_tasks_afterwards(cluster_4cpu, tmp_path):
+    @oxray.remote(num_gpus=1)
+    def on_gpu():
+        return os.getpid()
+
+    @oxray.remote
+    def on_cpu(directory, i):
+        # Four at once: every worker that may take CPU tasks is in use.
+        arrive_and_wait(directory, 4, i)
+        return os.getpid(), os.environ.get("CUDA_VISIBLE_DEVICES")
+
+    gpu_pids = set(oxray.get([on_gpu.remote() for _ in range(4)]))
+    results = oxray.get([on_cpu.remote(str(tmp_path), i) for i in range(4)])
+    assert not gpu_pids & {pid for pid, _ in results}
+    assert all(cuda is None for _, cuda in results)
+    # GPU work still finds the workers that held GPUs.
+    assert oxray.get(on_gpu.remote()) in gpu_pids

@@ -295,8 +295,8 @@ def main(argv=None):
         from oxray.util import microbenchmark
         return microbenchmark.main(argv[1:])
     if argv and argv[0] == "daemon":
-        binary = _node.daemon_binary()
-        os.execv(binary, [binary, *argv])
+        command = _node.daemon_command()
+        os.execv(command[0], [*command, *argv])
     ap = argparse.ArgumentParser(prog="oxray", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)

@@ -131,7 +131,6 @@ impl FinishedTasks {
                 worker_pid: f.ran.map_or(0, |r| r.2),
                 worker_id: f.ran.map(|r| r.3 .0.to_vec()).unwrap_or_default(),
                 node_id: f.ran.map(|r| r.4 .0.to_vec()).unwrap_or_default(),
-                ..Default::default()
             })
             .collect()
     }

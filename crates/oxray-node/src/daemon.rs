@@ -276,6 +276,9 @@ pub(crate) struct Worker {
     pub lease: Option<u64>,
     /// The actor this worker hosts, if any.
     pub actor: Option<ActorId>,
+    /// It held GPUs once: it may have set up CUDA for them, so it serves
+    /// only leases with GPUs from now on (as in Ray).
+    pub held_gpus: bool,
 }
 
 pub(crate) struct Lease {
@@ -941,7 +944,7 @@ impl Node {
                 waiting.push_back(p);
                 continue;
             }
-            let Some(worker_id) = st.idle.pop_front() else {
+            let Some(worker_id) = take_idle(st, !p.shape.get("GPU").is_zero()) else {
                 need_workers += 1;
                 waiting.push_back(p);
                 continue;
@@ -1057,6 +1060,7 @@ impl Node {
                     registered: false,
                     lease: None,
                     actor: None,
+                    held_gpus: false,
                 },
             );
             let me = self.me();
@@ -1078,6 +1082,7 @@ impl Node {
                         registered: false,
                         lease: None,
                         actor: None,
+                        held_gpus: false,
                     },
                 );
             }
@@ -1109,6 +1114,7 @@ impl Node {
         self.resources_changed();
         if let Some(w) = st.workers.get_mut(&lease.worker) {
             w.lease = None;
+            w.held_gpus |= !lease.alloc.gpus.is_empty();
             if kill {
                 kill_pid(w.pid);
             } else {
@@ -1278,4 +1284,20 @@ fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
         asked.join(", "),
         p.shape.shortfall(total).join(", ")
     )
+}
+
+/// An idle worker for a lease. A worker that held GPUs serves only leases
+/// with GPUs (its CUDA state would leak into a CPU task), and a lease with
+/// GPUs takes such a worker first.
+fn take_idle(st: &mut State, wants_gpus: bool) -> Option<WorkerId> {
+    let (idle, workers) = (&st.idle, &st.workers);
+    let held = |id: &WorkerId| workers.get(id).is_some_and(|w| w.held_gpus);
+    let at = if wants_gpus {
+        idle.iter()
+            .position(held)
+            .or((!idle.is_empty()).then_some(0))
+    } else {
+        idle.iter().position(|id| !held(id))
+    }?;
+    st.idle.remove(at)
 }

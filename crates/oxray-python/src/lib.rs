@@ -2,6 +2,7 @@
 //! converts between Python and Rust types and maps errors; the runtime is in
 //! `oxray-core`.
 
+mod command;
 mod error;
 mod generators;
 mod object_ref;
@@ -20,5 +21,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     runtime::register(m)?;
     placement::register(m)?;
     generators::register(m)?;
+    command::register(m)?;
     Ok(())
 }

@@ -17,20 +17,26 @@ import time
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def daemon_binary():
-    """Path of the `oxray` daemon binary shipped with the package."""
-    candidates = [
-        os.environ.get("OXRAY_DAEMON_BIN"),
-        os.path.join(_PACKAGE_DIR, "_bin", "oxray"),
-    ]
-    for c in candidates:
-        if c and os.path.isfile(c) and os.access(c, os.X_OK):
-            return c
-    raise RuntimeError(
-        "cannot find the oxray daemon binary (looked in "
-        f"{os.path.join(_PACKAGE_DIR, '_bin')}); build it with scripts/setup.sh "
-        "or point OXRAY_DAEMON_BIN at it"
-    )
+# Runs the daemon built into the extension module, loaded by path so that
+# the daemon's process does not import the whole package.
+_RUN_FROM_MODULE = (
+    "import sys, importlib.machinery as m, importlib.util as u; "
+    "s = u.spec_from_file_location('oxray._native', sys.argv[1], "
+    "loader=m.ExtensionFileLoader('oxray._native', sys.argv[1])); "
+    "n = u.module_from_spec(s); s.loader.exec_module(n); n.run_command(sys.argv[2:])"
+)
+
+
+def daemon_command():
+    """The command that runs `oxray ...`: `OXRAY_DAEMON_BIN`, or the binary
+    scripts/setup.sh builds beside the package, or else (an installed wheel)
+    the daemon built into the extension module, run by this interpreter."""
+    for candidate in (os.environ.get("OXRAY_DAEMON_BIN"), os.path.join(_PACKAGE_DIR, "_bin", "oxray")):
+        if candidate and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return [candidate]
+    from oxray import _native
+
+    return [sys.executable, "-S", "-c", _RUN_FROM_MODULE, _native.__file__]
 
 
 def detect_cpus():
@@ -325,7 +331,7 @@ class LocalDaemon:
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         self.node_ip = node_ip
         self.address = None
-        args = [daemon_binary(), "daemon", "--session-dir", session_dir,
+        args = [*daemon_command(), "daemon", "--session-dir", session_dir,
                 "--python", sys.executable,
                 "--prestart-workers", str(prestart_workers),
                 "--object-store-memory", str(int(resources.get("object_store_memory", 1 << 30)))]
