@@ -7,6 +7,7 @@ import pytest
 
 import oxray
 from oxray.exceptions import TaskCancelledError, WorkerCrashedError
+from barrier import arrive_and_wait
 from conftest import wait_for
 
 
@@ -169,3 +170,20 @@ def test_a_task_that_swallows_the_interrupt_still_counts_as_cancelled(cluster, t
     oxray.cancel(ref)
     with pytest.raises(TaskCancelledError):
         oxray.get(ref, timeout=20)
+
+
+def test_a_borrower_cancels_through_the_owner(cluster, tmp_path):
+    @oxray.remote
+    def stuck(directory):
+        arrive_and_wait(directory, 2, "never")  # only the cancel ends it
+        return "finished"
+
+    @oxray.remote
+    def cancel_it(refs):
+        oxray.cancel(refs[0])
+        return "sent"
+
+    ref = stuck.remote(str(tmp_path / "b"))
+    assert oxray.get(cancel_it.remote([ref])) == "sent"
+    with pytest.raises(TaskCancelledError):
+        oxray.get(ref, timeout=30)

@@ -519,3 +519,14 @@ def test_pulls_wait_for_room_instead_of_failing(make_cluster):
     oxray.wait(refs, num_returns=4, timeout=120, fetch_local=False)
     got = oxray.get([read_each.remote(refs[:2]), read_each.remote(refs[2:])], timeout=180)
     assert got == [[0, 2], [4, 6]]
+
+
+def test_gcs_address_is_the_heads_address_drivers_connect_to(make_cluster):
+    c, _ = make_cluster({"num_cpus": 1}, {"num_cpus": 1})
+    gcs = oxray.get_runtime_context().gcs_address
+    assert gcs == c.address
+    out = run_driver(
+        f"import oxray\noxray.init(address={gcs!r})\nprint(len(oxray.nodes()))\noxray.shutdown()\n"
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"

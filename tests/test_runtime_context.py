@@ -83,3 +83,12 @@ def test_concurrent_calls_each_see_their_own_task(cluster):
     t = Threaded.remote()
     (a1, a2), (b1, b2) = oxray.get([t.mine.remote(), t.mine.remote()], timeout=60)
     assert a1 == a2 and b1 == b2 and a1 != b1
+
+
+def test_gcs_address_is_where_another_driver_connects(cluster):
+    from conftest import run_driver
+
+    gcs = oxray.get_runtime_context().gcs_address
+    out = run_driver(f"import oxray\noxray.init(address={gcs!r})\nprint(oxray.cluster_resources()['CPU'])\n")
+    assert out.returncode == 0, out.stderr
+    assert float(out.stdout.strip()) == 2.0

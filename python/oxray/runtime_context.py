@@ -165,6 +165,16 @@ class RuntimeContext:
 
     @property
     def gcs_address(self):
+        """The head's address, as `init(address=...)` takes it: HOST:PORT
+        on a cluster reached over TCP, else the session directory (a
+        single-node cluster listens on Unix sockets only)."""
+        from oxray import _native
+
+        for n in _native.cluster_info():
+            if n["is_head"]:
+                for part in n["address"].split("|"):
+                    if part.startswith("tcp:"):
+                        return part[len("tcp:"):]
         return self._ctx()["session_dir"]
 
     def get(self):

@@ -784,10 +784,26 @@ impl CoreWorker {
         self.inner.refs.owner_of(id).map(|s| s.to_string())
     }
 
-    /// Cancels the task that produces `id`.
-    pub fn cancel(&self, id: &ObjectId, force: bool, recursive: bool) -> Result<()> {
+    /// Cancels the task that produces `id`, owned by `owner` (through it,
+    /// when that is another process).
+    pub fn cancel(&self, id: &ObjectId, owner: &str, force: bool, recursive: bool) -> Result<()> {
         self.inner.check_alive()?;
-        self.inner.cancel_task(id.task_id(), force, recursive);
+        if owner.is_empty() || self.inner.is_me(owner) {
+            self.inner.cancel_task(id.task_id(), force, recursive);
+            return Ok(());
+        }
+        // A borrowed ref: its owner submitted the task and cancels it.
+        let (inner, owner) = (self.inner.clone(), owner.to_string());
+        let body = Body::CancelTask(CancelTask {
+            task_id: id.task_id().0.to_vec(),
+            force,
+            recursive,
+        });
+        self.inner.handle.spawn(async move {
+            if let Ok(peer) = inner.peers.get(&owner).await {
+                peer.send(body);
+            }
+        });
         Ok(())
     }
 

@@ -255,6 +255,11 @@ impl Inner {
                 let Some(task_id) = TaskId::from_bytes(&c.task_id) else {
                     return;
                 };
+                if self.submitted(task_id) {
+                    // A borrower cancels a task this process owns.
+                    self.cancel_task(task_id, c.force, c.recursive);
+                    return;
+                }
                 if c.recursive {
                     self.cancel_children(task_id, c.force);
                 }

@@ -880,6 +880,12 @@ impl Inner {
     /// Cancels a task this process submitted: dropped from the queue if it
     /// has not started, interrupted (or its worker killed, with `force`) if
     /// it runs. Also cancels the tasks it submitted, with `recursive`.
+    /// Whether `task_id` is a task this process submitted and that has not
+    /// finished.
+    pub(crate) fn submitted(&self, task_id: TaskId) -> bool {
+        self.submit.lock().tasks.contains_key(&task_id)
+    }
+
     pub(crate) fn cancel_task(self: &Arc<Self>, task_id: TaskId, force: bool, recursive: bool) {
         let mut st = self.submit.lock();
         let Some(task) = st.tasks.get_mut(&task_id) else {

@@ -735,8 +735,9 @@ fn on_ready(r: Py<ObjectRef>, callback: PyObject, py: Python<'_>) -> PyResult<()
 #[pyo3(signature = (r, force=false, recursive=true))]
 fn cancel(r: Py<ObjectRef>, force: bool, recursive: bool, py: Python<'_>) -> PyResult<()> {
     let core = connected()?;
+    let r = r.bind(py).get();
     Ok(core
-        .cancel(&r.bind(py).get().id, force, recursive)
+        .cancel(&r.id, &r.owner, force, recursive)
         .map_err(PyCoreError)?)
 }
 
