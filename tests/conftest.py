@@ -152,16 +152,19 @@ def live_processes():
 
 
 def oxray_pids():
-    """Pids of live oxray daemons and workers that this test run started:
+    """Pids of live oxray daemons, workers and dashboards that this test run started:
     those of sessions created since it began (or whose session directory
     is gone). A cluster of the user's own on this machine is never listed."""
     pids = []
     for pid, args in live_processes():
         entry = str(pid)
         joined = " ".join(args)
-        is_daemon = any(a.endswith("/oxray") or a == "oxray" for a in args[:1]) and "daemon" in args[1:2]
+        is_daemon = (any(a.endswith("/oxray") or a == "oxray" for a in args[:1]) and "daemon" in args[1:2]) or (
+            "run_command" in joined and "daemon" in args  # a wheel's daemon, run from the extension module
+        )
         is_worker = "oxray._private.worker_main" in joined or "oxray._private.zygote" in joined
-        if not (is_daemon or is_worker):
+        is_dashboard = "oxray.dashboard" in joined
+        if not (is_daemon or is_worker or is_dashboard):
             continue
         session = _session_of(entry, args)
         try:

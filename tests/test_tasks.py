@@ -188,3 +188,11 @@ def test_unpicklable_return_value_is_reported(cluster):
 def test_many_tasks(cluster):
     refs = [add_one.remote(i) for i in range(2000)]
     assert sum(oxray.get(refs)) == sum(range(1, 2001))
+
+
+def test_plain_tasks_run_in_at_most_one_pooled_worker_per_cpu(cluster):
+    @oxray.remote
+    def pid():
+        return os.getpid()
+
+    assert len(set(oxray.get([pid.remote() for _ in range(500)]))) <= 2

@@ -2,6 +2,7 @@
 
     oxray start --head [--port P] [--node-ip-address IP] [--num-cpus N] [--num-gpus N] [--journal F]
                 [--resources JSON] [--token T] [--block]
+                [--include-dashboard true|false] [--dashboard-host H] [--dashboard-port P]
     oxray start --address HEAD_IP:PORT [same flags]
     oxray status [-v]
     oxray list actors|tasks|nodes|objects|workers|jobs|placement-groups
@@ -9,6 +10,8 @@
     oxray get actors|tasks|nodes|objects|workers|jobs|placement-groups ID [--format yaml|json]
     oxray summary tasks|actors|objects [--format table|json|yaml] [--filter KEY=VALUE]...
     oxray memory
+    oxray logs [FILE|GLOB] [--pid P|--actor-id ID|--task-id ID] [--node-id ID] [--tail N] [--follow] [--err]
+    oxray job submit|status|logs|stop|list|delete ...   (job submission, as `ray job`)
     oxray microbenchmark [--seconds S] [--only NAME] [--smoke]
     oxray stop
 
@@ -91,7 +94,8 @@ def _start(args):
     try:
         daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]), owned=False,
                                    node_ip=node_ip, port=port, head_address=head_address, token=token,
-                                   health_port=args.health_port, journal=journal)
+                                   health_port=args.health_port, journal=journal,
+                                   metrics_port=args.metrics_export_port)
     except Exception as e:
         import shutil
         shutil.rmtree(session_dir, ignore_errors=True)
@@ -102,9 +106,14 @@ def _start(args):
         head_address = address
         _node.write_private(os.path.join(session_dir, "token"), token)
         _node.write_private(_node._head_address_file(), address)
-    _node.record_node(daemon, head_address, bool(args.head))
+    index_file = _node.record_node(daemon, head_address, bool(args.head))
+    dashboard = None
+    if args.head and args.include_dashboard:
+        dashboard = _start_dashboard(args, daemon, address, session_dir, index_file)
     if args.head:
         print(f"Started an oxray head at {address}.")
+        if dashboard is not None:
+            print(f"View the dashboard at {dashboard.url} (it asks for the cluster token).")
         print(f"The cluster token is in {os.path.join(session_dir, 'token')} (readable by you only).")
         print(f"Join from another host: OXRAY_AUTH_TOKEN=<token> oxray start --address {address}")
         print(f"Connect a driver on this host with: oxray.init(address='auto'), or oxray.init(address='{address}')")
@@ -119,7 +128,33 @@ def _start(args):
         except KeyboardInterrupt:
             daemon.process.terminate()
             daemon.process.wait()
+        finally:
+            if dashboard is not None:
+                dashboard.stop()
     return 0
+
+
+def _start_dashboard(args, daemon, address, session_dir, index_file):
+    """The head's dashboard process (oxray.dashboard.launcher), or None
+    with a warning when it cannot start."""
+    from oxray.dashboard import launcher
+
+    try:
+        return launcher.start_head_dashboard(address, session_dir, args.dashboard_host, args.dashboard_port,
+                                             daemon.process.pid, index_file)
+    except Exception as e:
+        print(f"oxray start: the dashboard did not start, the cluster runs without it: {e}", file=sys.stderr)
+        return None
+
+
+def _bool_arg(text):
+    """A true/false command-line value."""
+    low = text.strip().lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def _connect():
@@ -133,12 +168,17 @@ def _stop(args):
     nodes = _node.local_nodes()
     if not nodes:
         print("oxray stop: no running oxray node found", file=sys.stderr)
+    from oxray.dashboard.launcher import signal_dashboards
+    dashboards = signal_dashboards(nodes, 9 if args.force else 15)
     for n in nodes:
         try:
             os.kill(int(n["pid"]), 9 if args.force else 15)
         except OSError:
             pass
     deadline = time.monotonic() + 10
+    for pid in dashboards:
+        while time.monotonic() < deadline and _node._pid_alive(pid):
+            time.sleep(0.05)
     for n in nodes:
         while time.monotonic() < deadline and os.path.exists(f"/proc/{n['pid']}"):
             time.sleep(0.05)
@@ -294,6 +334,12 @@ def main(argv=None):
     if argv and argv[0] == "microbenchmark":
         from oxray.util import microbenchmark
         return microbenchmark.main(argv[1:])
+    if argv and argv[0] == "job":
+        from oxray._private import job_cli
+        return job_cli.main(argv[1:])
+    if argv and argv[0] == "logs":
+        from oxray._private import logs_cli
+        return logs_cli.main(argv[1:])
     if argv and argv[0] == "daemon":
         command = _node.daemon_command()
         os.execv(command[0], [*command, *argv])
@@ -312,9 +358,16 @@ def main(argv=None):
     start.add_argument("--object-store-memory", type=int)
     start.add_argument("--block", action="store_true", help="stay in the foreground until the node stops")
     start.add_argument("--health-port", type=int, help="serve GET /healthz over HTTP on this port (for probes)")
+    start.add_argument("--metrics-export-port", type=int,
+                       help="serve Prometheus metrics (GET /metrics) on this port (default: any free port)")
     start.add_argument("--journal", help="the head's journal file (default: head-<port>.redb in the user's oxray "
                                          "directory): a head started again with it recovers the cluster's tables")
-    start.add_argument("--dashboard-host", help="accepted for Ray compatibility (oxray has no dashboard yet)")
+    start.add_argument("--include-dashboard", type=_bool_arg, default=True, metavar="true|false",
+                       help="start the dashboard beside the head (default true)")
+    start.add_argument("--dashboard-host", default="127.0.0.1",
+                       help="the interface the dashboard listens on (default 127.0.0.1; 0.0.0.0 for all)")
+    start.add_argument("--dashboard-port", type=int, default=8265,
+                       help="the dashboard's port (default 8265, or the next free one; 0 for any)")
     stop = sub.add_parser("stop", help="stop every oxray node this user started on this machine")
     stop.add_argument("--force", action="store_true")
     status = sub.add_parser("status", help="nodes, resource use and pending demands (as `ray status`)")

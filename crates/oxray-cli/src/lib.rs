@@ -82,6 +82,11 @@ struct DaemonArgs {
     /// Serve `GET /healthz` over HTTP on this port, for container probes.
     #[arg(long)]
     health_port: Option<u16>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this port (0: any free
+    /// one). A node of a multi-node cluster always serves them, on a free
+    /// port by default; a single-node cluster only when this is given.
+    #[arg(long)]
+    metrics_port: Option<u16>,
     /// The head's journal: its tables (actors, key-value data, job ids)
     /// are kept in this file, and a head started again with it recovers
     /// them. Head only.
@@ -162,6 +167,7 @@ where
             let config = NodeConfig {
                 cluster,
                 health_port: args.health_port,
+                metrics_port: args.metrics_port,
                 spill_dir: args
                     .spill_dir
                     .unwrap_or_else(|| args.session_dir.join("spill")),

@@ -134,6 +134,16 @@ impl Journal {
         txn.commit().map_err(io)
     }
 
+    /// Forgets `(namespace, key)`.
+    pub fn delete_kv(&self, namespace: &str, key: &[u8]) -> Result<(), JournalError> {
+        let txn = self.write_txn()?;
+        txn.open_table(KV)
+            .map_err(io)?
+            .remove(kv_key(namespace, key).as_slice())
+            .map_err(io)?;
+        txn.commit().map_err(io)
+    }
+
     /// Writes changed actors and placement groups (`Some`) and forgets dead
     /// actors and removed groups (`None`), in one transaction.
     pub fn write(

@@ -39,6 +39,8 @@ pub struct NodeEntry {
     pub total: ResourceSet,
     /// The node's IP (empty on a single-node cluster).
     pub ip: String,
+    /// The port of its Prometheus endpoint (0: none).
+    pub metrics_port: u16,
 }
 
 /// Cluster-wide state: nodes, jobs, the key-value table (functions are
@@ -126,6 +128,16 @@ impl ControlService {
     pub fn kv_get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
         self.store.get(namespace, key)
     }
+
+    /// Removes `(namespace, key)`; returns the value it held.
+    pub fn kv_delete(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.store.delete(namespace, key)
+    }
+
+    /// The keys of `namespace` starting with `prefix`.
+    pub fn kv_keys(&self, namespace: &str, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.store.keys(namespace, prefix)
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +151,14 @@ mod tests {
         c.kv_put("fn", b"a", b"1".to_vec());
         assert_eq!(c.kv_get("fn", b"a"), Some(b"1".to_vec()));
         assert_eq!(c.kv_get("other", b"a"), None);
+        c.kv_put("fn", b"ab", b"2".to_vec());
+        c.kv_put("fn", b"b", b"3".to_vec());
+        let mut keys = c.kv_keys("fn", b"a");
+        keys.sort();
+        assert_eq!(keys, vec![b"a".to_vec(), b"ab".to_vec()]);
+        assert_eq!(c.kv_delete("fn", b"a"), Some(b"1".to_vec()));
+        assert_eq!(c.kv_get("fn", b"a"), None);
+        assert_eq!(c.kv_delete("fn", b"a"), None);
         let id = NodeId::random();
         c.register_node(NodeEntry {
             node_id: id,
@@ -148,6 +168,7 @@ mod tests {
             alive: true,
             total: ResourceSet::new(),
             ip: String::new(),
+            metrics_port: 0,
         });
         c.mark_node_dead(&id);
         assert!(!c.nodes()[0].alive);

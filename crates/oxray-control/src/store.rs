@@ -11,6 +11,10 @@ pub trait ControlStore: Send + Sync {
     fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>);
     /// Reads the value under `(namespace, key)`.
     fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>>;
+    /// Removes `(namespace, key)`; returns the value it held.
+    fn delete(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>>;
+    /// The keys of `namespace` that start with `prefix`.
+    fn keys(&self, namespace: &str, prefix: &[u8]) -> Vec<Vec<u8>>;
 }
 
 /// A key of the table: (namespace, key).
@@ -34,6 +38,21 @@ impl ControlStore for MemoryStore {
             .lock()
             .get(&(namespace.to_string(), key.to_vec()))
             .cloned()
+    }
+
+    fn delete(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        self.table
+            .lock()
+            .remove(&(namespace.to_string(), key.to_vec()))
+    }
+
+    fn keys(&self, namespace: &str, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.table
+            .lock()
+            .keys()
+            .filter(|(ns, key)| ns == namespace && key.starts_with(prefix))
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 }
 
@@ -69,5 +88,17 @@ impl ControlStore for JournaledStore {
 
     fn get(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
         self.memory.get(namespace, key)
+    }
+
+    fn delete(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        if let Err(e) = self.journal.delete_kv(namespace, key) {
+            // Gone for this run; a restarted head would find it again.
+            tracing::error!("{e}");
+        }
+        self.memory.delete(namespace, key)
+    }
+
+    fn keys(&self, namespace: &str, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.memory.keys(namespace, prefix)
     }
 }

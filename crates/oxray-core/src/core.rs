@@ -169,6 +169,9 @@ pub(crate) struct Inner {
     pub streams: crate::streams::Streams,
     /// Error values this process owns that nobody read yet.
     pub unread: crate::unhandled::UnreadErrors,
+    /// Where worker output relayed to this driver goes instead of this
+    /// process's stdout/stderr (progress bars draw it themselves).
+    pub log_sink: Mutex<Option<LogSink>>,
     /// This state, for tasks spawned from `&self` methods.
     pub me: std::sync::Weak<Inner>,
     counter: AtomicU64,
@@ -432,7 +435,13 @@ impl Inner {
     ) {
         while let Some(env) = inbox.recv().await {
             match env.body {
-                Some(Body::LogLines(l)) if log_to_driver => print_lines(&l),
+                Some(Body::LogLines(l)) if log_to_driver => {
+                    let sink = self.log_sink.lock().clone();
+                    match sink {
+                        Some(sink) => sink(l),
+                        None => print_lines(&l),
+                    }
+                }
                 Some(Body::Warning(w)) => eprintln!("{}", w.text),
                 Some(Body::LeaseWanted(_)) => self.return_idle_leases(),
                 Some(Body::NodesRemoved(n)) => self.nodes_removed(n),
@@ -443,6 +452,9 @@ impl Inner {
         self.daemon_lost("connection closed".into());
     }
 }
+
+/// Takes the worker output relayed to a driver (see [`CoreWorker::set_log_sink`]).
+pub type LogSink = Arc<dyn Fn(LogLines) + Send + Sync>;
 
 fn print_lines(l: &LogLines) {
     use std::io::Write;
@@ -545,6 +557,7 @@ impl CoreWorker {
                 finished: Default::default(),
                 streams: Default::default(),
                 unread: Default::default(),
+                log_sink: Mutex::new(None),
                 dead: Mutex::new(None),
                 handle: tokio::runtime::Handle::current(),
                 driver: driver.clone(),
@@ -728,6 +741,13 @@ impl CoreWorker {
         Ok(values)
     }
 
+    /// Sends the worker output relayed to this driver to `sink` instead of
+    /// printing it (so that one printer can interleave it with progress
+    /// bars); `None` prints it again.
+    pub fn set_log_sink(&self, sink: Option<LogSink>) {
+        *self.inner.log_sink.lock() = sink;
+    }
+
     /// Sets what to call with an error value this process owns that is
     /// dropped without anyone reading it (Ray's "Unhandled error").
     pub fn set_unhandled_error_hook(&self, hook: crate::UnhandledHook) {
@@ -822,6 +842,40 @@ impl CoreWorker {
             value,
         });
         self.block_on(self.inner.daemon.call(body)).map(|_| ())
+    }
+
+    /// Removes a key from the control service's key-value table; returns
+    /// whether it was there.
+    pub fn kv_delete(&self, namespace: &str, key: &[u8]) -> Result<bool> {
+        self.inner.check_alive()?;
+        let body = Body::KvDelete(KvGet {
+            namespace: namespace.into(),
+            key: key.to_vec(),
+        });
+        match self.block_on(self.inner.daemon.call(body))? {
+            Body::KvValue(v) => Ok(v.found),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
+        }
+    }
+
+    /// The keys of a namespace of the key-value table that start with
+    /// `prefix`.
+    pub fn kv_keys(&self, namespace: &str, prefix: &[u8]) -> Result<Vec<Vec<u8>>> {
+        self.inner.check_alive()?;
+        let body = Body::KvKeys(KvKeys {
+            namespace: namespace.into(),
+            prefix: prefix.to_vec(),
+        });
+        match self.block_on(self.inner.daemon.call(body))? {
+            Body::KvKeyList(l) => Ok(l.keys),
+            other => Err(Error::Protocol {
+                peer: "daemon".into(),
+                reason: format!("unexpected {other:?}"),
+            }),
+        }
     }
 
     /// Reads a value from the control service's key-value table.

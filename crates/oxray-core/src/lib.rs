@@ -24,14 +24,14 @@ mod submit;
 mod task_log;
 mod unhandled;
 
-pub use crate::core::{ContextInfo, CoreWorker, Mode, Options, TaskRequest};
+pub use crate::core::{ContextInfo, CoreWorker, LogSink, Mode, Options, TaskRequest};
 pub use actor_submit::{ActorCallRequest, ActorCreateRequest};
 pub use execute::IncomingTask;
 pub use fetch::WaitLimit;
 pub use objects::{error_object, marker_parts, shared_marker, ObjectKind};
 pub use oxray_proto::{
-    ActorInfo, ActorState, Bundle, CreatePlacementGroup, Object, ObjectRefMsg, PlacementGroupInfo,
-    ReturnsKind, StoreStats, TaskEntry, TaskSpec,
+    ActorInfo, ActorState, Bundle, CreatePlacementGroup, LogLines, Object, ObjectRefMsg,
+    PlacementGroupInfo, ReturnsKind, StoreStats, TaskEntry, TaskSpec,
 };
 pub use oxray_store::Region;
 pub use shared::Mapped;

@@ -164,6 +164,7 @@ impl Node {
                 .as_ref()
                 .map_or(0, |l| l.version.fetch_add(1, Ordering::Relaxed)),
             pending: st.demands(),
+            metrics_port: u32::from(self.metrics_port()),
         }
     }
 
@@ -457,6 +458,7 @@ impl Node {
             ip: entry.ip,
             version: n.map_or(0, |n| n.version),
             pending: n.map(|n| n.pending.clone()).unwrap_or_default(),
+            metrics_port: u32::from(entry.metrics_port),
         })
     }
 
@@ -494,6 +496,7 @@ impl Node {
             alive: true,
             total: oxray_common::ResourceSet::from_units(info.total.iter()),
             ip: info.ip.clone(),
+            metrics_port: u16::try_from(info.metrics_port).unwrap_or(0),
         });
         if let Some(link) = &self.link {
             link.view.lock().update(id, view_of(&info));
@@ -607,6 +610,8 @@ impl Node {
             body,
             Body::KvPut(_)
                 | Body::KvGet(_)
+                | Body::KvDelete(_)
+                | Body::KvKeys(_)
                 | Body::CreateActor(_)
                 | Body::GetActorInfo(_)
                 | Body::KillActor(_)

@@ -38,6 +38,10 @@ pub struct NodeConfig {
     pub cluster: Option<ClusterConfig>,
     /// Serve `GET /healthz` over HTTP on this port (of the node's IP).
     pub health_port: Option<u16>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this port of the
+    /// node's IP (0: any free one). `None`: on a multi-node cluster, any
+    /// free port; on a single-node cluster, none (it opens no port).
+    pub metrics_port: Option<u16>,
 }
 
 /// How a node takes part in a multi-node cluster.

@@ -121,7 +121,24 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
         }
         None => (ControlService::in_memory(), None, None),
     };
+    // Bound before the node registers, which publishes the port.
+    let metrics_listener = match config.metrics_port.or(config.cluster.as_ref().map(|_| 0)) {
+        Some(port) => {
+            let ip = config
+                .cluster
+                .as_ref()
+                .map_or("127.0.0.1", |c| c.node_ip.as_str());
+            Some(crate::health::bind(ip, port, "metrics endpoint").await?)
+        }
+        None => None,
+    };
     let node = Node::new(config, store, address, control, journal);
+    if let Some(listener) = metrics_listener {
+        let _ = node
+            .metrics_port
+            .set(listener.local_addr().map_or(0, |a| a.port()));
+        node.serve_http(listener);
+    }
     if node.is_head() {
         node.control.register_node(NodeEntry {
             node_id: node.node_id,
@@ -131,6 +148,7 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             alive: true,
             total: node.config.resources.clone(),
             ip: node.ip().to_string(),
+            metrics_port: node.metrics_port(),
         });
     }
     if let Some(link) = &node.link {
@@ -156,7 +174,7 @@ async fn serve(config: NodeConfig) -> Result<(), NodeError> {
             .as_ref()
             .map_or("127.0.0.1", |c| c.node_ip.as_str())
             .to_string();
-        node.serve_health(&ip, port).await?;
+        node.serve_http(crate::health::bind(&ip, port, "health endpoint").await?);
     }
     // Written before the socket appears, so whoever waits for the socket
     // finds the address.
@@ -391,6 +409,10 @@ pub(crate) struct Node {
     pub(crate) placement_groups: Mutex<crate::placement_groups::PlacementGroups>,
     /// The template process that forks workers, when there is one.
     zygote: Mutex<Option<Arc<Zygote>>>,
+    /// The port of its Prometheus endpoint, once bound.
+    pub(crate) metrics_port: std::sync::OnceLock<u16>,
+    /// The last CPU counters read, for the utilization between scrapes.
+    pub(crate) cpu_sample: Mutex<Option<crate::metrics::CpuSample>>,
     stopped: Arc<Notify>,
     me: std::sync::Weak<Node>,
 }
@@ -447,6 +469,8 @@ impl Node {
             store: Mutex::new(store),
             transfers: Default::default(),
             zygote: Mutex::new(None),
+            metrics_port: std::sync::OnceLock::new(),
+            cpu_sample: Mutex::new(None),
             stopped: Arc::new(Notify::new()),
             me: me.clone(),
             config,
@@ -647,6 +671,20 @@ impl Node {
                 self.control.kv_put(&p.namespace, &p.key, p.value);
                 writer.reply(req, Body::Ack(Ack {}));
             }
+            Body::KvKeys(k) => {
+                let keys = self.control.kv_keys(&k.namespace, &k.prefix);
+                writer.reply(req, Body::KvKeyList(KvKeyList { keys }));
+            }
+            Body::KvDelete(g) => {
+                let value = self.control.kv_delete(&g.namespace, &g.key);
+                writer.reply(
+                    req,
+                    Body::KvValue(KvValue {
+                        found: value.is_some(),
+                        value: value.unwrap_or_default(),
+                    }),
+                );
+            }
             Body::KvGet(g) => {
                 let value = self.control.kv_get(&g.namespace, &g.key);
                 writer.reply(
@@ -826,6 +864,7 @@ impl Node {
                     } else {
                         remote.map(|r| r.pending.clone()).unwrap_or_default()
                     },
+                    metrics_port: u32::from(n.metrics_port),
                 }
             })
             .collect();

@@ -13,6 +13,7 @@ pub mod daemon;
 mod head_journal;
 mod health;
 pub mod ledger;
+mod metrics;
 mod placement_groups;
 pub mod pool;
 pub mod scheduling;

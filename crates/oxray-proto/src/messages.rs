@@ -21,7 +21,7 @@ pub struct Envelope {
     /// know (from a newer peer).
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71"
     )]
     pub body: Option<Body>,
 }
@@ -263,6 +263,16 @@ pub enum Body {
     /// consumer is too far behind (Ray's generator backpressure).
     #[prost(message, tag = "68")]
     GeneratorItem(GeneratorItem),
+    /// Request (-> control service); `KvValue` with the value removed
+    /// (`found` false when there was none).
+    #[prost(message, tag = "69")]
+    KvDelete(KvGet),
+    /// Request (-> control service); `KvKeyList`.
+    #[prost(message, tag = "70")]
+    KvKeys(KvKeys),
+    /// Reply to `KvKeys`.
+    #[prost(message, tag = "71")]
+    KvKeyList(KvKeyList),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -740,6 +750,26 @@ pub struct KvGet {
     pub key: Vec<u8>,
 }
 
+/// List the keys of a namespace of the key-value table that start with
+/// `prefix`.
+#[derive(Clone, PartialEq, Message)]
+pub struct KvKeys {
+    /// The table.
+    #[prost(string, tag = "1")]
+    pub namespace: String,
+    /// What the keys start with (empty: all).
+    #[prost(bytes = "vec", tag = "2")]
+    pub prefix: Vec<u8>,
+}
+
+/// Reply to [`KvKeys`].
+#[derive(Clone, PartialEq, Message)]
+pub struct KvKeyList {
+    /// The keys, in no particular order.
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub keys: Vec<Vec<u8>>,
+}
+
 /// Reply to [`KvGet`].
 #[derive(Clone, PartialEq, Message)]
 pub struct KvValue {
@@ -790,6 +820,9 @@ pub struct NodeInfo {
     /// Lease requests waiting on this node, by shape.
     #[prost(message, repeated, tag = "10")]
     pub pending: Vec<Demand>,
+    /// The port of its Prometheus endpoint on `ip` (0: none).
+    #[prost(uint32, tag = "11")]
+    pub metrics_port: u32,
 }
 
 /// Requests of one resource shape waiting for resources.

@@ -682,6 +682,30 @@ fn off_loop_callbacks() -> &'static std::sync::mpsc::Sender<Job> {
     })
 }
 
+/// Hands the worker output relayed to this driver to `callback(pid, stderr,
+/// lines)` (on the callback thread, in order) instead of printing it;
+/// `None` prints it again.
+#[pyfunction]
+#[pyo3(signature = (callback=None))]
+fn set_log_sink(callback: Option<PyObject>) -> PyResult<()> {
+    let core = connected()?;
+    let sink = callback.map(|callback| {
+        let callback = Arc::new(callback);
+        Arc::new(move |lines: oxray_core::LogLines| {
+            let callback = callback.clone();
+            let _ = off_loop_callbacks().send(Box::new(move || {
+                Python::with_gil(|py| {
+                    if let Err(e) = callback.call1(py, (lines.pid, lines.stderr, lines.lines)) {
+                        e.print(py);
+                    }
+                })
+            }));
+        }) as oxray_core::LogSink
+    });
+    core.set_log_sink(sink);
+    Ok(())
+}
+
 /// Calls `hook(data, metadata)` for each error value this process owns that
 /// is dropped without anyone reading it (unless `RAY_IGNORE_UNHANDLED_ERRORS`
 /// is set then, as in Ray); on the callback thread, so that
@@ -760,6 +784,27 @@ fn kv_get(py: Python<'_>, namespace: &str, key: &[u8]) -> PyResult<Option<Py<PyB
     Ok(v.map(|v| PyBytes::new(py, &v).unbind()))
 }
 
+/// Removes a key from the control service's key-value table; returns
+/// whether it was there.
+#[pyfunction]
+fn kv_del(py: Python<'_>, namespace: &str, key: &[u8]) -> PyResult<bool> {
+    let core = connected()?;
+    Ok(py
+        .allow_threads(|| core.kv_delete(namespace, key))
+        .map_err(PyCoreError)?)
+}
+
+/// The keys of a namespace of the key-value table starting with `prefix`.
+#[pyfunction]
+#[pyo3(signature = (namespace, prefix=b"".as_slice()))]
+fn kv_keys(py: Python<'_>, namespace: &str, prefix: &[u8]) -> PyResult<Vec<Py<PyBytes>>> {
+    let core = connected()?;
+    let keys = py
+        .allow_threads(|| core.kv_keys(namespace, prefix))
+        .map_err(PyCoreError)?;
+    Ok(keys.iter().map(|k| PyBytes::new(py, k).unbind()).collect())
+}
+
 /// The node table: a dict per node.
 #[pyfunction]
 fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
@@ -790,6 +835,7 @@ fn cluster_info(py: Python<'_>) -> PyResult<PyObject> {
             pending.append((units_dict(py, &demand.resources)?, demand.count))?;
         }
         d.set_item("pending", pending)?;
+        d.set_item("metrics_port", n.metrics_port)?;
         list.append(d)?;
     }
     Ok(list.into_any().unbind())
@@ -1033,6 +1079,8 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cancel, m)?)?;
     m.add_function(wrap_pyfunction!(kv_put, m)?)?;
     m.add_function(wrap_pyfunction!(kv_get, m)?)?;
+    m.add_function(wrap_pyfunction!(kv_del, m)?)?;
+    m.add_function(wrap_pyfunction!(kv_keys, m)?)?;
     m.add_function(wrap_pyfunction!(cluster_info, m)?)?;
     m.add_function(wrap_pyfunction!(num_refs, m)?)?;
     m.add_function(wrap_pyfunction!(num_stored, m)?)?;
@@ -1042,6 +1090,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(complete_task, m)?)?;
     m.add_function(wrap_pyfunction!(set_cancel_hook, m)?)?;
     m.add_function(wrap_pyfunction!(set_unhandled_error_hook, m)?)?;
+    m.add_function(wrap_pyfunction!(set_log_sink, m)?)?;
     m.add_function(wrap_pyfunction!(store_stats, m)?)?;
     m.add_function(wrap_pyfunction!(create_actor, m)?)?;
     m.add_function(wrap_pyfunction!(submit_actor_task, m)?)?;

@@ -326,7 +326,7 @@ class LocalDaemon:
 
     def __init__(self, session_dir, resources, prestart_workers, owned=True, spill_dir=None,
                  node_ip=None, port=0, head_address=None, token=None, health_port=None, journal=None,
-                 env_vars=None):
+                 env_vars=None, metrics_port=None):
         self.session_dir = session_dir
         self.socket_path = os.path.join(session_dir, "daemon.sock")
         self.node_ip = node_ip
@@ -348,6 +348,8 @@ class LocalDaemon:
                 args += ["--journal", journal]
         if health_port is not None:
             args += ["--health-port", str(int(health_port))]
+        if metrics_port is not None:
+            args += ["--metrics-port", str(int(metrics_port))]
         for name, amount in resources.items():
             args += ["--resource", f"{name}={amount!r}"]
         env = {**os.environ, **(env_vars or {})}

@@ -47,11 +47,8 @@ SUPPORT = {
     "fallback_strategy": (UNSUPPORTED, "oxray's nodes carry no labels to fall back on"),
     "tensor_transport": (UNSUPPORTED, "objects always travel through the object store"),
     # init()
-    "include_dashboard": (ADVISORY, "oxray has no dashboard yet"),
-    "dashboard_host": (ADVISORY, "oxray has no dashboard yet"),
-    "dashboard_port": (ADVISORY, "oxray has no dashboard yet"),
-    "dashboard_agent_listen_port": (ADVISORY, "oxray has no dashboard yet"),
-    "_metrics_export_port": (ADVISORY, "oxray exports no metrics yet"),
+    # (include_dashboard, dashboard_host and dashboard_port work: see worker.init)
+    "dashboard_agent_listen_port": (ADVISORY, "oxray's dashboard runs no per-node agent"),
     "configure_logging": (ADVISORY, "oxray does not configure Python's logging"),
     "logging_level": (ADVISORY, "oxray does not configure Python's logging"),
     "logging_format": (ADVISORY, "oxray does not configure Python's logging"),

@@ -289,6 +289,47 @@ def _upload(uri, entry=None, source=None):
         done.add(uri)
 
 
+def pack_unuploaded(env):
+    """The packed fields of a runtime_env (`pack`), uploading nothing:
+    for uploads another way (job submission's HTTP package API), which
+    take each package's zip from `packed_data`."""
+    return pack(_Unconnected(env))
+
+
+def is_package_uri(uri):
+    """Whether `uri` names a package as `pack` names them."""
+    return bool(_URI.fullmatch(uri or ""))
+
+
+def package_exists(uri):
+    """Whether package `uri` is in the connected cluster's KV store."""
+    return _native.kv_get(KV_NAMESPACE, f"{uri}#uploaded".encode()) is not None
+
+
+def store_package(uri, data):
+    """Puts package `uri` (its zip bytes) in the connected cluster's KV
+    store, as an upload by `pack` would (the job server's package API)."""
+    if not is_package_uri(uri):
+        raise ValueError(f"{uri!r} is not a runtime_env package URI (gcs://_ray_pkg_<sha1>.zip).")
+    _native.kv_put(KV_NAMESPACE, uri.encode(), data)
+    _native.kv_put(KV_NAMESPACE, f"{uri}#uploaded".encode(), str(len(data)).encode())
+
+
+def packed_data(uri):
+    """The zip of a package this process packed (`pack` of an unconnected
+    runtime_env), for uploads that take another way than this process's
+    own connection (job submission's HTTP package API); packed again when
+    an upload already dropped it. None for a package not packed here."""
+    with _lock:
+        for key, entry in _packed.items():
+            if entry.uri == uri:
+                if entry.data is not None:
+                    return entry.data
+                data, _ = _Source(key[1], key[0], key[2], key[3]).pack()
+                return data
+    return None
+
+
 def _mib(num_bytes):
     return f"{num_bytes / 1024 ** 2:.2f}MiB"
 

@@ -13,6 +13,7 @@ import threading
 from oxray import _native
 from oxray import exceptions
 from oxray._private import node as _node
+from oxray._private import job_env
 from oxray._private import options as _options
 from oxray._private import runtime_env_packages
 from oxray._private import serialization
@@ -40,6 +41,8 @@ class _Session:
         # The runtime_env tasks submitted here start from: the job's (from
         # `init`), or in a worker the running task's.
         self.runtime_env = None
+        # The dashboard process `init(include_dashboard=True)` started.
+        self.dashboard = None
 
 
 _session = None
@@ -99,7 +102,8 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
     if unknown:
         raise TypeError(f"init() got an unexpected keyword argument '{sorted(unknown)[0]}'")
     _options.check_support(kwargs, "init()")
-    runtime_env = kwargs.get("runtime_env")
+    # A submitted job's driver runs in the job's runtime_env (oxray._private.job_env).
+    runtime_env, kwargs["job_config"] = job_env.apply_injected(kwargs.get("runtime_env"), kwargs.get("job_config"))
     if kwargs.get("job_config") is not None:
         # The job's runtime_env, namespace and code search path (oxray.job_config.for_init).
         from oxray import job_config as _job_config
@@ -128,6 +132,7 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
                     "When connecting to an existing cluster, num_cpus, num_gpus, resources and "
                     "object_store_memory must not be provided."
                 )
+            _warn_dashboard_options(kwargs, connecting=True)
             socket_path, node_ip = _node.resolve_address(address)
             session_dir = os.path.dirname(socket_path)
             listen = os.path.join(session_dir, f"driver-{os.getpid()}-{worker_id[:6]}.sock")
@@ -136,14 +141,18 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
             namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
             _session = _Session("driver", context, None, namespace)
             _native.set_unhandled_error_hook(_report_unhandled)
+            _run_driver_hooks()
             _session.runtime_env = runtime_env
             runtime_env_packages.upload_job(runtime_env)
+            job_env.record_driver(kwargs["job_config"])
             return RayContext(_session)
+        _warn_dashboard_options(kwargs, connecting=False)
         totals = node_resources(num_cpus, num_gpus, resources, object_store_memory, kwargs.get("_memory"))
         session_dir = _node.new_session_dir(base=kwargs.get("_temp_dir"))
         try:
             daemon = _node.LocalDaemon(session_dir, totals, prestart_workers=int(totals["CPU"]),
-                                       spill_dir=kwargs.get("object_spilling_directory"))
+                                       spill_dir=kwargs.get("object_spilling_directory"),
+                                       metrics_port=kwargs.get("_metrics_export_port"))
         except Exception:
             import shutil
             shutil.rmtree(session_dir, ignore_errors=True)
@@ -158,9 +167,43 @@ def init(address=None, *, num_cpus=None, num_gpus=None, resources=None, object_s
         namespace = namespace or f"anonymous-{secrets.token_hex(8)}"
         _session = _Session("driver", context, daemon, namespace, totals)
         _native.set_unhandled_error_hook(_report_unhandled)
+        _run_driver_hooks()
         _session.runtime_env = runtime_env
         runtime_env_packages.upload_job(runtime_env)
+        if kwargs.get("include_dashboard"):
+            _start_dashboard(_session, kwargs.get("dashboard_host"), kwargs.get("dashboard_port"))
         return RayContext(_session)
+
+
+def _start_dashboard(s, host, port):
+    """Starts the dashboard of the embedded cluster (stopped by `shutdown`);
+    when it cannot start, stops the cluster and raises, as Ray does for
+    `include_dashboard=True`."""
+    from oxray.dashboard import launcher
+
+    try:
+        s.dashboard = launcher.start_dashboard(s.daemon.session_dir, s.daemon.session_dir, host, port,
+                                               watch_pid=s.daemon.process.pid)
+    except Exception as e:
+        shutdown()
+        raise RuntimeError(f"Failed to start the dashboard: {e}") from None
+
+
+def _warn_dashboard_options(kwargs, connecting):
+    """`dashboard_host`/`dashboard_port` act only with `include_dashboard=True`
+    on a cluster `init` starts (unlike Ray, `init` starts no dashboard by
+    default); say so instead of dropping them silently."""
+    import warnings
+
+    given = [k for k in ("dashboard_host", "dashboard_port") if kwargs.get(k) is not None]
+    if kwargs.get("include_dashboard") and connecting:
+        given.insert(0, "include_dashboard")
+    elif kwargs.get("include_dashboard"):
+        return
+    if given:
+        where = ("the cluster's head runs its own dashboard (`oxray start --head`)" if connecting
+                 else "oxray.init() starts a dashboard only with include_dashboard=True")
+        warnings.warn(f"{', '.join(given)} of init() has no effect here: {where}.", stacklevel=3)
 
 
 def node_resources(num_cpus, num_gpus, resources, object_store_memory, memory=None):
@@ -192,6 +235,20 @@ def node_resources(num_cpus, num_gpus, resources, object_store_memory, memory=No
     totals.update(resources)
     totals["CPU"] = totals.get("CPU") or 0
     return {k: v for k, v in totals.items() if v or k == "CPU"}
+
+
+# Called (without arguments) each time this process connects as a driver:
+# modules that take over the worker output relayed to the driver register
+# here (oxray.experimental.tqdm_ray's progress bars, imported before init).
+DRIVER_HOOKS = []
+
+
+def _run_driver_hooks():
+    for hook in list(DRIVER_HOOKS):
+        try:
+            hook()
+        except Exception as e:  # a hook's failure must not fail init
+            print(f"oxray: a driver hook failed: {type(e).__name__}: {e}", file=sys.stderr)
 
 
 def _report_unhandled(data, metadata):
@@ -228,12 +285,27 @@ def shutdown():
         _session = None
         if s is None:
             return
+        if s.dashboard is not None:
+            s.dashboard.stop()
         _native.shutdown(stop_cluster=s.daemon is not None)
         if s.daemon is not None:
             s.daemon.stop()
 
 
 atexit.register(shutdown)
+
+
+def _dashboard_url(s):
+    """HOST:PORT of the cluster's dashboard (Ray's `dashboard_url`, no
+    scheme), or None when it runs none."""
+    if s.dashboard is not None:
+        return s.dashboard.url.split("://", 1)[1]
+    from oxray.dashboard import launcher
+
+    info = launcher.read_ready_file(s.context["session_dir"])
+    if info and _node._pid_alive(int(info.get("pid", 0))):
+        return info["url"].split("://", 1)[1]
+    return None
 
 
 class RayContext(dict):
@@ -247,8 +319,10 @@ class RayContext(dict):
             address=s.context["address"],
             job_id=s.context["job_id"],
         )
+        self.dashboard_url = _dashboard_url(s)
+        if self.dashboard_url:
+            self["webui_url"] = self.dashboard_url
         self.address_info = dict(self)
-        self.dashboard_url = None
 
     def __enter__(self):
         return self

@@ -22,6 +22,7 @@ from oxray import exceptions
 from oxray._private import generators
 from oxray._private import runtime_env_packages
 from oxray._private import serialization
+from oxray._private import worker_logs
 from oxray._private import worker as _worker
 from oxray.actor import CONCURRENCY_GROUPS_KWARG, PUT_METHOD, TERMINATE_METHOD
 from oxray.remote_function import FUNCTION_NAMESPACE, ArgSlot
@@ -33,6 +34,9 @@ _RUNTIME_FILES = (__file__, generators.__file__)
 class PrefixedStream:
     """Writes whole lines prefixed with their origin, as Ray's
     `(f pid=1234) hello`. The daemon relays the lines to the driver."""
+
+    # The worker's log file for this stream (worker_logs.attach), if any.
+    log = None
 
     def __init__(self, stream, executor):
         self._stream = stream
@@ -49,12 +53,16 @@ class PrefixedStream:
                 prefix = self._executor.log_prefix()
                 self._stream.write("".join(f"{prefix}{line}\n" for line in lines))
                 self._stream.flush()
+                if self.log is not None:
+                    self.log.write_lines(lines)
         return len(text)
 
     def flush(self):
         with self._lock:
             if self._partial:
                 self._stream.write(f"{self._executor.log_prefix()}{self._partial}\n")
+                if self.log is not None:
+                    self.log.write_lines([self._partial])
                 self._partial = ""
             self._stream.flush()
 
@@ -480,6 +488,7 @@ def main():
     executor = session.executor = Executor(session)
     sys.stdout = PrefixedStream(sys.stdout, executor)
     sys.stderr = PrefixedStream(sys.stderr, executor)
+    worker_logs.attach(sys.stdout, sys.stderr, executor)
     try:
         executor.run()
     finally:

@@ -146,6 +146,7 @@ async fn run_node(head: String, worker: Arc<str>) -> Result<Arc<RpcPeer>> {
         ip: "127.0.0.1".into(),
         version: 1,
         pending: vec![],
+        metrics_port: 0,
     };
     peer.call(Body::RegisterNode(RegisterNode { node: Some(info) }))
         .await?;

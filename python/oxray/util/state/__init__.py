@@ -36,6 +36,7 @@ from oxray.util.state.common import (
     TaskState,
     WorkerState,
 )
+from oxray.util.state.logs import get_log, list_logs
 from oxray.util.state.summaries import summarize_actors, summarize_objects, summarize_tasks
 
 
@@ -56,7 +57,7 @@ def memory_summary():
 
 __all__ = [
     "ActorState", "JobState", "NodeState", "ObjectState", "PlacementGroupState", "TaskState", "WorkerState",
-    "get_actor", "get_node", "get_objects", "get_placement_group", "get_task", "get_worker",
-    "list_actors", "list_jobs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
+    "get_actor", "get_log", "get_node", "get_objects", "get_placement_group", "get_task", "get_worker",
+    "list_actors", "list_jobs", "list_logs", "list_nodes", "list_objects", "list_placement_groups", "list_tasks",
     "list_workers", "memory_summary", "summarize_actors", "summarize_objects", "summarize_tasks",
 ]
