@@ -148,7 +148,8 @@ def dash():
                 submission_id = json.load(r)["submission_id"]
         state = {"base": "http://" + ctx.dashboard_url, "pid": started[0], "hello_pid": pid,
                  "object_id": big.hex(), "pg_id": pg.id.hex(), "actors": [alpha, doomed], "Counter": Counter,
-                 "refs": [big, waiting], "submission_id": submission_id}
+                 "refs": [big, waiting], "submission_id": submission_id,
+                 "session_dir": ctx["session_dir"]}
         yield state
     finally:
         oxray.shutdown()
@@ -220,7 +221,62 @@ def test_state_routes_answer_with_rays_envelope(dash):
     status, _, tail = http(base + f"/api/v0/logs/file?filename=worker-{dash['hello_pid']}.out&format=text&lines=50")
     assert status == 200 and HELLO in tail
     assert http(base + "/api/v0/logs/file?filename=../token&format=text")[0] == 400
-    assert api(base, "/api/version")["version"]
+    version = api(base, "/api/version")
+    from oxray._private.ray_compat import ray_version
+
+    assert version["version"] == "4" and version["ray_version"] == ray_version()
+
+
+def test_logs_routes_list_every_log_of_the_node(dash, tmp_path):
+    """The dashboard lists and reads what `oxray logs` does (the daemon's
+    and job drivers' logs too), and nothing outside the session's logs."""
+    from oxray.util.state import logs as state_logs
+
+    base, session_dir = dash["base"], dash["session_dir"]
+    assert api(base, "/api/version")["session_name"] == os.path.basename(session_dir)
+    if dash["submission_id"]:
+        wanted = f"job-driver-{dash['submission_id']}.log"
+        assert wait_for(lambda: wanted in api(base, "/api/v0/logs")["data"]["result"].get("driver", []), timeout=20)
+    logs = api(base, "/api/v0/logs")["data"]["result"]
+    listed = state_logs.node_log_files(state_logs.session_node(session_dir))  # what `oxray logs` shows
+    assert set(logs) <= {"worker_out", "worker_err", "daemon", "driver", "internal"} and set(logs) <= set(listed)
+    assert "daemon.err" in logs["daemon"] and logs["daemon"] == listed["daemon"]
+    files = {f["filename"]: f for f in api(base, "/api/logs")["data"]["result"]}
+    assert files["daemon.err"]["category"] == "daemon" and files["daemon.err"]["pid"] is None
+    hello = files[f"worker-{dash['hello_pid']}.out"]
+    assert (hello["category"], hello["pid"], hello["stream"], hello["rotation"]) == (
+        "worker_out", dash["hello_pid"], "out", 0)
+    assert http(base + "/api/v0/logs/file?filename=daemon.err&format=text")[0] == 200
+    # A link leading out of the logs directory is neither listed nor read; hidden or odd names are refused.
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a log\n")
+    link = os.path.join(session_dir, "logs", "worker-999999.out")
+    os.symlink(secret, link)
+    try:
+        assert "worker-999999.out" not in api(base, "/api/v0/logs")["data"]["result"].get("worker_out", [])
+        assert "worker-999999.out" not in {f["filename"] for f in api(base, "/api/logs")["data"]["result"]}
+        assert http(base + "/api/v0/logs/file?filename=worker-999999.out&format=text")[0] == 404
+        assert http(base + "/api/v0/logs/file?pid=999999&format=text")[0] == 404
+    finally:
+        os.remove(link)
+    for name in ("..", ".hidden", "logs/daemon.err", "%2Fetc%2Fpasswd"):
+        assert http(base + f"/api/v0/logs/file?filename={name}&format=text")[0] == 400, name
+
+
+def test_log_tail_reads_a_bounded_end(tmp_path):
+    from oxray.dashboard import logs as dash_logs
+
+    os.makedirs(tmp_path / "logs")
+    path = tmp_path / "logs" / "worker-1.out"
+    path.write_bytes(b"".join(b"line %d\n" % i for i in range(10)))
+    assert dash_logs.tail(str(tmp_path), "worker-1.out", 3) == "line 7\nline 8\nline 9\n"
+    assert dash_logs.tail(str(tmp_path), "worker-1.out", 0) == ""
+    assert dash_logs.tail(str(tmp_path), "worker-1.out", -1).count("\n") == 10
+    path.write_bytes(b"x" * (dash_logs.MAX_TAIL_BYTES + 10) + b"\nlast\n")
+    assert dash_logs.tail(str(tmp_path), "worker-1.out", -1) == "last\n"  # the cut line is dropped
+    assert dash_logs.tail(str(tmp_path), "worker-1.out", 1) == "last\n"
+    with pytest.raises(FileNotFoundError):
+        dash_logs.tail(str(tmp_path), "worker-2.out")
 
 
 def test_every_page_shows_the_cluster(dash, page):
@@ -352,6 +408,31 @@ def test_dashboard_dies_with_a_killed_driver():
         driver.wait()
     assert wait_for(lambda: gone(info["pid"]), timeout=15), "the dashboard outlived its killed driver"
     assert wait_for(lambda: gone(info["daemon"]), timeout=15)
+
+
+def test_a_dashboard_without_a_token_stays_on_loopback(shutdown_only, tmp_path):
+    """An embedded cluster has no token: its dashboard (whose Jobs API runs
+    shell commands) may not listen beyond this machine."""
+    from oxray.dashboard import launcher
+
+    assert launcher.is_loopback_host("127.0.0.1") and launcher.is_loopback_host("localhost")
+    assert launcher.is_loopback_host("::1") and launcher.is_loopback_host("127.0.0.5")
+    for host in ("0.0.0.0", "::", "", "10.1.2.3"):
+        assert not launcher.is_loopback_host(host), host
+    before = dashboard_pids()
+    with pytest.raises(ValueError, match="without a cluster token") as e:
+        launcher.start_dashboard("unused", str(tmp_path), host="0.0.0.0", port=0)
+    assert "oxray start --head" in str(e.value) and "127.0.0.1" in str(e.value)
+    launcher.check_exposure("0.0.0.0", has_token=True)  # a cluster with a token may
+    with pytest.raises(ValueError, match="without a cluster token"):
+        oxray.init(num_cpus=1, include_dashboard=True, dashboard_host="0.0.0.0", dashboard_port=0)
+    assert not oxray.is_initialized()
+    # The dashboard process itself refuses too.
+    out = subprocess.run([sys.executable, "-m", "oxray.dashboard", "--address", "unused", "--host", "0.0.0.0",
+                          "--port", "0", "--session-dir", str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, cwd=REPO)
+    assert out.returncode != 0 and "without a cluster token" in out.stderr
+    assert dashboard_pids() <= before
 
 
 def test_init_starts_no_dashboard_unless_asked(shutdown_only):

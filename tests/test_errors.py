@@ -267,15 +267,37 @@ def test_errors_nobody_reads_are_reported_once(cluster, monkeypatch):
     def use(value):
         return value
 
+    @oxray.remote
+    def read_nested(refs):
+        try:
+            oxray.get(refs[0])
+        except ValueError:
+            return "read"
+
+    # A borrower that reads it (from the owner) handles it too.
+    borrowed = fails.remote()
+    assert oxray.get(read_nested.remote([borrowed])) == "read"
     dependent = use.remote(fails.remote())
-    del x1, x2, dependent
+    del x1, x2, dependent, borrowed
     assert wait_for(lambda: len(seen) == 3)
 
-    # Suppressed by the environment variable, as in Ray.
+    # Suppressed by the environment variable when reported, as in Ray.
+    import threading
+
+    import numpy as np
+
+    from oxray import _native
+
     monkeypatch.setenv("RAY_IGNORE_UNHANDLED_ERRORS", "1")
     ref = fails.remote()
     oxray.wait([ref])
     del ref
+    # Reports run in order on the runtime's callback thread, as do the
+    # callbacks of shared-memory values: this one runs after the report.
+    reported = threading.Event()
+    marker = oxray.put(np.zeros(1 << 20, dtype=np.uint8))
+    _native.on_ready(marker, reported.set)
+    assert reported.wait(10)
     monkeypatch.delenv("RAY_IGNORE_UNHANDLED_ERRORS")
     ref = fails.remote()
     oxray.wait([ref])

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -335,3 +336,123 @@ def test_jobs_survive_a_dashboard_restart(head):
     assert _wait_status(client, running) == JobStatus.FAILED
     info = client.get_job_info(running)
     assert info.driver_exit_code == 3 and "late" in info.message
+
+
+class _RecordingServer:
+    """A tiny HTTP server on 127.0.0.1 answering the Jobs API's version and
+    list routes, recording the Authorization header of each request."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        seen = self.authorizations = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.headers.get("Authorization"))
+                body = json.dumps({"version": "4"} if self.path.startswith("/api/version") else []).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_the_token_goes_to_its_own_dashboard_only(head, monkeypatch):
+    from urllib.parse import urlsplit
+
+    from oxray.job_submission.sdk import local_token
+
+    # This process sees the head's node index: the head is the only one on this machine.
+    monkeypatch.setenv("RAY_TMPDIR", head.env["RAY_TMPDIR"])
+    for var in ("OXRAY_AUTH_TOKEN", "RAY_ADDRESS", "RAY_API_SERVER_ADDRESS", "RAY_JOB_HEADERS"):
+        monkeypatch.delenv(var, raising=False)
+    port = urlsplit(head.url).port
+    assert local_token(head.url) == head.token
+    assert local_token(f"http://localhost:{port}") == head.token
+    JobSubmissionClient(head.url).list_jobs()  # no headers: the head's own token file
+    for other in (f"http://evil.test:{port}", f"http://127.0.0.1:{port + 1}", "http://10.0.0.1:8265",
+                  f"https://evil.test:{port}/", "http://evil.test"):
+        assert local_token(other) is None, other
+    server = _RecordingServer()
+    try:
+        client = JobSubmissionClient(server.url)
+        assert client.list_jobs() == []
+        assert server.authorizations == [None, None]
+        out = subprocess.run([sys.executable, "-m", "oxray.scripts", "job", "list", "--address", server.url],
+                             capture_output=True, text=True, timeout=60, cwd=REPO, env=head.env)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert len(server.authorizations) >= 4 and set(server.authorizations) == {None}
+        # A token given explicitly still goes where it is told.
+        monkeypatch.setenv("OXRAY_AUTH_TOKEN", "given")
+        JobSubmissionClient(server.url)
+        assert server.authorizations[-1] == "Bearer given"
+    finally:
+        server.close()
+
+
+def test_invalid_submission_ids_are_refused(head):
+    from oxray.dashboard.job_manager import validate_submission_id
+
+    for good in ("raysubmit_abc", "job-1.2_x", "a" * 128, "v1.0"):
+        validate_submission_id(good)
+    client = head.client()
+    for bad in ("../evil", "a/b", "..", ".", "a..b", "a" * 129, "has space", "x;rm", "caf\u00e9", "abc\n", ""):
+        if not bad:
+            continue  # (an empty id means: generate one)
+        with pytest.raises(RuntimeError, match="status code 400") as e:
+            client.submit_job(entrypoint="true", submission_id=bad)
+        assert "Invalid submission_id" in str(e.value), bad
+        with pytest.raises(ValueError):
+            validate_submission_id(bad)
+    assert not glob.glob(os.path.join(head.session_dir, "*evil*"))
+    assert "../evil" not in [j.submission_id for j in client.list_jobs()]
+
+
+def _watch(pgid, socket_path, kills):
+    """The job manager's watcher of process group `pgid`, noting the
+    signals it sends (`kill` with a signal) in the file `kills`."""
+    from oxray.dashboard.job_manager import _WATCHER
+
+    spy = f'kill() {{ case "$1" in -0) ;; *) echo "$*" >> "{kills}";; esac; command kill "$@"; }}; '
+    return subprocess.Popen(["/bin/sh", "-c", spy + _WATCHER, "oxray-job-watch", str(pgid), "0", socket_path])
+
+
+def test_the_watcher_kills_a_driver_only_when_the_cluster_is_gone(tmp_path):
+    import socket
+
+    sock_path = str(tmp_path / "daemon.sock")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(sock_path)
+    try:
+        # A driver that ends by itself: the watcher ends too, killing nothing later.
+        kills = tmp_path / "kills"
+        short = subprocess.Popen(["sleep", "0.3"], start_new_session=True)
+        watcher = _watch(short.pid, sock_path, kills)
+        short.wait()
+        assert watcher.wait(timeout=10) == 0
+        assert not kills.exists(), kills.read_text()  # (its pgid may be another group's by now)
+        # A driver still running when the daemon's socket goes: killed.
+        long = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        watcher = _watch(long.pid, sock_path, kills)
+        time.sleep(1.2)
+        assert long.poll() is None and watcher.poll() is None
+        os.remove(sock_path)
+        assert watcher.wait(timeout=10) == 0
+        assert long.wait(timeout=10) == -9
+        assert kills.read_text() == f"-9 -{long.pid}\n"
+    finally:
+        sock.close()

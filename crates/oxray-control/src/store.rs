@@ -77,8 +77,17 @@ impl JournaledStore {
     }
 }
 
+/// Namespaces starting with this are kept in memory only, never journaled:
+/// what processes report about themselves (metrics), rewritten every few
+/// seconds and worthless after a restart.
+pub const EPHEMERAL_PREFIX: char = '~';
+
 impl ControlStore for JournaledStore {
     fn put(&self, namespace: &str, key: &[u8], value: Vec<u8>) {
+        if namespace.starts_with(EPHEMERAL_PREFIX) {
+            self.memory.put(namespace, key, value);
+            return;
+        }
         if let Err(e) = self.journal.put_kv(namespace, key, &value) {
             // The value still serves this run; only a restart would miss it.
             tracing::error!("{e}");
@@ -91,6 +100,9 @@ impl ControlStore for JournaledStore {
     }
 
     fn delete(&self, namespace: &str, key: &[u8]) -> Option<Vec<u8>> {
+        if namespace.starts_with(EPHEMERAL_PREFIX) {
+            return self.memory.delete(namespace, key);
+        }
         if let Err(e) = self.journal.delete_kv(namespace, key) {
             // Gone for this run; a restarted head would find it again.
             tracing::error!("{e}");

@@ -219,7 +219,7 @@ impl Inner {
         if let Some(value) = self.store.remove(id) {
             if owned {
                 self.delete_shared_copy(&value);
-                self.freed_value(id, value.clone());
+                self.freed_value(id, &value);
                 if !self.node_address.is_empty() {
                     self.copies.forget(id);
                 }

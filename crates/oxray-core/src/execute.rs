@@ -309,6 +309,8 @@ impl Inner {
                 self.store.on_ready(
                     id,
                     Box::new(move |o| {
+                        // A borrower reads it: an error it holds is handled.
+                        me.mark_read(&[id], std::slice::from_ref(o));
                         writer.reply(request, object_reply(Ok(me.lend(o, &reader))));
                     }),
                 );

@@ -80,7 +80,8 @@ impl Inner {
         }
     }
 
-    /// `values` (of `ids`) were read: their errors are handled.
+    /// `values` (of `ids`) were read, here or by a borrower that asked
+    /// for them: their errors are handled.
     pub(crate) fn mark_read(&self, ids: &[ObjectId], values: &[Arc<Object>]) {
         if self.unread.count.load(Ordering::Relaxed) == 0 {
             return;
@@ -94,12 +95,12 @@ impl Inner {
 
     /// The owned value `value` of `id` was freed: report it if it is an
     /// error nobody read.
-    pub(crate) fn freed_value(&self, id: &ObjectId, value: Arc<Object>) {
+    pub(crate) fn freed_value(&self, id: &ObjectId, value: &Arc<Object>) {
         if self.unread.count.load(Ordering::Relaxed) == 0 || !self.unread.forget(id) {
             return;
         }
         if let Some(hook) = self.unread.hook() {
-            hook(value);
+            hook(value.clone());
         }
     }
 }

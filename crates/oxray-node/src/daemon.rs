@@ -294,9 +294,10 @@ pub(crate) struct Worker {
     pub lease: Option<u64>,
     /// The actor this worker hosts, if any.
     pub actor: Option<ActorId>,
-    /// It held GPUs once: it may have set up CUDA for them, so it serves
-    /// only leases with GPUs from now on (as in Ray).
-    pub held_gpus: bool,
+    /// The GPUs it held last, once it held any: it may have set up CUDA
+    /// for them, so it serves only leases of those same GPUs from then on
+    /// (a CPU task would inherit its CUDA state; as in Ray).
+    pub held_gpus: Option<Vec<u32>>,
 }
 
 pub(crate) struct Lease {
@@ -983,15 +984,15 @@ impl Node {
                 waiting.push_back(p);
                 continue;
             }
-            let Some(worker_id) = take_idle(st, !p.shape.get("GPU").is_zero()) else {
-                need_workers += 1;
+            // The GPUs first: they decide which idle worker may take it.
+            let Some(alloc) = st.ledger.try_acquire(&p.shape) else {
+                short_of_resources = true;
                 waiting.push_back(p);
                 continue;
             };
-            let alloc = st.ledger.try_acquire(&p.shape);
-            let Some(alloc) = alloc else {
-                st.idle.push_front(worker_id);
-                short_of_resources = true;
+            let Some(worker_id) = take_idle(st, &alloc.gpu_ids()) else {
+                st.ledger.release(&alloc);
+                need_workers += 1;
                 waiting.push_back(p);
                 continue;
             };
@@ -1099,7 +1100,7 @@ impl Node {
                     registered: false,
                     lease: None,
                     actor: None,
-                    held_gpus: false,
+                    held_gpus: None,
                 },
             );
             let me = self.me();
@@ -1121,7 +1122,7 @@ impl Node {
                         registered: false,
                         lease: None,
                         actor: None,
-                        held_gpus: false,
+                        held_gpus: None,
                     },
                 );
             }
@@ -1153,7 +1154,9 @@ impl Node {
         self.resources_changed();
         if let Some(w) = st.workers.get_mut(&lease.worker) {
             w.lease = None;
-            w.held_gpus |= !lease.alloc.gpus.is_empty();
+            if !lease.alloc.gpus.is_empty() {
+                w.held_gpus = Some(lease.alloc.gpu_ids());
+            }
             if kill {
                 kill_pid(w.pid);
             } else {
@@ -1325,18 +1328,15 @@ fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
     )
 }
 
-/// An idle worker for a lease. A worker that held GPUs serves only leases
-/// with GPUs (its CUDA state would leak into a CPU task), and a lease with
-/// GPUs takes such a worker first.
-fn take_idle(st: &mut State, wants_gpus: bool) -> Option<WorkerId> {
+/// An idle worker for a lease of `gpu_ids`. A worker that held GPUs serves
+/// only leases of the same GPUs (its CUDA state is set up for them), and
+/// such a lease takes it first.
+fn take_idle(st: &mut State, gpu_ids: &[u32]) -> Option<WorkerId> {
     let (idle, workers) = (&st.idle, &st.workers);
-    let held = |id: &WorkerId| workers.get(id).is_some_and(|w| w.held_gpus);
-    let at = if wants_gpus {
-        idle.iter()
-            .position(held)
-            .or((!idle.is_empty()).then_some(0))
-    } else {
-        idle.iter().position(|id| !held(id))
-    }?;
+    let held = |id: &WorkerId| workers.get(id).and_then(|w| w.held_gpus.as_deref());
+    let at = idle
+        .iter()
+        .position(|id| !gpu_ids.is_empty() && held(id) == Some(gpu_ids))
+        .or_else(|| idle.iter().position(|id| held(id).is_none()))?;
     st.idle.remove(at)
 }

@@ -707,8 +707,7 @@ fn set_log_sink(callback: Option<PyObject>) -> PyResult<()> {
 }
 
 /// Calls `hook(data, metadata)` for each error value this process owns that
-/// is dropped without anyone reading it (unless `RAY_IGNORE_UNHANDLED_ERRORS`
-/// is set then, as in Ray); on the callback thread, so that
+/// is dropped without anyone reading it; on the callback thread, so that
 /// the drop (under the core's locks, or on the event loop) never waits for
 /// the GIL.
 #[pyfunction]
@@ -716,10 +715,6 @@ fn set_unhandled_error_hook(hook: PyObject) -> PyResult<()> {
     let core = connected()?;
     let hook = Arc::new(hook);
     core.set_unhandled_error_hook(Arc::new(move |object: Arc<Object>| {
-        // Read when the value is dropped, not when the report runs later.
-        if std::env::var("RAY_IGNORE_UNHANDLED_ERRORS").is_ok_and(|v| !v.is_empty() && v != "0") {
-            return;
-        }
         let hook = hook.clone();
         let _ = off_loop_callbacks().send(Box::new(move || {
             Python::with_gil(|py| {

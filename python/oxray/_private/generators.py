@@ -91,11 +91,14 @@ class ObjectRefGenerator:
     async def __anext__(self):
         if self._exhausted:
             raise StopAsyncIteration
-        if self.next_ready():
-            ref = self._take()
-        else:
-            # Wait off the event loop, which keeps running other work.
-            ref = await asyncio.get_running_loop().run_in_executor(None, self._take)
+        # The coroutine takes the value itself once it is there (a thread
+        # that waited for it could take it after the coroutine was
+        # cancelled, and lose it): poll, quickly at first.
+        delay = 0.0005
+        while not self.next_ready():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        ref = self._take()
         if ref is _END:
             raise StopAsyncIteration
         return ref
@@ -177,11 +180,26 @@ async def drain_async(task, result, put):
         return DynamicObjectRefGenerator([put(value) async for value in result])
     index = 0
     async for value in result:
-        # The report waits for the caller: off the loop, which other calls
-        # share.
-        await loop.run_in_executor(None, report, task, index, value)
+        # The report waits for the caller (longer under backpressure): off
+        # the loop, which other calls share, on threads of its own.
+        await loop.run_in_executor(_reporters(), report, task, index, value)
         index += 1
     return None
+
+
+_REPORTERS = None
+
+
+def _reporters():
+    """The threads async generators report their values from: their own,
+    so that producers held back by backpressure never starve the default
+    executor that other code of the actor uses."""
+    global _REPORTERS
+    if _REPORTERS is None:
+        import concurrent.futures
+
+        _REPORTERS = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="oxray-yield")
+    return _REPORTERS
 
 
 def report(task, index, value):

@@ -15,7 +15,8 @@ over `oxray.job_submission.JobSubmissionClient`.
 local head's dashboard. `submit` follows the job's logs until it ends
 (unless --no-wait) and exits with 1 when it failed, as Ray's. Headers
 (e.g. the token) come from --headers or RAY_JOB_HEADERS (JSON); without
-them the token is OXRAY_AUTH_TOKEN or the local head's token file.
+them the token is OXRAY_AUTH_TOKEN, or the token file of a head on this
+machine when --address is that head's dashboard (no other address gets it).
 """
 
 import argparse

@@ -4,7 +4,6 @@ the cluster's key-value table every few seconds, one key per process and
 metric; the head's dashboard serves them to Prometheus with the cluster's
 own metrics (`oxray.dashboard.metrics`)."""
 
-import atexit
 import json
 import os
 import threading
@@ -12,9 +11,15 @@ import time
 
 from oxray import _native
 
-KV_NAMESPACE = "metrics"
+# In memory only at the head (never journaled): see the control store's
+# EPHEMERAL_PREFIX.
+KV_NAMESPACE = "~metrics"
 # How often a process writes its metrics (Ray's metrics_report_interval_ms).
 REPORT_INTERVAL_S = float(os.environ.get("OXRAY_METRICS_REPORT_INTERVAL_S", "2"))
+# Unchanged metrics are written again this often, so that readers can tell
+# a quiet process from one that was killed (older entries are dropped).
+REFRESH_S = 30.0
+STALE_S = 4 * REFRESH_S
 
 
 class _Series:
@@ -68,11 +73,15 @@ class _Registry:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._report_forever, name="oxray-metrics", daemon=True)
                 self._thread.start()
-                atexit.register(self.flush)
 
     def _report_forever(self):
+        last_refresh = time.monotonic()
         while True:
             time.sleep(REPORT_INTERVAL_S)
+            if time.monotonic() - last_refresh >= REFRESH_S:
+                last_refresh = time.monotonic()
+                with self._lock:
+                    self._dirty.update(self._series)
             self.flush()
 
     def flush(self):
@@ -83,12 +92,30 @@ class _Registry:
         if not changed or not _native.is_connected():
             return
         me = _process_label()
+        now = time.time()
         for entry in changed:
             entry["process"] = me
+            entry["updated"] = now
             try:
                 _native.kv_put(KV_NAMESPACE, f"{me['WorkerId']}:{entry['name']}".encode(),
                                json.dumps(entry).encode())
             except Exception:  # the cluster is gone: nothing left to report to
+                return
+
+    def forget(self):
+        """Removes this process's metrics from the cluster (at a clean
+        exit: its series end with it, as in Ray)."""
+        with self._lock:
+            names = list(self._series)
+            self._series.clear()
+            self._dirty.clear()
+        if not names or not _native.is_connected():
+            return
+        worker = _native.context()["worker_id"]
+        for name in names:
+            try:
+                _native.kv_del(KV_NAMESPACE, f"{worker}:{name}".encode())
+            except Exception:  # the cluster is gone with them
                 return
 
 
@@ -103,13 +130,18 @@ REGISTRY = _Registry()
 
 def read_all():
     """Every process's reported metrics (for the dashboard): a list of the
-    entries `_Series.to_json` wrote, with their `process` labels."""
+    entries `_Series.to_json` wrote, with their `process` labels. Entries
+    of processes silent for long (killed ones) are dropped."""
     out = []
+    now = time.time()
     for key in _native.kv_keys(KV_NAMESPACE):
         blob = _native.kv_get(KV_NAMESPACE, key)
-        if blob:
-            try:
-                out.append(json.loads(blob))
-            except ValueError:
-                continue
+        try:
+            entry = json.loads(blob) if blob else None
+        except ValueError:
+            entry = None
+        if entry is None or now - entry.get("updated", 0) > STALE_S:
+            _native.kv_del(KV_NAMESPACE, key)
+            continue
+        out.append(entry)
     return out

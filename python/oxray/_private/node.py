@@ -91,15 +91,24 @@ def detect_accelerator_type():
     return accelerator_type_of(names[0]) if names else None
 
 
-def total_memory_bytes():
+def meminfo():
+    """The fields of /proc/meminfo in bytes ({} where it cannot be read)."""
+    fields = {}
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
+                key, _, rest = line.partition(":")
+                parts = rest.split()
+                if parts and parts[0].isdigit():
+                    fields[key] = int(parts[0]) * (1024 if parts[1:] == ["kB"] else 1)
     except OSError:
         pass
-    return 8 << 30
+    return fields
+
+
+def total_memory_bytes():
+    """This host's memory (8 GiB when /proc/meminfo cannot be read)."""
+    return meminfo().get("MemTotal") or 8 << 30
 
 
 def _pid_alive(pid):

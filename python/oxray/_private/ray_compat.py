@@ -37,6 +37,13 @@ VERSION_ENV_VAR = "OXRAY_AS_RAY_VERSION"
 # version checks.
 DEFAULT_RAY_VERSION = "2.40.0"
 
+
+def ray_version():
+    """The Ray version oxray reports (`ray.__version__` of the alias, the
+    dashboard's `/api/version`): OXRAY_AS_RAY_VERSION, else
+    DEFAULT_RAY_VERSION."""
+    return os.environ.get(VERSION_ENV_VAR) or DEFAULT_RAY_VERSION
+
 # Ray module names whose oxray module has another name.
 _SPECIAL = {
     # Ray's `ray.util.multiprocessing` is a package with `pool` inside;
@@ -122,7 +129,7 @@ def _new_ray_module(spec):
     import oxray
 
     module = RayModule("ray", "Ray's API, served by oxray (see oxray.install_as_ray).")
-    module.__version__ = os.environ.get(VERSION_ENV_VAR) or DEFAULT_RAY_VERSION
+    module.__version__ = ray_version()
     module.__commit__ = f"oxray-{oxray.__version__}"
     module.__oxray_version__ = oxray.__version__
     module.__file__ = oxray.__file__

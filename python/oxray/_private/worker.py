@@ -184,6 +184,9 @@ def _start_dashboard(s, host, port):
     try:
         s.dashboard = launcher.start_dashboard(s.daemon.session_dir, s.daemon.session_dir, host, port,
                                                watch_pid=s.daemon.process.pid)
+    except ValueError:
+        shutdown()  # refused as asked (e.g. exposed without a token)
+        raise
     except Exception as e:
         shutdown()
         raise RuntimeError(f"Failed to start the dashboard: {e}") from None
@@ -253,8 +256,10 @@ def _run_driver_hooks():
 
 def _report_unhandled(data, metadata):
     """Called by the runtime with an error value this process owns that was
-    dropped without anyone reading it (the runtime checks
-    RAY_IGNORE_UNHANDLED_ERRORS when it is dropped)."""
+    dropped without anyone reading it; silent while
+    RAY_IGNORE_UNHANDLED_ERRORS is set, as in Ray."""
+    if os.environ.get("RAY_IGNORE_UNHANDLED_ERRORS", "0") not in ("", "0"):
+        return
     value = serialization.deserialize(data, metadata)
     _unhandled_error_handler(value.error if isinstance(value, serialization.ErrorValue) else value)
 
@@ -276,6 +281,14 @@ def connect_worker(daemon_socket, worker_id, session_dir):
     return _session
 
 
+def forget_metrics():
+    """Removes this process's `oxray.util.metrics` from the cluster, when it
+    recorded any (a clean exit ends its series, as in Ray)."""
+    metrics = sys.modules.get("oxray._private.metrics_export")
+    if metrics is not None:
+        metrics.REGISTRY.forget()
+
+
 def shutdown():
     """Stops the local cluster this driver started (every daemon and worker
     process) and disconnects. Safe to call when not initialized."""
@@ -287,6 +300,7 @@ def shutdown():
             return
         if s.dashboard is not None:
             s.dashboard.stop()
+        forget_metrics()
         _native.shutdown(stop_cluster=s.daemon is not None)
         if s.daemon is not None:
             s.daemon.stop()
@@ -384,12 +398,20 @@ def put(value, *, _owner=None):
     return _native.put(serialization.serialize(value, "the value passed to put"))
 
 
+_PUT_OPTIONS = {}
+
+
 def _put_owned_by(value, owner):
     from oxray.actor import PUT_METHOD, ActorHandle
 
     if not isinstance(owner, ActorHandle):
         raise TypeError(f"_owner must be an actor handle, got {type(owner).__name__}")
-    (ref,) = get(owner._call(PUT_METHOD, (value,), {}, {}))
+    running = RUNNING_TASK.get()
+    if running is not None and running.actor_id == owner._actor_id:
+        # The actor itself: it owns what it puts (a call to itself could
+        # wait behind the one running).
+        return _native.put(serialization.serialize(value, "the value passed to put"))
+    (ref,) = get(owner._call(PUT_METHOD, (value,), {}, _PUT_OPTIONS))
     return ref
 
 

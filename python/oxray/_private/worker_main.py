@@ -391,6 +391,7 @@ class Executor:
             _native.actor_exiting(self.actor_id)
             # An intended exit runs the atexit handlers, as Ray's does.
             atexit._run_exitfuncs()
+            _worker.forget_metrics()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -492,6 +493,7 @@ def main():
     try:
         executor.run()
     finally:
+        _worker.forget_metrics()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)

@@ -124,6 +124,12 @@ def main(argv=None):
     """Entry point of `python -m oxray.dashboard`."""
     args = parse_args(argv)
     token = read_token(args.token_file)
+    from oxray.dashboard.launcher import check_exposure
+
+    try:
+        check_exposure(args.host, token is not None)
+    except ValueError as e:
+        sys.exit(f"oxray dashboard: {e}")
     try:
         import aiohttp  # noqa: F401
     except ImportError:

@@ -6,10 +6,12 @@
   `{"result": true, "msg": "", "data": {"result": ListApiResponse}}`.
 - `GET /api/v0/{tasks,actors,objects}/summarize`, `GET /api/v0/tasks/timeline`
   (Chrome trace events; `download=1` as an attachment).
-- `GET /api/v0/logs` (worker log files by category) and
+- `GET /api/v0/logs` (the node's log files by category, as `oxray logs`
+  lists them) and
   `GET /api/v0/logs/file?filename=...|pid=...&suffix=out|err&lines=N&format=text|leading_1`.
-- oxray's own: `GET /api/cluster_status` (the overview), `GET /api/logs`
-  (log files with sizes), and `GET /api/version`.
+- `GET /api/version`: Ray's Jobs API version answer.
+- oxray's own: `GET /api/cluster_status` (the overview) and `GET /api/logs`
+  (log files with sizes).
 
 Reads of cluster state block, so they run on a small thread pool.
 """
@@ -27,9 +29,7 @@ import oxray
 from oxray.dashboard import appkeys as keys
 from oxray.dashboard import logs as _logs
 from oxray.dashboard import queries
-
-#: Ray's dashboard API version (`/api/version`'s "version").
-API_VERSION = "4"
+from oxray.job_submission.models import API_VERSION
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no")
@@ -174,11 +174,15 @@ async def cluster_status(request):
 
 
 async def version(request):
-    """`GET /api/version`: as Ray's (`version`, `ray_version`,
-    `ray_commit`, `session_name`)."""
+    """`GET /api/version`: as Ray's (`version`: the Jobs API's, "4";
+    `ray_version`: the Ray version oxray follows; `ray_commit`;
+    `session_name`), plus `oxray_version`."""
+    from oxray._private.ray_compat import ray_version
+
     ctx = request.app[keys.CTX]
-    return web.json_response({"version": API_VERSION, "ray_version": oxray.__version__, "ray_commit": None,
-                              "session_name": os.path.basename(ctx.session_dir.rstrip("/"))})
+    return web.json_response({"version": API_VERSION, "ray_version": ray_version(), "ray_commit": "",
+                              "session_name": os.path.basename(ctx.session_dir.rstrip("/")),
+                              "oxray_version": getattr(oxray, "__version__", None)})
 
 
 def _check_node(request):
@@ -189,7 +193,7 @@ def _check_node(request):
 
 
 async def list_logs(request):
-    """`GET /api/v0/logs[?node_id=..][&glob=..]`: worker log names by
+    """`GET /api/v0/logs[?node_id=..][&glob=..]`: the node's log names by
     category, as Ray's."""
     try:
         _check_node(request)
@@ -198,18 +202,19 @@ async def list_logs(request):
     import fnmatch
 
     pattern = request.query.get("glob", "*")
-    cats = _logs.categorized(request.app[keys.CTX].logs_dir)
+    cats = await run_blocking(request, _logs.categorized, request.app[keys.CTX].session_dir)
     return reply({k: [f for f in v if fnmatch.fnmatch(f, pattern)] for k, v in cats.items()})
 
 
 async def log_files(request):
-    """`GET /api/logs`: every worker log file with size, time, pid and stream."""
-    return reply(_logs.list_files(request.app[keys.CTX].logs_dir))
+    """`GET /api/logs`: every log file of the node with its category, size
+    and time (and a worker's pid and stream)."""
+    return reply(await run_blocking(request, _logs.list_files, request.app[keys.CTX].session_dir))
 
 
 async def log_file(request):
-    """`GET /api/v0/logs/file`: the tail of one worker log (`filename`, or
-    `pid` with `suffix`), `lines` lines (default 1000). As Ray's, the
+    """`GET /api/v0/logs/file`: the tail of one log file (`filename`, or a
+    worker's by `pid` with `suffix`), `lines` lines (default 1000). As Ray's, the
     default `format=leading_1` puts "1" before the text; `format=text`
     sends the text alone."""
     query = request.query
@@ -226,7 +231,7 @@ async def log_file(request):
         fmt = query.get("format", "leading_1")
         if fmt not in ("text", "leading_1"):
             raise ValueError(f"Unsupported format: {fmt}, use 'text' or 'leading_1'")
-        text = await run_blocking(request, _logs.tail, request.app[keys.CTX].logs_dir, filename, lines)
+        text = await run_blocking(request, _logs.tail, request.app[keys.CTX].session_dir, filename, lines)
     except ValueError as e:
         return error(str(e), 400)
     except FileNotFoundError as e:

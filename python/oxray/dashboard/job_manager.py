@@ -25,6 +25,7 @@ import concurrent.futures
 import json
 import os
 import random
+import re
 import signal
 import string
 import subprocess
@@ -69,9 +70,28 @@ _WRAPPER = ('/bin/sh -c "$1"; rc=$?; '
             'echo "-$((rc - 128))" > "$2"; kill -"$((rc - 128))" $$; fi; '
             'echo "$rc" > "$2"; exit "$rc"')
 # Kills the job's process group ($1) once the head daemon ($2, a pid, 0 for
-# unknown) or its socket ($3) is gone; ends with the group.
-_WATCHER = ('while kill -0 -"$1" 2>/dev/null && [ -S "$3" ] && { [ "$2" = 0 ] || kill -0 "$2" 2>/dev/null; }; '
-            'do sleep 1; done; kill -9 -"$1" 2>/dev/null; exit 0')
+# unknown) or its socket ($3) is gone. It ends, killing nothing, as soon as
+# the group has ended by itself: its pgid may then name an unrelated group.
+_WATCHER = ('while [ -S "$3" ] && { [ "$2" = 0 ] || kill -0 "$2" 2>/dev/null; }; do '
+            'kill -0 -"$1" 2>/dev/null || exit 0; sleep 1; done; '
+            'kill -0 -"$1" 2>/dev/null && kill -9 -"$1" 2>/dev/null; exit 0')
+#: What a submission id may be: it names the job's files (`<id>.exit`, its log).
+SUBMISSION_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+MAX_SUBMISSION_ID_LENGTH = 128
+
+
+def validate_submission_id(submission_id):
+    """Raises ValueError (a 400 answer) for a submission id that is not a
+    safe file name part: letters, digits, "_", "-" and ".", no "..", at
+    most MAX_SUBMISSION_ID_LENGTH characters."""
+    if not isinstance(submission_id, str):
+        raise ValueError(f"submission_id must be a string if provided, got {type(submission_id)}")
+    if (not SUBMISSION_ID_PATTERN.fullmatch(submission_id) or ".." in submission_id or submission_id == "."
+            or len(submission_id) > MAX_SUBMISSION_ID_LENGTH):
+        raise ValueError(
+            f"Invalid submission_id {submission_id[:200]!r}: it must be 1 to {MAX_SUBMISSION_ID_LENGTH} "
+            "characters among letters, digits, '_', '-' and '.', and must not contain '..'."
+        )
 
 
 def generate_submission_id():
@@ -322,8 +342,9 @@ class JobManager:
     async def submit(self, request):
         """Records a JobSubmitRequest as PENDING and starts its driver in
         the background; returns the submission id. Raises ValueError when
-        that id is taken or the runtime_env cannot be used."""
+        that id is taken or invalid, or the runtime_env cannot be used."""
         submission_id = request.submission_id or request.job_id or generate_submission_id()
+        validate_submission_id(submission_id)
         runtime_env = request.runtime_env or {}
         if runtime_env:
             from oxray._private import options, runtime_env_packages

@@ -1,6 +1,6 @@
-"""Ray's Jobs REST API on the dashboard (Ray's `job_head.py`):
+"""Ray's Jobs REST API on the dashboard (Ray's `job_head.py`; its
+`GET /api/version` is served by `api.py`, with or without this module):
 
-    GET    /api/version
     GET    /api/packages/{protocol}/{package_name}     200 when the package is in the cluster, else 404
     PUT    /api/packages/{protocol}/{package_name}     uploads a package (the body: its zip)
     POST   /api/jobs/                                  JobSubmitRequest -> {"submission_id", "job_id"}
@@ -26,7 +26,7 @@ import urllib.parse
 from aiohttp import web
 
 from oxray.dashboard import job_manager
-from oxray.job_submission.models import API_VERSION, JobSubmitRequest, strip_none
+from oxray.job_submission.models import JobSubmitRequest, strip_none
 
 #: The key of the app's JobManager.
 MANAGER_KEY = web.AppKey("oxray_job_manager", object)
@@ -56,7 +56,6 @@ def add_routes(app, ctx):
     taken = {(r.method, r.resource.canonical) for r in app.router.routes() if r.resource is not None}
     routes = Routes(manager, ctx)
     for method, path, handler in (
-        ("GET", "/api/version", routes.version),
         ("GET", "/api/packages/{protocol}/{package_name}", routes.get_package),
         ("PUT", "/api/packages/{protocol}/{package_name}", routes.upload_package),
         ("POST", "/api/jobs/", routes.submit),
@@ -101,17 +100,6 @@ class Routes:
     def __init__(self, manager, ctx):
         self.manager = manager
         self.ctx = ctx
-
-    async def version(self, request):
-        """`GET /api/version`: the API version and the Ray version served."""
-        import os
-
-        import oxray
-        from oxray._private.ray_compat import DEFAULT_RAY_VERSION
-
-        return _json({"version": API_VERSION, "ray_version": DEFAULT_RAY_VERSION, "ray_commit": "",
-                      "session_name": os.path.basename(self.ctx.session_dir.rstrip("/")),
-                      "oxray_version": getattr(oxray, "__version__", None)})
 
     @staticmethod
     def _package_uri(request):

@@ -2,9 +2,11 @@
 and `oxray.init(include_dashboard=True)` call)."""
 
 import importlib.util
+import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +15,47 @@ from oxray.dashboard import DEFAULT_HOST, DEFAULT_PORT, READY_FILE
 
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+
+def is_loopback_host(host, resolve=True):
+    """Whether `host` is this machine's loopback: "localhost", a loopback
+    IP, or (with `resolve`) a name whose every address is one. ("0.0.0.0",
+    "::" and "" are every interface, not loopback.)"""
+    host = (host or "").strip().strip("[]")
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0]).is_loopback
+    except ValueError:
+        pass
+    if not resolve:
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False
+    addresses = {info[4][0].split("%", 1)[0] for info in infos}
+    try:
+        return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    except ValueError:
+        return False
+
+
+def check_exposure(host, has_token):
+    """Raises ValueError when a dashboard without a cluster token would
+    listen beyond loopback: its Jobs API runs shell commands, so anyone who
+    could reach it could run anything on this machine."""
+    if has_token or is_loopback_host(host):
+        return
+    raise ValueError(
+        f"refusing to start a dashboard on {host or '0.0.0.0'!r} without a cluster token: the cluster has no "
+        "token (a cluster started by oxray.init() has none), so anyone who can reach that address could submit "
+        "jobs, i.e. run shell commands on this machine. Keep the dashboard on 127.0.0.1 (the default; reach it "
+        "from elsewhere through an SSH tunnel), or start a cluster that has a token with "
+        f"`oxray start --head --dashboard-host {host or '0.0.0.0'}` (its dashboard asks for the token) and "
+        "connect to it with oxray.init(address='auto')."
+    )
 
 
 class DashboardProcess:
@@ -74,9 +117,11 @@ def start_dashboard(address, session_dir, host=None, port=None, token_file=None,
     waits until it listens. Its output goes to
     `<session_dir>/logs/dashboard.log`. Raises RuntimeError (with the
     log's end) when it cannot start, e.g. when its port is taken or aiohttp
-    is missing."""
+    is missing; ValueError for a host beyond loopback without `token_file`
+    (see `check_exposure`)."""
     host = DEFAULT_HOST if host is None else host
     port = DEFAULT_PORT if port is None else int(port)
+    check_exposure(host, bool(token_file))
     if importlib.util.find_spec("aiohttp") is None:
         raise RuntimeError("the dashboard needs aiohttp: pip install 'oxray[default]'")
     from oxray._private.node import open_private

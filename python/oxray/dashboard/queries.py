@@ -110,14 +110,9 @@ def summary_response(resource, filters):
 
 def _host_memory():
     """(used, total) bytes of this host's memory, from /proc/meminfo."""
-    fields = {}
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                key, _, rest = line.partition(":")
-                fields[key] = int(rest.split()[0]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
+    from oxray._private.node import meminfo
+
+    fields = meminfo()
     total = fields.get("MemTotal")
     available = fields.get("MemAvailable", fields.get("MemFree"))
     if total is None or available is None:

@@ -98,26 +98,69 @@ def get_address_for_submission_client(address=None):
     return f"http://{host}:{DEFAULT_DASHBOARD_PORT}"
 
 
-def _same_host(a, b):
-    loopback = {"localhost", "127.0.0.1", "::1", "0.0.0.0", ""}
-    a, b = (a or "").strip("[]").lower(), (b or "").strip("[]").lower()
-    return a == b or (a in loopback and (b in loopback or b.startswith("127.")))
+_WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def _is_loopback(host):
+    """Whether a URL's `host` is this machine's loopback (by its name or IP
+    literal only: a name that resolves there now may resolve elsewhere at
+    connection time)."""
+    from oxray.dashboard.launcher import is_loopback_host
+
+    return is_loopback_host(host, resolve=False)
+
+
+def _same_host(bind_host, url_host, node_ip=None):
+    """Whether a URL naming `url_host` reaches a dashboard listening on
+    `bind_host`: the same host, or a loopback name for a dashboard that
+    listens on loopback or on every interface, or this node's own IP
+    (`node_ip`) for one that listens on every interface."""
+    bind_host = (bind_host or "").strip("[]").lower()
+    url_host = (url_host or "").strip("[]").lower()
+    if not url_host:
+        return False
+    if url_host == bind_host:
+        return True
+    if bind_host in _WILDCARD_HOSTS:
+        return _is_loopback(url_host) or (bool(node_ip) and url_host == str(node_ip).strip("[]").lower())
+    return _is_loopback(bind_host) and _is_loopback(url_host)
+
+
+def _url_port(parsed):
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(parsed.scheme)
+    return port
 
 
 def local_token(address):
     """The token of the cluster whose dashboard is at `address` (a URL),
-    when its head runs on this machine: read from the token file
-    `oxray start --head` wrote (readable by this user only)."""
+    when that head runs on this machine: read from the token file `oxray
+    start --head` wrote (readable by this user only). Only a URL that
+    reaches that head's dashboard gets it: the host and port its
+    `dashboard.json` names (a loopback URL for a dashboard on loopback or
+    on every interface), while that dashboard runs. Any other URL gets
+    None: the cluster token is never sent to another server."""
     from oxray._private import node as _node
+    from oxray.dashboard.launcher import is_dashboard_pid
 
     parsed = urllib.parse.urlsplit(address)
-    heads = [n for n in _node.local_nodes() if n.get("is_head")]
-    for n in heads:
+    port = _url_port(parsed)
+    if port is None:
+        return None
+    for n in _node.local_nodes():
+        if not n.get("is_head"):
+            continue
         info = _read_json(os.path.join(n["session_dir"], "dashboard.json")) or {}
-        if info.get("port") == parsed.port and _same_host(info.get("host"), parsed.hostname):
-            return _read_token(n["session_dir"])
-    if len(heads) == 1:
-        return _read_token(heads[0]["session_dir"])
+        if info.get("port") != port or not _same_host(info.get("host"), parsed.hostname, n.get("node_ip")):
+            continue
+        # A stale file of a dashboard that died: its port may now be anyone's.
+        if not is_dashboard_pid(info.get("pid") or 0):
+            continue
+        return _read_token(n["session_dir"])
     return None
 
 
@@ -157,7 +200,8 @@ class JobSubmissionClient:
         headers: HTTP headers sent with every request; an `Authorization`
             header here is used as it is. Otherwise the cluster token comes
             from `OXRAY_AUTH_TOKEN`, or from the token file of a head
-            started on this machine.
+            started on this machine when `address` is that head's
+            dashboard (no token is sent to any other address).
         verify: verify the server's TLS certificate (True), not (False), or
             with this CA file or directory.
     """

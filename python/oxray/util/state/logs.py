@@ -61,7 +61,8 @@ def _read_text(path):
         return None
 
 
-def _session_node(session_dir, node_ip=None, is_head=None):
+def session_node(session_dir, node_ip=None, is_head=None):
+    """The LogNode of the node whose session directory is `session_dir`."""
     return LogNode(node_id=_read_text(os.path.join(session_dir, "node_id")), node_ip=node_ip or "127.0.0.1",
                    is_head=is_head, session_dir=session_dir)
 
@@ -106,7 +107,7 @@ def _standing_nodes(head_address=None):
             pass
         nodes = [n for n in nodes if n.get("head_address") in wanted]
     nodes.sort(key=lambda n: not n.get("is_head"))
-    return [_session_node(n["session_dir"], n.get("node_ip"), bool(n.get("is_head"))) for n in nodes]
+    return [session_node(n["session_dir"], n.get("node_ip"), bool(n.get("is_head"))) for n in nodes]
 
 
 def _connected_nodes():
@@ -128,7 +129,7 @@ def _connected_nodes():
         out.append(LogNode(node_id=info.get("node_id"), node_ip=info.get("ip") or "127.0.0.1",
                            is_head=bool(info.get("is_head")), session_dir=session_dir))
     if mine and not any(n["session_dir"] == mine for n in out):
-        out.insert(0, _session_node(mine))
+        out.insert(0, session_node(mine))
     out.sort(key=lambda n: (n["session_dir"] != mine, not n["is_head"]))
     return out
 
@@ -145,7 +146,7 @@ def log_nodes(address=None):
     if address is None:
         standing = _standing_nodes()
         known = {n["session_dir"] for n in standing}
-        return standing + [_session_node(d, is_head=True) for d in _embedded_sessions() if d not in known]
+        return standing + [session_node(d, is_head=True) for d in _embedded_sessions() if d not in known]
     if address == "auto":
         try:
             with open(_node._head_address_file()) as f:
@@ -164,7 +165,7 @@ def log_nodes(address=None):
     for n in _node.local_nodes():
         if n.get("session_dir") == session_dir and n.get("head_address"):
             return _standing_nodes(n["head_address"])
-    return [_session_node(session_dir, is_head=True)]
+    return [session_node(session_dir, is_head=True)]
 
 
 def _select_nodes(nodes, node_id=None, node_ip=None):
@@ -177,6 +178,15 @@ def _select_nodes(nodes, node_id=None, node_ip=None):
         if not nodes:
             raise ValueError(f"no node with IP {node_ip!r} among this machine's oxray nodes")
     return nodes
+
+
+def describe(name):
+    """(pid, stream "out"/"err", rotation: 0 for the live file) of a worker
+    log's name; Nones for another file."""
+    m = _WORKER_FILE.match(name)
+    if not m:
+        return None, None, None
+    return int(m.group(1)), m.group(2), int(m.group(3) or 0)
 
 
 def _category(name):
@@ -232,8 +242,11 @@ def list_logs(address=None, node_id=None, node_ip=None, glob_filter=None, timeou
 
 # --- reading ---------------------------------------------------------------
 
-def _path_of(node, filename):
-    if os.path.basename(filename) != filename or filename in ("", ".", ".."):
+def path_of(node, filename):
+    """Where the log file `filename` (a name as `node_log_files` lists it)
+    of `node` is; ValueError for what is not a plain file name."""
+    if not isinstance(filename, str) or os.path.basename(filename) != filename or filename in ("", ".", "..") \
+            or "\0" in filename:
         raise ValueError(f"{filename!r} is not a log file name (names only, as `oxray logs` lists them)")
     if filename in _DAEMON_FILES:
         return os.path.join(node["session_dir"], filename)
@@ -336,7 +349,7 @@ def _resolve(nodes, filename, pid, actor_id, task_id, suffix):
                          "are not fetched yet")
     if filename is not None:
         for node in readable:
-            path = _path_of(node, filename)
+            path = path_of(node, filename)
             if os.path.isfile(path):
                 return path, _Selector(), False
         raise ValueError(f"no log file {filename!r} on {_nodes_text(readable)}")
@@ -371,21 +384,31 @@ def _nodes_text(nodes):
     return f"nodes {', '.join(str(n['node_id']) for n in nodes)}"
 
 
-def _tail_whole_file(path, tail, encoding, errors):
-    """The last `tail` lines of a file, read from its end."""
-    if tail == 0:
-        return [], os.path.getsize(path)
+def tail_lines(path, tail, encoding="utf-8", errors="replace", max_bytes=None):
+    """The last `tail` lines of a file (every line with `tail` < 0), read
+    from its end, and the file's size. With `max_bytes`, at most that many
+    bytes from the end are read (a line cut there is dropped)."""
     with open(path, "rb") as f:
         f.seek(0, os.SEEK_END)
         end = f.tell()
-        pos, data = end, b""
-        while pos > 0 and data.count(b"\n") <= tail:
-            step = min(1 << 16, pos)
+        if tail == 0:
+            return [], end
+        floor = 0 if max_bytes is None else max(0, end - max_bytes)
+        pos, blocks, newlines = end, [], 0
+        while pos > floor and (tail < 0 or newlines <= tail):
+            step = min(1 << 16, pos - floor)
             pos -= step
             f.seek(pos)
-            data = f.read(step) + data
+            block = f.read(step)
+            blocks.append(block)
+            newlines += block.count(b"\n")
+    data = b"".join(reversed(blocks))
+    if pos > 0 and (tail < 0 or newlines <= tail):
+        data = data[data.find(b"\n") + 1:]  # the first line, cut by max_bytes
     lines = data.splitlines(keepends=True)
-    return [line.decode(encoding, errors) for line in lines[-tail:]], end
+    if tail > 0:
+        lines = lines[-tail:]
+    return [line.decode(encoding, errors) for line in lines], end
 
 
 def _read_lines(paths, select, encoding, errors):
@@ -437,7 +460,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def _generate(path, select, with_backups, follow, tail, encoding, errors, filter_ansi, interval):
     plain = select.active and select.actor_id is None and select.task_id is None
     if plain and tail is not None and tail >= 0:
-        lines, offset = _tail_whole_file(path, tail, encoding, errors)
+        lines, offset = tail_lines(path, tail, encoding, errors)
     else:
         lines, offset = _read_lines(_backups(path) if with_backups else [path], select, encoding, errors)
         if tail is not None and tail >= 0:
