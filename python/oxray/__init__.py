@@ -72,7 +72,22 @@ __all__ = [
 
 from oxray import util  # noqa: E402  (Ray makes ray.util available on import)
 from oxray import job_config, runtime_env  # noqa: E402  (Ray's `ray.job_config`, `ray.runtime_env`)
-from oxray._private.ray_compat import install_as_ray, uninstall_as_ray  # noqa: E402
+
+
+def install_as_ray(version=None):
+    """Makes `import ray` (here, and in worker processes started from now
+    on) resolve to oxray; see `oxray._private.ray_compat`."""
+    from oxray._private import ray_compat
+
+    return ray_compat.install_as_ray(version)
+
+
+def uninstall_as_ray():
+    """Undoes `install_as_ray()` in this process."""
+    from oxray._private import ray_compat
+
+    return ray_compat.uninstall_as_ray()
+
 
 __all__ += ["install_as_ray", "uninstall_as_ray"]
 
@@ -84,9 +99,12 @@ def _install_import_hooks():
     # job's code_search_path modules.
     import os
 
-    from oxray._private import code_search, ray_compat
+    from oxray._private import code_search
 
-    ray_compat.install_from_environment()
+    if os.environ.get("OXRAY_AS_RAY", "").lower() not in ("", "0", "false", "no", "off"):
+        from oxray._private import ray_compat
+
+        ray_compat.install_from_environment()
     if "OXRAY_DAEMON_SOCKET" in os.environ:
         code_search.install()
 

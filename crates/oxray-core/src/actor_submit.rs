@@ -315,7 +315,7 @@ impl Inner {
             if let Some(call) = q.calls.remove(&task_id) {
                 q.queue.retain(|t| *t != task_id);
                 drop(st);
-                self.finish_call(&call.spec, None, |_| (*err).clone());
+                self.finish_call(&call.spec, |_| (*err).clone());
             }
             return;
         }
@@ -335,7 +335,7 @@ impl Inner {
                 .filter_map(|t| q.calls.remove(&t))
                 .collect();
             for call in calls {
-                self.finish_call(&call.spec, None, |_| death.clone());
+                self.finish_call(&call.spec, |_| death.clone());
             }
             return;
         }
@@ -392,7 +392,7 @@ impl Inner {
                 };
                 drop(st);
                 let mut returns = r.returns.into_iter();
-                self.finish_call(&call.spec, r.run.as_ref(), |_| {
+                self.finish_call(&call.spec, |_| {
                     returns.next().unwrap_or_else(|| {
                         error_object(ObjectKind::SystemError, "missing return value")
                     })
@@ -498,7 +498,7 @@ impl Inner {
         for task_id in failed {
             q.queue.retain(|t| *t != task_id);
             if let Some(call) = q.calls.remove(&task_id) {
-                self.finish_call(&call.spec, None, |_| {
+                self.finish_call(&call.spec, |_| {
                     error_object(
                         ObjectKind::ActorDied,
                         format!(
@@ -512,13 +512,8 @@ impl Inner {
         }
     }
 
-    fn finish_call(
-        &self,
-        spec: &TaskSpec,
-        run: Option<&RunInfo>,
-        value: impl FnMut(u32) -> Object,
-    ) {
-        self.store_returns(spec, run, value);
+    fn finish_call(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
+        self.store_returns(spec, value);
     }
 
     /// Kills an actor (through the control service).

@@ -64,8 +64,8 @@ pub(crate) struct ExecState {
     /// Write end of a pipe that wakes an event loop when a task arrives
     /// (async actors poll the queue from their loop, not a thread).
     notify: Mutex<Option<std::os::fd::OwnedFd>>,
-    /// This worker's id and node as replies carry them (encoded once).
-    run_ids: std::sync::OnceLock<(bytes::Bytes, bytes::Bytes)>,
+    /// When the tasks run here ran (for `list_tasks` and `timeline()`).
+    pub(crate) ran: crate::task_log::RanTasks,
 }
 
 /// The queue was closed: the worker is shutting down.
@@ -380,7 +380,6 @@ impl Inner {
                 returns: Vec::new(),
                 retryable: false,
                 bounced: true,
-                run: None,
             }),
         );
     }
@@ -394,19 +393,9 @@ impl Inner {
                 *cur = None;
             }
         }
-        let (worker_id, node_id) = self.exec.run_ids.get_or_init(|| {
-            (
-                bytes::Bytes::copy_from_slice(&self.worker_id.0),
-                bytes::Bytes::copy_from_slice(&self.node_id.0),
-            )
-        });
-        let run = (task.started_us > 0).then(|| RunInfo {
-            started_us: task.started_us,
-            duration_us: crate::task_log::unix_micros().saturating_sub(task.started_us),
-            pid: std::process::id(),
-            worker_id: worker_id.clone(),
-            node_id: node_id.clone(),
-        });
+        if task.started_us > 0 {
+            self.exec.ran.record(&task.spec, task.started_us);
+        }
         task.writer.reply(
             task.request,
             Body::TaskReply(TaskReply {
@@ -414,7 +403,6 @@ impl Inner {
                 returns,
                 retryable,
                 bounced: false,
-                run,
             }),
         );
     }

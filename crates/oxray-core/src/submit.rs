@@ -339,7 +339,7 @@ impl Inner {
         if let Some(err) = failed {
             let done = self.submit.lock().tasks.remove(&task_id);
             if let Some(task) = done {
-                self.finish(&task, None, |_| (*err).clone());
+                self.finish(&task, |_| (*err).clone());
             }
             return;
         }
@@ -531,12 +531,10 @@ impl Inner {
             match outcome {
                 Ok(reply) => {
                     let mut returns = reply.returns.into_iter();
-                    self.finish(&task, reply.run.as_ref(), |_| {
-                        returns.next().unwrap_or_else(|| missing_return(&task.spec))
-                    });
+                    self.finish(&task, |_| returns.next().unwrap_or_else(|| missing_return(&task.spec)));
                 }
-                Err(()) if task.cancelled => self.finish(&task, None, |_| cancelled(&task.spec)),
-                Err(()) => self.finish(&task, None, |_| {
+                Err(()) if task.cancelled => self.finish(&task, |_| cancelled(&task.spec)),
+                Err(()) => self.finish(&task, |_| {
                     error_object(
                         ObjectKind::WorkerCrashed,
                         format!(
@@ -554,8 +552,8 @@ impl Inner {
     /// Stores the task's return values (or errors), one per return id. On
     /// a multi-node cluster, a task with a return in a node's shared store
     /// leaves its lineage, to be run again if that node dies.
-    fn finish(&self, task: &Task, run: Option<&RunInfo>, value: impl FnMut(u32) -> Object) {
-        let (held, shared) = self.fulfil_returns(&task.spec, run, value);
+    fn finish(&self, task: &Task, value: impl FnMut(u32) -> Object) {
+        let (held, shared) = self.fulfil_returns(&task.spec, value);
         let task_id = TaskId::from_bytes(&task.spec.task_id).unwrap_or_default();
         if shared && !self.node_address.is_empty() && !task.cancelled {
             let ids: Vec<ObjectId> = (1..=task.spec.num_returns)
@@ -587,13 +585,8 @@ impl Inner {
 
     /// Stores a task's return values, one per return id, counting the refs
     /// nested in them as borrowed.
-    pub(crate) fn store_returns(
-        &self,
-        spec: &TaskSpec,
-        run: Option<&RunInfo>,
-        value: impl FnMut(u32) -> Object,
-    ) {
-        for id in self.fulfil_returns(spec, run, value).0 {
+    pub(crate) fn store_returns(&self, spec: &TaskSpec, value: impl FnMut(u32) -> Object) {
+        for id in self.fulfil_returns(spec, value).0 {
             self.release_ref(&id);
         }
     }
@@ -604,20 +597,19 @@ impl Inner {
     fn fulfil_returns(
         &self,
         spec: &TaskSpec,
-        run: Option<&RunInfo>,
         mut value: impl FnMut(u32) -> Object,
     ) -> (Vec<ObjectId>, bool) {
         let task_id = TaskId::from_bytes(&spec.task_id).unwrap_or_default();
         let held = self.held_args.lock().remove(&task_id).unwrap_or_default();
         if spec.num_returns == 0 {
-            self.finished.record(spec, None, run);
+            self.finished.record(spec, None);
         }
         let mut shared = false;
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
             if i == 1 {
-                self.finished.record(spec, Some(&object), run);
+                self.finished.record(spec, Some(&object));
                 if spec.returns_kind == ReturnsKind::Streaming as i32 {
                     self.finish_stream(task_id, ObjectKind::of(&object).is_error());
                 }
@@ -804,7 +796,7 @@ impl Inner {
                 };
                 drop(st);
                 for task in failed {
-                    self.finish(&task, None, |_| error_object(kind, e.message.clone()));
+                    self.finish(&task, |_| error_object(kind, e.message.clone()));
                 }
             }
             _ => {} // The daemon is gone; daemon_lost fails everything.
@@ -900,7 +892,7 @@ impl Inner {
                     ks.queue.retain(|t| *t != task_id);
                 }
                 drop(st);
-                self.finish(&task, None, |_| cancelled(&task.spec));
+                self.finish(&task, |_| cancelled(&task.spec));
             }
             Some(lease_id) => {
                 let lease = st.keys.get(&key).and_then(|ks| ks.leases.get(&lease_id));
@@ -944,9 +936,7 @@ impl Inner {
             st.tasks.drain().map(|(_, t)| t).collect()
         };
         for task in tasks {
-            self.finish(&task, None, |_| {
-                error_object(ObjectKind::SystemError, message)
-            });
+            self.finish(&task, |_| error_object(ObjectKind::SystemError, message));
         }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxray_common::{ActorId, Error, NodeId, Result, TaskId, WorkerId};
+use oxray_common::{ActorId, Error, Result, TaskId};
 use oxray_proto::*;
 use parking_lot::Mutex;
 
@@ -46,8 +46,6 @@ struct Log {
 struct Finished {
     task_id: TaskId,
     created_us: u64,
-    /// Where and when it ran: start, duration, pid, worker, node.
-    ran: Option<(u64, u64, u32, WorkerId, NodeId)>,
     actor_id: Option<ActorId>,
     name: Arc<str>,
     /// Empty when the task succeeded.
@@ -58,8 +56,8 @@ struct Finished {
 
 impl FinishedTasks {
     /// Records a task whose first return value is `first` (None: it had no
-    /// returns); `run` says where and when it ran, when it did.
-    pub(crate) fn record(&self, spec: &TaskSpec, first: Option<&Object>, run: Option<&RunInfo>) {
+    /// returns).
+    pub(crate) fn record(&self, spec: &TaskSpec, first: Option<&Object>) {
         let error_type = match first.map(ObjectKind::of) {
             Some(ObjectKind::TaskError) => "TASK_EXECUTION_EXCEPTION",
             Some(ObjectKind::WorkerCrashed) => "WORKER_DIED",
@@ -81,19 +79,9 @@ impl FinishedTasks {
         if log.ring.len() == KEPT_FINISHED {
             log.ring.pop_front();
         }
-        let ran = run.map(|r| {
-            (
-                r.started_us,
-                r.duration_us,
-                r.pid,
-                WorkerId::from_bytes(&r.worker_id).unwrap_or_default(),
-                NodeId::from_bytes(&r.node_id).unwrap_or_default(),
-            )
-        });
         log.ring.push_back(Finished {
             task_id: TaskId::from_bytes(&spec.task_id).unwrap_or_default(),
             created_us: spec.created_us,
-            ran,
             actor_id: ActorId::from_bytes(&spec.actor_id),
             name,
             error_type,
@@ -126,11 +114,55 @@ impl FinishedTasks {
                 attempt: f.attempt,
                 job_id: f.job_id,
                 creation_time_us: f.created_us,
-                start_time_us: f.ran.map_or(0, |r| r.0),
-                end_time_us: f.ran.map_or(0, |r| r.0 + r.1),
-                worker_pid: f.ran.map_or(0, |r| r.2),
-                worker_id: f.ran.map(|r| r.3 .0.to_vec()).unwrap_or_default(),
-                node_id: f.ran.map(|r| r.4 .0.to_vec()).unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+/// Tasks a worker ran lately with their times, kept where they ran so
+/// that the task path sends nothing for them (`list_tasks` gathers them).
+const KEPT_RAN: usize = 4096;
+
+/// When the tasks run in this process ran, newest last.
+#[derive(Default)]
+pub(crate) struct RanTasks {
+    ring: Mutex<VecDeque<Ran>>,
+}
+
+#[derive(Clone, Copy)]
+struct Ran {
+    task_id: TaskId,
+    attempt: u32,
+    started_us: u64,
+    ended_us: u64,
+}
+
+impl RanTasks {
+    /// `spec` ran from `started_us` until now.
+    pub(crate) fn record(&self, spec: &TaskSpec, started_us: u64) {
+        let ran = Ran {
+            task_id: TaskId::from_bytes(&spec.task_id).unwrap_or_default(),
+            attempt: spec.attempt,
+            started_us,
+            ended_us: unix_micros(),
+        };
+        let mut ring = self.ring.lock();
+        if ring.len() == KEPT_RAN {
+            ring.pop_front();
+        }
+        ring.push_back(ran);
+    }
+
+    fn records(&self) -> Vec<RunRecord> {
+        self.ring
+            .lock()
+            .iter()
+            .map(|r| RunRecord {
+                task_id: r.task_id.0.to_vec(),
+                attempt: r.attempt,
+                started_us: r.started_us,
+                ended_us: r.ended_us,
             })
             .collect()
     }
@@ -179,6 +211,8 @@ impl Inner {
                 .collect(),
             worker_id: self.worker_id.0.to_vec(),
             node_id: self.node_id.0.to_vec(),
+            ran: self.exec.ran.records(),
+            pid: std::process::id(),
         }
     }
 
@@ -267,8 +301,27 @@ impl Inner {
                     .map(|t| (t, (l.worker_id.clone(), l.node_id.clone())))
             })
             .collect();
-        let mut tasks: Vec<TaskEntry> = lists.into_iter().flat_map(|l| l.tasks).collect();
+        // Where and when each attempt ran, from the workers that ran them.
+        let ran: std::collections::HashMap<(Vec<u8>, u32), (u64, u64, &TaskList)> = lists
+            .iter()
+            .flat_map(|l| {
+                l.ran.iter().map(move |r| {
+                    (
+                        (r.task_id.clone(), r.attempt),
+                        (r.started_us, r.ended_us, l),
+                    )
+                })
+            })
+            .collect();
+        let mut tasks: Vec<TaskEntry> = lists.iter().flat_map(|l| l.tasks.clone()).collect();
         for t in &mut tasks {
+            if let Some((started, ended, worker)) = ran.get(&(t.task_id.clone(), t.attempt)) {
+                t.start_time_us = *started;
+                t.end_time_us = *ended;
+                t.worker_pid = worker.pid;
+                t.worker_id.clone_from(&worker.worker_id);
+                t.node_id.clone_from(&worker.node_id);
+            }
             let Some(id) = TaskId::from_bytes(&t.task_id) else {
                 continue;
             };

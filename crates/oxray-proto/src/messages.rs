@@ -1007,29 +1007,25 @@ pub struct TaskReply {
     /// handed it back to run elsewhere.
     #[prost(bool, tag = "4")]
     pub bounced: bool,
-    /// Where and when it ran (absent when it never started).
-    #[prost(message, optional, tag = "5")]
-    pub run: Option<RunInfo>,
 }
 
-/// Where and when a task ran, for `list_tasks` and `timeline()`.
+/// When a task ran on the worker that answers a [`ListTasks`], for
+/// `list_tasks` and `timeline()` (kept by the worker, so the task path
+/// sends nothing for them).
 #[derive(Clone, PartialEq, Message)]
-pub struct RunInfo {
-    /// When the worker started it, in microseconds since the Unix epoch.
-    #[prost(uint64, tag = "1")]
+pub struct RunRecord {
+    /// The task (16-byte task id).
+    #[prost(bytes = "vec", tag = "1")]
+    pub task_id: Vec<u8>,
+    /// Its attempt.
+    #[prost(uint32, tag = "2")]
+    pub attempt: u32,
+    /// When it started, in microseconds since the Unix epoch.
+    #[prost(uint64, tag = "3")]
     pub started_us: u64,
-    /// How long it ran, in microseconds.
-    #[prost(uint64, tag = "2")]
-    pub duration_us: u64,
-    /// The worker's process id.
-    #[prost(uint32, tag = "3")]
-    pub pid: u32,
-    /// The worker's id.
-    #[prost(bytes = "bytes", tag = "4")]
-    pub worker_id: bytes::Bytes,
-    /// The node it ran on.
-    #[prost(bytes = "bytes", tag = "5")]
-    pub node_id: bytes::Bytes,
+    /// When it finished (0: it is running).
+    #[prost(uint64, tag = "4")]
+    pub ended_us: u64,
 }
 
 /// Cancel a task pushed earlier.
@@ -1447,6 +1443,12 @@ pub struct TaskList {
     /// The node the answering process runs on.
     #[prost(bytes = "vec", tag = "4")]
     pub node_id: Vec<u8>,
+    /// The tasks it ran lately, and the one it runs, with their times.
+    #[prost(message, repeated, tag = "5")]
+    pub ran: Vec<RunRecord>,
+    /// The answering process's pid.
+    #[prost(uint32, tag = "6")]
+    pub pid: u32,
 }
 
 /// One task, as its owner sees it.

@@ -264,7 +264,6 @@ fn body() -> impl Strategy<Value = Body> {
                 returns,
                 retryable,
                 bounced,
-                run: None,
             })
         ),
         (text(), any::<u32>()).prop_map(|(token, version)| Body::Hello(Hello { token, version })),

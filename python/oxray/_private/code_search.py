@@ -9,7 +9,6 @@ finder, first on `sys.meta_path` of every worker, looks up top-level modules
 there while a task of that job runs (a task of another job has another, or
 no, value)."""
 
-import importlib.abc
 import importlib.machinery
 import os
 import sys
@@ -29,7 +28,9 @@ def directories(value):
     return out
 
 
-class CodeSearchPathFinder(importlib.abc.MetaPathFinder):
+# A plain class: a meta path finder needs only `find_spec`, and
+# importlib.abc would pull importlib.resources into every process.
+class CodeSearchPathFinder:
     """Finds top-level modules in the running task's code search path,
     before `sys.path` (as Ray's entries come first there)."""
 

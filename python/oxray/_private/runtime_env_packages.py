@@ -24,17 +24,16 @@ no) environment never sees them. An actor keeps its environment for life.
 """
 
 import hashlib
-import io
 import json
 import os
 import re
-import shutil
 import stat
 import sys
-import tempfile
 import threading
 import types
-import zipfile
+
+# zipfile, tempfile and shutil are imported where packages are packed or
+# unpacked: every process imports this module, few ship code.
 
 from oxray import _native
 from oxray._private import code_search
@@ -386,6 +385,9 @@ class _Source:
             with open(self.path, "rb") as f:
                 data = f.read()
             return data, hashlib.sha1(data).hexdigest()
+        import io
+        import zipfile
+
         digest = hashlib.sha1()
         buffer = io.BytesIO()
         total = 0
@@ -599,6 +601,9 @@ def local_dir(uri):
             data = _native.kv_get(KV_NAMESPACE, uri.encode())
             if data is None:
                 raise FileNotFoundError(f"The runtime_env package {uri} is not in the cluster's store.")
+            import shutil
+            import tempfile
+
             os.makedirs(base, exist_ok=True)
             scratch = tempfile.mkdtemp(prefix=f".{match.group(1)}-", dir=base)
             try:
@@ -617,6 +622,9 @@ def local_dir(uri):
 
 
 def _unzip(data, target):
+    import io
+    import zipfile
+
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         for info in archive.infolist():
             extracted = archive.extract(info, target)

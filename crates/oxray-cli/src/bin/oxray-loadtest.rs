@@ -100,7 +100,6 @@ async fn serve(
                 }],
                 retryable: false,
                 bounced: false,
-                run: None,
             }),
             _ => continue,
         };
