@@ -118,6 +118,33 @@ def run_driver(code, timeout=60, env=None):
                           timeout=timeout, env=full_env, cwd=REPO)
 
 
+def run_on_terminal(args, **popen_kwargs):
+    """Runs `args` with its stdout on a pseudo-terminal; returns (exit
+    status, what it showed there, its stderr)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(args, stdout=follower, stderr=subprocess.PIPE, text=True, **popen_kwargs)
+        os.close(follower)
+        follower = None
+        chunks = []
+        while True:
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    return proc.returncode, b"".join(chunks).decode(), err
+
+
 # Sessions (and so processes) created from here on are this test run's.
 _RUN_STARTED = time.time()
 

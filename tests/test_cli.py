@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import oxray
-from conftest import REPO, run_driver, wait_for
+from conftest import REPO, run_driver, run_on_terminal, wait_for
 
 
 def oxray_cli(*args, timeout=60, env=None):
@@ -428,8 +428,6 @@ def test_summaries_and_tasks_of_a_running_driver(own_head, tmp_path):
 
 
 def test_colour_only_on_a_terminal(own_head):
-    import pty
-
     run, env = own_head
     made = run_driver(
         "import oxray\n"
@@ -441,27 +439,9 @@ def test_colour_only_on_a_terminal(own_head):
         "oxray.get(b.ping.remote())\n", env=env)
     assert made.returncode == 0, made.stderr
     assert "\x1b[" not in run("list", "actors").stdout
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.run([sys.executable, "-m", "oxray.scripts", "list", "actors"], stdout=follower,
-                              stderr=subprocess.PIPE, timeout=60, cwd=REPO, env=env)
-        os.close(follower)
-        follower = None
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        shown = b"".join(chunks).decode()
-    finally:
-        if follower is not None:
-            os.close(follower)
-        os.close(leader)
-    assert proc.returncode == 0, proc.stderr
+    code, shown, err = run_on_terminal([sys.executable, "-m", "oxray.scripts", "list", "actors"], cwd=REPO,
+                                       env=env)
+    assert code == 0, err
     assert "\x1b[32mALIVE" in shown and "\x1b[1m" in shown
 
 

@@ -110,11 +110,16 @@ def test_working_dir_in_tasks_and_actors_is_not_seen_by_later_tasks(shutdown_onl
     uri = with_dir["env"]["working_dir"]
     assert uri.startswith("gcs://_ray_pkg_") and uri.endswith(".zip") and "env_vars" not in with_dir["env"]
 
-    # The same worker, later, without the environment: nothing of it is left.
+    # Later, without the environment: a worker that ran a code environment
+    # serves only that environment, so another worker runs it, and nothing
+    # of the environment is there; the environment's next task goes back to
+    # the worker set up for it.
     after = oxray.get(probe.remote(module))
-    assert after["pid"] == with_dir["pid"] == before["pid"]
+    assert with_dir["pid"] == before["pid"] and after["pid"] != with_dir["pid"]
     assert after["value"] is None and not after["in_modules"] and after["cwd"] == before["cwd"]
     assert after["env"] == {}
+    again = oxray.get(probe.options(runtime_env={"working_dir": str(wd)}).remote(module))
+    assert again["pid"] == with_dir["pid"] and again["value"] == "wd-one"
 
     # The working_dir's module shadows the worker's own of the same name,
     # only while the task runs.

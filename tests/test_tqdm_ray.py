@@ -3,10 +3,9 @@ drawn by the driver without garbling the workers' prefixed output."""
 
 import os
 import re
-import subprocess
 import sys
 
-from conftest import REPO, run_driver
+from conftest import REPO, run_driver, run_on_terminal
 
 # Ray's token (tqdm_ray.RAY_TQDM_MAGIC). The module itself is imported only by
 # the unit test below: imported in this process, it would take over the
@@ -83,30 +82,9 @@ def test_bars_of_a_task_an_actor_and_the_driver_into_a_pipe():
 
 
 def test_bars_are_redrawn_on_a_terminal():
-    import pty
-
-    leader, follower = pty.openpty()
-    try:
-        proc = subprocess.Popen([sys.executable, "-c", _PROGRAM], stdout=follower, stderr=subprocess.PIPE,
-                                cwd=REPO, env=dict(os.environ, COLUMNS="100"))
-        os.close(follower)
-        follower = None
-        chunks = []
-        while True:
-            try:
-                data = os.read(leader, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=60)
-        shown = b"".join(chunks).decode()
-    finally:
-        if follower is not None:
-            os.close(follower)
-        os.close(leader)
-    assert proc.returncode == 0, proc.stderr.read()
+    code, shown, err = run_on_terminal([sys.executable, "-c", _PROGRAM], cwd=REPO,
+                                       env=dict(os.environ, COLUMNS="100"))
+    assert code == 0, err
     # Bars are cleared (cursor up, clear to the end) and drawn again.
     assert re.search(r"\x1b\[\d+A\r\x1b\[J", shown), repr(shown[:2000])
     assert re.search(r"task bar:  \d+%\|", shown) and "| 12/12 [" in shown

@@ -10,6 +10,7 @@ from oxray import _native
 from oxray._native import ObjectRef
 from oxray._private import generators
 from oxray._private import options as _options
+from oxray._private import runtime_env_packages
 from oxray._private import serialization
 from oxray._private import signatures
 from oxray._private import worker as _worker
@@ -229,10 +230,11 @@ class RemoteFunction:
         (num_returns, kind, backpressure), shape, max_retries, retry_blob, name, placement, group, max_calls, \
             own_env = self._prepared(options)
         env_vars = None if session.runtime_env is None and not own_env else task_env_vars(session, options) or None
+        env_key = 0 if env_vars is None else runtime_env_packages.code_env_key(env_vars)
         blob, refs, nested = pack_arguments(args, kwargs, self._function_name)
         returns = _native.submit_task(
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
-            session.namespace or "", nested, placement, group, env_vars, max_calls, kind, backpressure,
+            session.namespace or "", nested, placement, group, env_vars, max_calls, kind, backpressure, env_key,
         )
         if kind:
             return generators.returned(returns, num_returns, kind)

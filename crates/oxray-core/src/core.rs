@@ -112,6 +112,9 @@ pub struct TaskRequest {
     pub max_calls: u32,
     /// What the values a generator function yields become.
     pub yields: crate::streams::Yields,
+    /// Its code environment (a hash of its runtime_env's packages; 0:
+    /// none): it runs only on workers of that environment.
+    pub env_key: u64,
 }
 
 /// Who and where this process is, for `get_runtime_context()`.

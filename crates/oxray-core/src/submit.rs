@@ -33,9 +33,10 @@ pub(crate) fn encoded_amounts(resources: &ResourceSet) -> bytes::Bytes {
 }
 
 /// A scheduling key: the tasks that may share a leased worker. The
-/// resource shape of a task, how it picks a node, and how many calls a
-/// worker may run before it is replaced (`max_calls`; 0 for no limit).
-pub(crate) type Key = Arc<(ResourceSet, Placement, u32)>;
+/// resource shape of a task, how it picks a node, how many calls a worker
+/// may run before it is replaced (`max_calls`; 0 for no limit), and its
+/// code environment (0: none).
+pub(crate) type Key = Arc<(ResourceSet, Placement, u32, u64)>;
 
 /// How a task picks its node: Ray's `scheduling_strategy`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -218,7 +219,7 @@ impl Inner {
         {
             let mut st = self.submit.lock();
             // Reuse the key the map already holds for this shape.
-            let wanted = (req.resources, req.placement, req.max_calls);
+            let wanted = (req.resources, req.placement, req.max_calls, req.env_key);
             let key = match st.keys.get_key_value(&wanted) {
                 Some((k, _)) => k.clone(),
                 None => {
@@ -696,6 +697,7 @@ impl Inner {
             spilled: false,
             preferred,
             for_actor: false,
+            env_key: key.3,
         };
         let daemon = self.daemon.clone();
         let me = self.clone();

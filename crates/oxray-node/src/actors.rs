@@ -78,6 +78,7 @@ impl Node {
             spilled: false,
             preferred: String::new(),
             for_actor: true,
+            env_key: 0,
         });
         self.journal_actors_now(&mut st);
         writer.reply(req, Body::ActorInfo(info));
@@ -178,6 +179,7 @@ impl Node {
                 spilled: true,
                 preferred: String::new(),
                 for_actor: true,
+                env_key: 0,
             };
             let reply = match peers.get(&node).await {
                 Ok(peer) => peer.call(Body::RequestLease(request)).await.ok(),
@@ -363,6 +365,7 @@ impl Node {
                     spilled: false,
                     preferred: String::new(),
                     for_actor: true,
+                    env_key: 0,
                 };
                 st.pending.push_back(pending);
             } else {

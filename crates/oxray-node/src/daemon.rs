@@ -298,12 +298,18 @@ pub(crate) struct Worker {
     /// for them, so it serves only leases of those same GPUs from then on
     /// (a CPU task would inherit its CUDA state; as in Ray).
     pub held_gpus: Option<Vec<u32>>,
+    /// The code environment of the tasks it ran (0: none yet): modules of a
+    /// runtime_env's packages may stay loaded, so it serves only leases of
+    /// that environment from then on.
+    pub code_env: u64,
 }
 
 pub(crate) struct Lease {
     holder: u64,
     worker: WorkerId,
     alloc: Allocation,
+    /// The code environment of its tasks (0: none).
+    env_key: u64,
 }
 
 /// Who waits for a lease.
@@ -337,6 +343,8 @@ pub(crate) struct PendingLease {
     /// For an actor the head manages on this node: the lease belongs to no
     /// connection (it outlives a restart of the head).
     pub for_actor: bool,
+    /// The code environment of its tasks (0: none); see [`Worker::code_env`].
+    pub env_key: u64,
 }
 
 pub(crate) struct State {
@@ -548,6 +556,7 @@ impl Node {
                     spilled: r.spilled,
                     preferred: r.preferred,
                     for_actor: r.for_actor,
+                    env_key: r.env_key,
                 });
                 self.dispatch(&mut st);
             }
@@ -990,7 +999,7 @@ impl Node {
                 waiting.push_back(p);
                 continue;
             };
-            let Some(worker_id) = take_idle(st, &alloc.gpu_ids()) else {
+            let Some(worker_id) = take_idle(st, &alloc.gpu_ids(), p.env_key) else {
                 st.ledger.release(&alloc);
                 need_workers += 1;
                 waiting.push_back(p);
@@ -1012,6 +1021,7 @@ impl Node {
                     holder,
                     worker: worker_id,
                     alloc,
+                    env_key: p.env_key,
                 },
             );
             self.resources_changed();
@@ -1101,6 +1111,7 @@ impl Node {
                     lease: None,
                     actor: None,
                     held_gpus: None,
+                    code_env: 0,
                 },
             );
             let me = self.me();
@@ -1123,6 +1134,7 @@ impl Node {
                         lease: None,
                         actor: None,
                         held_gpus: None,
+                        code_env: 0,
                     },
                 );
             }
@@ -1156,6 +1168,9 @@ impl Node {
             w.lease = None;
             if !lease.alloc.gpus.is_empty() {
                 w.held_gpus = Some(lease.alloc.gpu_ids());
+            }
+            if lease.env_key != 0 {
+                w.code_env = lease.env_key;
             }
             if kill {
                 kill_pid(w.pid);
@@ -1328,15 +1343,34 @@ fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
     )
 }
 
-/// An idle worker for a lease of `gpu_ids`. A worker that held GPUs serves
-/// only leases of the same GPUs (its CUDA state is set up for them), and
-/// such a lease takes it first.
-fn take_idle(st: &mut State, gpu_ids: &[u32]) -> Option<WorkerId> {
+/// An idle worker for a lease of `gpu_ids` in code environment `env_key`.
+/// A worker that held GPUs serves only leases of the same GPUs (its CUDA
+/// state is set up for them), and one that ran tasks of a code
+/// environment serves only that environment (its modules may stay
+/// loaded); a worker already set up for the lease goes first.
+fn take_idle(st: &mut State, gpu_ids: &[u32], env_key: u64) -> Option<WorkerId> {
     let (idle, workers) = (&st.idle, &st.workers);
-    let held = |id: &WorkerId| workers.get(id).and_then(|w| w.held_gpus.as_deref());
-    let at = idle
-        .iter()
-        .position(|id| !gpu_ids.is_empty() && held(id) == Some(gpu_ids))
-        .or_else(|| idle.iter().position(|id| held(id).is_none()))?;
-    st.idle.remove(at)
+    let fit = |id: &WorkerId| -> Option<u8> {
+        let w = workers.get(id)?;
+        let gpus = match w.held_gpus.as_deref() {
+            None => 0,
+            Some(held) if !gpu_ids.is_empty() && held == gpu_ids => 1,
+            Some(_) => return None,
+        };
+        let env = match w.code_env {
+            0 => 0,
+            e if e == env_key => 1,
+            _ => return None,
+        };
+        Some(gpus + env)
+    };
+    let mut best: Option<(usize, u8)> = None;
+    for (at, id) in idle.iter().enumerate() {
+        if let Some(score) = fit(id) {
+            if best.is_none_or(|(_, s)| score > s) {
+                best = Some((at, score));
+            }
+        }
+    }
+    st.idle.remove(best?.0)
 }

@@ -631,6 +631,12 @@ pub struct RequestLease {
     /// ends when the head returns it.
     #[prost(bool, tag = "6")]
     pub for_actor: bool,
+    /// The code environment of the tasks it runs (a hash of their
+    /// runtime_env's packages; 0: none). A worker that ran tasks of one
+    /// environment serves only leases of that environment afterwards, so
+    /// environments never mix in one process.
+    #[prost(uint64, tag = "7")]
+    pub env_key: u64,
 }
 
 /// A granted lease: a worker reserved for the requester.

@@ -319,7 +319,7 @@ fn placement_of(placement: Option<(String, String, bool)>) -> CoreResult<Placeme
 
 /// Submits a task; returns one ref per return value.
 #[pyfunction]
-#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=None, max_calls=0, returns_kind=0, backpressure=-1))]
+#[pyo3(signature = (function_id, function_name, args, ref_args, num_returns, resources, max_retries, retry_exceptions, namespace, nested, placement=None, placement_group=None, env_vars=None, max_calls=0, returns_kind=0, backpressure=-1, env_key=0))]
 #[allow(clippy::too_many_arguments)]
 fn submit_task(
     py: Python<'_>,
@@ -339,6 +339,7 @@ fn submit_task(
     max_calls: u32,
     returns_kind: i32,
     backpressure: i64,
+    env_key: u64,
 ) -> PyResult<Vec<ObjectRef>> {
     let core = connected()?;
     let placement = placement_of(placement)?;
@@ -360,6 +361,7 @@ fn submit_task(
         env_vars: env_vars.unwrap_or_default().into_iter().collect(),
         max_calls,
         yields: crate::generators::yields(returns_kind, backpressure)?,
+        env_key,
     };
     let ids = core.submit_task(req).map_err(PyCoreError)?;
     let owner = core.address().to_string();

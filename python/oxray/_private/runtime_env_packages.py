@@ -54,6 +54,18 @@ DEFAULT_EXCLUDED_DIRS = frozenset({"__pycache__", ".git"})
 # Set to "1", a directory's .gitignore files are not applied (Ray's switch).
 IGNORE_GITIGNORE_ENV_VAR = "RAY_RUNTIME_ENV_IGNORE_GITIGNORE"
 
+def code_env_key(env_vars):
+    """A task's code environment for the scheduler: a hash of the code its
+    runtime_env ships (packages, code search path), or 0 for none. Workers
+    that ran one environment's tasks serve only that environment."""
+    if not env_vars:
+        return 0
+    code = [value for name, value in env_vars if name in INTERNAL_ENV_VARS]
+    if not code:
+        return 0
+    return int.from_bytes(hashlib.sha1("\0".join(code).encode()).digest()[:8], "big") or 1
+
+
 _PREFIX = "gcs://_ray_pkg_"
 _URI = re.compile(r"gcs://_ray_pkg_([0-9a-f]{40})\.zip")
 _lock = threading.RLock()
