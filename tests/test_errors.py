@@ -325,3 +325,31 @@ def test_an_unhandled_error_is_printed_by_the_driver():
     assert out.returncode == 0, out.stderr
     assert out.stderr.count("Unhandled error (suppress with 'RAY_IGNORE_UNHANDLED_ERRORS=1')") == 1
     assert "never read" in out.stderr
+
+
+def test_an_intended_actor_exit_is_not_an_unhandled_error(cluster, monkeypatch):
+    from conftest import wait_for
+    from oxray._private import worker as _worker
+
+    seen = []
+    monkeypatch.setattr(_worker, "_unhandled_error_handler", seen.append)
+
+    @oxray.remote
+    class Leaving:
+        def leave(self):
+            oxray.actor.exit_actor()
+
+    @oxray.remote(max_retries=0)
+    def fails():
+        raise ValueError("reported")
+
+    actor = Leaving.remote()
+    ref = actor.leave.remote()
+    oxray.wait([ref])
+    del ref
+    after = fails.remote()
+    oxray.wait([after])
+    del after
+    # Reports come in order: the failure's arrives after the exit's would.
+    assert wait_for(lambda: len(seen) == 1)
+    assert isinstance(seen[0], ValueError)

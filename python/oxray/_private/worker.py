@@ -261,7 +261,10 @@ def _report_unhandled(data, metadata):
     if os.environ.get("RAY_IGNORE_UNHANDLED_ERRORS", "0") not in ("", "0"):
         return
     value = serialization.deserialize(data, metadata)
-    _unhandled_error_handler(value.error if isinstance(value, serialization.ErrorValue) else value)
+    error = value.error if isinstance(value, serialization.ErrorValue) else value
+    if "INTENDED_USER_EXIT" in str(error):
+        return  # the actor ended as asked (exit_actor, __ray_terminate__): nothing went wrong
+    _unhandled_error_handler(error)
 
 
 def _unhandled_error_handler(error):
