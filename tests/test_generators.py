@@ -233,3 +233,27 @@ def test_a_generator_cannot_be_passed_to_a_task(cluster):
     with pytest.raises(TypeError, match="ObjectRefGenerator"):
         take.remote(gen)
     list(gen)
+
+
+def test_wait_takes_generators_as_ray_does(cluster, tmp_path):
+    @oxray.remote
+    def gated(directory):
+        yield "first"
+        arrive_and_wait(directory, 2, "producer")
+        yield "second"
+
+    @oxray.remote
+    def plain():
+        return 1
+
+    gen = gated.remote(str(tmp_path / "gate"))
+    ref = plain.remote()
+    ready, not_ready = oxray.wait([gen, ref], num_returns=2, timeout=30)
+    assert ready == [gen, ref] and not_ready == []
+    assert oxray.get(next(gen)) == "first"
+    # Its next value waits for the barrier: not ready yet.
+    ready, not_ready = oxray.wait([gen], timeout=0.2)
+    assert ready == [] and not_ready == [gen]
+    arrive_and_wait(str(tmp_path / "gate"), 2, "consumer")
+    ready, _ = oxray.wait([gen], timeout=30)
+    assert ready == [gen] and oxray.get(next(gen)) == "second"

@@ -436,7 +436,35 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
     # Element types and uniqueness are checked natively, in one pass.
-    return _native.wait(refs, num_returns, timeout, fetch_local)
+    try:
+        return _native.wait(refs, num_returns, timeout, fetch_local)
+    except TypeError:
+        from oxray._private.generators import ObjectRefGenerator
+
+        if not any(isinstance(r, ObjectRefGenerator) for r in refs):
+            raise
+        return _wait_with_generators(refs, num_returns, timeout, fetch_local)
+
+
+def _wait_with_generators(refs, num_returns, timeout, fetch_local):
+    """`wait` over refs and ObjectRefGenerators, as Ray's: a generator is
+    ready when its next value (or its end) can be taken without waiting."""
+    import time
+
+    from oxray._private.generators import ObjectRefGenerator
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    plain = [r for r in refs if not isinstance(r, ObjectRefGenerator)]
+    delay = 0.0005
+    while True:
+        done = set(_native.wait(plain, len(plain), 0, fetch_local)[0]) if plain else set()
+        ready = [r for r in refs if (r.next_ready() if isinstance(r, ObjectRefGenerator) else r in done)]
+        if len(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
+            ready = ready[:num_returns]
+            chosen = {id(r) for r in ready}
+            return ready, [r for r in refs if id(r) not in chosen]
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
 
 
 def cancel(object_ref, *, force=False, recursive=True):
