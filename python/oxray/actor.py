@@ -138,8 +138,8 @@ class ActorHandle:
         returns = _native.submit_actor_task(self._actor_id, method, function_name, blob, refs, num_returns, retries,
                                             nested, retry_blob, self._max_pending_calls, self._class_name,
                                             kind, backpressure)
-        if kind:
-            return generators.returned(returns, num_returns, kind)
+        if kind == generators.STREAMING:
+            return generators.ObjectRefGenerator(returns[0])
         return unwrap_returns(returns, num_returns)
 
     def _plan(self, method, options, function_name):

@@ -236,6 +236,6 @@ class RemoteFunction:
             function_id, name, blob, refs, num_returns, shape, max_retries, retry_blob,
             session.namespace or "", nested, placement, group, env_vars, max_calls, kind, backpressure, env_key,
         )
-        if kind:
-            return generators.returned(returns, num_returns, kind)
+        if kind == generators.STREAMING:
+            return generators.ObjectRefGenerator(returns[0])
         return unwrap_returns(returns, num_returns)

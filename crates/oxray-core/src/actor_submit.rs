@@ -225,10 +225,7 @@ impl Inner {
         });
         match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
-            Ok(other) => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            Ok(other) => Err(crate::core::unexpected(other)),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
             Err(e) => Err(e),
         }
@@ -541,10 +538,7 @@ impl Inner {
         });
         match self.block_on(self.daemon.call(body)) {
             Ok(Body::ActorInfo(info)) => Ok(info),
-            Ok(other) => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            Ok(other) => Err(crate::core::unexpected(other)),
             Err(Error::Rejected(message)) => Err(Error::InvalidArgument(message)),
             Err(e) => Err(e),
         }
@@ -554,10 +548,7 @@ impl Inner {
     pub(crate) fn list_actors(&self) -> Result<Vec<ActorInfo>> {
         match self.block_on(self.daemon.call(Body::ListActors(ListActors::default())))? {
             Body::ListActors(l) => Ok(l.actors),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 

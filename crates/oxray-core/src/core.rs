@@ -134,6 +134,15 @@ pub struct ContextInfo {
     pub current_task: Option<TaskId>,
 }
 
+/// The error for a reply of the node daemon that does not answer the
+/// request (a version mismatch or a bug).
+pub(crate) fn unexpected(other: Body) -> Error {
+    Error::Protocol {
+        peer: "daemon".into(),
+        reason: format!("unexpected {other:?}"),
+    }
+}
+
 /// State shared by the core worker's tasks and its callers.
 pub(crate) struct Inner {
     pub mode: Mode,
@@ -857,10 +866,7 @@ impl CoreWorker {
         });
         match self.block_on(self.inner.daemon.call(body))? {
             Body::KvValue(v) => Ok(v.found),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 
@@ -874,10 +880,7 @@ impl CoreWorker {
         });
         match self.block_on(self.inner.daemon.call(body))? {
             Body::KvKeyList(l) => Ok(l.keys),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 
@@ -890,10 +893,7 @@ impl CoreWorker {
         });
         match self.block_on(self.inner.daemon.call(body))? {
             Body::KvValue(v) => Ok(v.found.then_some(v.value)),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 
@@ -906,10 +906,7 @@ impl CoreWorker {
                 .call(Body::ClusterInfoRequest(ClusterInfoRequest {})),
         )? {
             Body::ClusterInfo(c) => Ok(c),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 

@@ -3,24 +3,17 @@
 
 use std::sync::Arc;
 
-use oxray_common::{Error, ObjectId, Result};
+use oxray_common::{ObjectId, Result};
 use oxray_proto::*;
 
 use crate::core::{CoreWorker, Inner};
 use crate::objects::{error_object, ObjectKind};
 
-fn unexpected(other: Body) -> Error {
-    Error::Protocol {
-        peer: "daemon".into(),
-        reason: format!("unexpected {other:?}"),
-    }
-}
-
 impl Inner {
     fn group_call(&self, body: Body) -> Result<PlacementGroupInfo> {
         match self.block_on(self.daemon.call(body))? {
             Body::PlacementGroupInfo(info) => Ok(info),
-            other => Err(unexpected(other)),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 }
@@ -77,7 +70,7 @@ impl CoreWorker {
                 .call(Body::PlacementGroupList(PlacementGroupList::default())),
         )? {
             Body::PlacementGroupList(l) => Ok(l.groups),
-            other => Err(unexpected(other)),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 

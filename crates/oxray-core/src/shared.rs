@@ -54,10 +54,7 @@ impl Inner {
         match self.daemon.call(body).await? {
             Body::StoreReply(r) if r.failure == StoreFailure::None as i32 => Ok(r),
             Body::StoreReply(r) => Err(store_error(&r)),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 
@@ -247,10 +244,7 @@ impl Inner {
                 .call(Body::StoreStatsRequest(StoreStatsRequest {})),
         )? {
             Body::StoreStats(s) => Ok(s),
-            other => Err(Error::Protocol {
-                peer: "daemon".into(),
-                reason: format!("unexpected {other:?}"),
-            }),
+            other => Err(crate::core::unexpected(other)),
         }
     }
 }

@@ -609,19 +609,19 @@ impl Inner {
         for i in 1..=spec.num_returns {
             let id = ObjectId::for_task(&task_id, i);
             let object = value(i);
+            let kind = ObjectKind::of(&object);
             if i == 1 {
                 self.finished.record(spec, Some(&object));
                 if spec.returns_kind == ReturnsKind::Streaming as i32 {
-                    self.finish_stream(task_id, ObjectKind::of(&object).is_error());
+                    self.finish_stream(task_id, kind.is_error());
                 }
             }
-            let is_shared = ObjectKind::of(&object) == ObjectKind::Shared;
-            let error = self.note_returned(id, &object);
+            let error = self.note_returned(id, kind, &object);
             let stored = self.fulfil_holding(id, object, true);
             if let (false, Some(error)) = (stored, error) {
                 self.returned_unreferenced(id, error);
             }
-            shared |= stored && is_shared;
+            shared |= stored && kind == ObjectKind::Shared;
         }
         (held, shared)
     }

@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use oxray_common::{ActorId, Error, Result, TaskId};
+use oxray_common::{ActorId, Result, TaskId};
 use oxray_proto::*;
 use parking_lot::Mutex;
 
@@ -218,21 +218,17 @@ impl Inner {
 
     /// The processes registered with every live node of the cluster.
     async fn cluster_clients(self: &Arc<Self>) -> Result<Vec<ClientEntry>> {
-        let unexpected = |other: Body| Error::Protocol {
-            peer: "daemon".into(),
-            reason: format!("unexpected {other:?}"),
-        };
         let nodes = match self
             .daemon
             .call(Body::ClusterInfoRequest(ClusterInfoRequest {}))
             .await?
         {
             Body::ClusterInfo(c) => c.nodes,
-            other => return Err(unexpected(other)),
+            other => return Err(crate::core::unexpected(other)),
         };
         let mut clients = match self.daemon.call(Body::ListClients(ListClients {})).await? {
             Body::ClientList(l) => l.clients,
-            other => return Err(unexpected(other)),
+            other => return Err(crate::core::unexpected(other)),
         };
         let others = nodes
             .into_iter()

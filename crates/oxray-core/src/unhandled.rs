@@ -56,11 +56,16 @@ impl Inner {
         *self.unread.hook.lock() = Some(hook);
     }
 
-    /// A task's return `id` is about to be stored as `object`: when it is a
+    /// A task's return `id` is about to be stored as `object` (of `kind`): when it is a
     /// reportable error, it counts as unread until read. Returns a copy to
     /// report should storing it fail (its refs are gone already).
-    pub(crate) fn note_returned(&self, id: ObjectId, object: &Object) -> Option<Arc<Object>> {
-        if !reportable(ObjectKind::of(object)) || self.unread.hook.lock().is_none() {
+    pub(crate) fn note_returned(
+        &self,
+        id: ObjectId,
+        kind: ObjectKind,
+        object: &Object,
+    ) -> Option<Arc<Object>> {
+        if !reportable(kind) || self.unread.hook.lock().is_none() {
             return None;
         }
         let mut ids = self.unread.ids.lock();

@@ -45,18 +45,6 @@ def returns_of(options, is_generator, name):
     return num_returns, FIXED, -1
 
 
-def returned(returns, num_returns, kind):
-    """What `.remote()` gives back: a generator for a stream, else one ref,
-    None for num_returns=0, or the list."""
-    if kind == STREAMING:
-        return ObjectRefGenerator(returns[0])
-    if num_returns == 1:
-        return returns[0]
-    if num_returns == 0:
-        return None
-    return returns
-
-
 class ObjectRefGenerator:
     """The refs of the values a streaming generator task yields, in order,
     each available as soon as the task produced it. Iterate it (`for`,
