@@ -3,6 +3,7 @@ detached actors that outlive their driver."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -466,10 +467,11 @@ def test_logs_lists_and_prints_worker_logs(own_head):
         "a = Logger.options(name='logger', lifetime='detached').remote()\n"
         "apid = [oxray.get(a.log.remote(i)) for i in range(3)][-1]\n"
         "time.sleep(0.3)\n"
-        "print(json.dumps({'pid': pid, 'apid': apid, 'task': ref.task_id(), 'actor': a._actor_id.hex(),\n"
-        "                  'node': oxray.get_runtime_context().get_node_id()}))\n", env=env)
+        "sys.stderr.write(json.dumps({'pid': pid, 'apid': apid, 'task': ref.task_id(), 'actor': a._actor_id.hex(),\n"
+        "                 'node': oxray.get_runtime_context().get_node_id()}) + '\\n')\n", env=env)
     assert made.returncode == 0, made.stderr
-    ids = json.loads(next(line for line in made.stdout.splitlines() if line.startswith("{")))
+    # On stderr, in one write: relayed worker lines cannot split it.
+    ids = json.loads(next(line for line in made.stderr.splitlines() if line.startswith("{")))
 
     listed = run("logs")
     assert listed.returncode == 0, listed.stderr
@@ -507,11 +509,11 @@ def test_logs_follow_prints_new_lines(own_head):
         "class Ticker:\n"
         "    def tick(self, i): print(f'tick {i}'); return os.getpid()\n"
         "t = Ticker.options(name='ticker', lifetime='detached').remote()\n"
-        "print(oxray.get(t.tick.remote(0)))\n"
+        "import sys; sys.stderr.write(f'PID={oxray.get(t.tick.remote(0))}\\n')\n"
         "time.sleep(0.3)\n", env=env)
     assert made.returncode == 0, made.stderr
-    # The actor's own line may be relayed after the driver's print.
-    pid = next(line for line in made.stdout.splitlines() if line.strip().isdigit()).strip()
+    # On stderr, in one write: the actor's relayed stdout lines cannot split it.
+    pid = re.search(r"PID=(\d+)", made.stderr).group(1)
     follower = subprocess.Popen([sys.executable, "-m", "oxray.scripts", "logs", "--pid", pid, "--follow",
                                  "--tail", "1", "--interval", "0.05"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, cwd=REPO, env=env)
