@@ -13,6 +13,7 @@ mod execute;
 mod fetch;
 pub mod layout;
 mod lineage;
+mod node_logs;
 pub mod objects;
 mod placement;
 mod recovery;

@@ -19,6 +19,7 @@ use crate::scheduling::Decision;
 
 use crate::config::NodeConfig;
 use crate::ledger::{Allocation, ResourceLedger};
+use crate::log_files::LogFiles;
 use crate::pool::{kill_pid, pid_alive, spawn_worker, WorkerEvents, Zygote};
 use crate::NodeError;
 
@@ -527,10 +528,37 @@ impl Node {
                     }
                 }
                 Some(body) => self.handle_message(client_id, env.id, body, &writer),
+                // A request of a kind this build does not know (a newer
+                // peer's) is refused, not left unanswered.
+                None if env.id != 0 => {
+                    let message = "the node daemon does not know this request; is it an older oxray than the caller?".to_string();
+                    writer.reply(env.id, Body::ErrorReply(ErrorReply { message }));
+                }
                 None => {}
             }
         }
         self.client_gone(client_id);
+    }
+
+    /// Lists or reads this node's log files, off the async threads: a read
+    /// may touch the disk.
+    fn serve_log_files(&self, req: u64, body: Body, writer: &FrameWriter) {
+        let files = LogFiles::new(&self.config.session_dir);
+        let writer = writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let reply = match body {
+                Body::ReadLogFile(r) => match files.read(&r.name, r.offset, r.length) {
+                    Ok(chunk) => Body::LogChunk(chunk),
+                    Err(e) => Body::ErrorReply(ErrorReply {
+                        message: e.to_string(),
+                    }),
+                },
+                _ => Body::LogFileList(LogFileList {
+                    files: files.list(),
+                }),
+            };
+            writer.reply(req, reply);
+        });
     }
 
     fn handle_message(&self, client: u64, req: u64, body: Body, writer: &FrameWriter) {
@@ -681,6 +709,7 @@ impl Node {
                 self.control.kv_put(&p.namespace, &p.key, p.value);
                 writer.reply(req, Body::Ack(Ack {}));
             }
+            Body::ListLogFiles(_) | Body::ReadLogFile(_) => self.serve_log_files(req, body, writer),
             Body::KvKeys(k) => {
                 let keys = self.control.kv_keys(&k.namespace, &k.prefix);
                 writer.reply(req, Body::KvKeyList(KvKeyList { keys }));

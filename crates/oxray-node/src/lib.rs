@@ -13,6 +13,7 @@ pub mod daemon;
 mod head_journal;
 mod health;
 pub mod ledger;
+pub mod log_files;
 mod metrics;
 mod placement_groups;
 pub mod pool;

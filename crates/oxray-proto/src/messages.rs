@@ -21,7 +21,7 @@ pub struct Envelope {
     /// know (from a newer peer).
     #[prost(
         oneof = "Body",
-        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71"
+        tags = "2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69, 70, 71, 72, 73, 74, 75"
     )]
     pub body: Option<Body>,
 }
@@ -273,6 +273,19 @@ pub enum Body {
     /// Reply to `KvKeys`.
     #[prost(message, tag = "71")]
     KvKeyList(KvKeyList),
+    /// Request (-> a node daemon); `LogFileList`: the node's log files.
+    #[prost(message, tag = "72")]
+    ListLogFiles(ListLogFiles),
+    /// Reply to `ListLogFiles`.
+    #[prost(message, tag = "73")]
+    LogFileList(LogFileList),
+    /// Request (-> a node daemon); `LogChunk`, or an error for a name that
+    /// is not one of its log files.
+    #[prost(message, tag = "74")]
+    ReadLogFile(ReadLogFile),
+    /// Reply to `ReadLogFile`.
+    #[prost(message, tag = "75")]
+    LogChunk(LogChunk),
 }
 
 /// The protocol version spoken; a peer of another version is refused.
@@ -774,6 +787,61 @@ pub struct KvKeyList {
     /// The keys, in no particular order.
     #[prost(bytes = "vec", repeated, tag = "1")]
     pub keys: Vec<Vec<u8>>,
+}
+
+/// Ask a node daemon for its log files: its workers' (`logs/` of its
+/// session directory) and its own output.
+#[derive(Clone, PartialEq, Message)]
+pub struct ListLogFiles {}
+
+/// One log file of a node.
+#[derive(Clone, PartialEq, Message)]
+pub struct LogFile {
+    /// The file's name, as [`ReadLogFile`] takes it.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Its size in bytes.
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+    /// When it was last written, in microseconds since the Unix epoch.
+    #[prost(uint64, tag = "3")]
+    pub modified_us: u64,
+}
+
+/// Reply to [`ListLogFiles`].
+#[derive(Clone, PartialEq, Message)]
+pub struct LogFileList {
+    /// The files, in no particular order.
+    #[prost(message, repeated, tag = "1")]
+    pub files: Vec<LogFile>,
+}
+
+/// Read part of one of a node's log files.
+#[derive(Clone, PartialEq, Message)]
+pub struct ReadLogFile {
+    /// The file, by the name [`LogFileList`] gives (a name, never a path).
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Where to start, in bytes from the start of the file.
+    #[prost(uint64, tag = "2")]
+    pub offset: u64,
+    /// At most this many bytes (the daemon caps it too).
+    #[prost(uint64, tag = "3")]
+    pub length: u64,
+}
+
+/// Reply to [`ReadLogFile`].
+#[derive(Clone, PartialEq, Message)]
+pub struct LogChunk {
+    /// The bytes read from `offset` (empty past the end).
+    #[prost(bytes = "vec", tag = "1")]
+    pub data: Vec<u8>,
+    /// The file's size when it was read.
+    #[prost(uint64, tag = "2")]
+    pub size: u64,
+    /// The file's inode: a new one means the file was rotated.
+    #[prost(uint64, tag = "3")]
+    pub inode: u64,
 }
 
 /// Reply to [`KvGet`].

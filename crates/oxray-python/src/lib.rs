@@ -5,6 +5,7 @@
 mod command;
 mod error;
 mod generators;
+mod node_logs;
 mod object_ref;
 mod placement;
 mod runtime;
@@ -22,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     placement::register(m)?;
     generators::register(m)?;
     command::register(m)?;
+    node_logs::register(m)?;
     Ok(())
 }
