@@ -265,18 +265,20 @@ def test_logs_routes_list_every_log_of_the_node(dash, tmp_path):
 
 def test_log_tail_reads_a_bounded_end(tmp_path):
     from oxray.dashboard import logs as dash_logs
+    from oxray.util.state import logs as state_logs
 
     os.makedirs(tmp_path / "logs")
+    node = state_logs.session_node(str(tmp_path))
     path = tmp_path / "logs" / "worker-1.out"
     path.write_bytes(b"".join(b"line %d\n" % i for i in range(10)))
-    assert dash_logs.tail(str(tmp_path), "worker-1.out", 3) == "line 7\nline 8\nline 9\n"
-    assert dash_logs.tail(str(tmp_path), "worker-1.out", 0) == ""
-    assert dash_logs.tail(str(tmp_path), "worker-1.out", -1).count("\n") == 10
+    assert dash_logs.tail(node, "worker-1.out", 3) == "line 7\nline 8\nline 9\n"
+    assert dash_logs.tail(node, "worker-1.out", 0) == ""
+    assert dash_logs.tail(node, "worker-1.out", -1).count("\n") == 10
     path.write_bytes(b"x" * (dash_logs.MAX_TAIL_BYTES + 10) + b"\nlast\n")
-    assert dash_logs.tail(str(tmp_path), "worker-1.out", -1) == "last\n"  # the cut line is dropped
-    assert dash_logs.tail(str(tmp_path), "worker-1.out", 1) == "last\n"
+    assert dash_logs.tail(node, "worker-1.out", -1) == "last\n"  # the cut line is dropped
+    assert dash_logs.tail(node, "worker-1.out", 1) == "last\n"
     with pytest.raises(FileNotFoundError):
-        dash_logs.tail(str(tmp_path), "worker-2.out")
+        dash_logs.tail(node, "worker-2.out")
 
 
 def test_every_page_shows_the_cluster(dash, page):

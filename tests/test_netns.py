@@ -234,6 +234,53 @@ def test_tasks_and_objects_across_hosts(hosts):
     assert result["cpus"] == 2
 
 
+LOGS_DRIVER = f"""
+import json, time, oxray
+from oxray.util.state import get_log, list_logs
+
+oxray.init(address="{IP_A}:{PORT}")
+
+@oxray.remote(num_cpus=1, resources={{"host_b": 1}})
+class Speaker:
+    def say(self, text):
+        print(text)
+        return oxray.get_runtime_context().get_node_id()
+
+s = Speaker.remote()
+node_b = oxray.get(s.say.remote("spoken-on-host-b"), timeout=60)
+deadline = time.time() + 30
+while True:  # the line reaches the worker's file a moment after the call returns
+    try:
+        text = "".join(get_log(actor_id=s._actor_id.hex(), node_id=node_b))
+    except ValueError:
+        text = ""
+    if "spoken-on-host-b" in text or time.time() > deadline:
+        break
+    time.sleep(0.2)
+print(json.dumps({{"node_b": node_b, "actor_id": s._actor_id.hex(), "text": text,
+                  "files": list_logs(node_id=node_b)}}))
+"""
+
+
+def test_logs_of_a_node_on_another_host(hosts):
+    """A driver on host A reads the output of an actor on host B through
+    B's daemon, and so does `oxray logs --address` run on host A."""
+    driver, _ = in_ns(NS_A, hosts.tmp_a, ["-c", LOGS_DRIVER], timeout=120)
+    assert driver.returncode == 0, driver.stdout + driver.stderr
+    result = json.loads(driver.stdout.strip().splitlines()[-1])
+    assert result["text"] == "spoken-on-host-b\n"
+    assert any(name.startswith("worker-") for name in result["files"]["worker_out"]), result["files"]
+    assert "daemon.err" in result["files"]["daemon"]
+    address = f"{IP_A}:{PORT}"
+    by_actor = cli(NS_A, hosts.tmp_a, "logs", "--address", address, "--actor-id", result["actor_id"])
+    assert by_actor.returncode == 0, by_actor.stdout + by_actor.stderr
+    assert by_actor.stdout == "spoken-on-host-b\n"
+    listing = cli(NS_A, hosts.tmp_a, "logs", "--address", address, "--node-id", result["node_b"][:12])
+    assert listing.returncode == 0, listing.stdout + listing.stderr
+    assert f"IP: {IP_B}" in listing.stdout and f"through the daemon at tcp:{IP_B}" in listing.stdout
+    assert "worker_out:" in listing.stdout
+
+
 def test_wrong_token_is_refused(hosts):
     wrong, pid = hosts.join_with_wrong_token()
     assert wrong.returncode != 0, wrong.stdout + wrong.stderr

@@ -3,12 +3,12 @@
 //! `<session_dir>/logs/` and the daemon's own `daemon.out` / `daemon.err`.
 //!
 //! Readers name files, never paths: a name is looked up in these two places
-//! only, so a connection (already token-checked) reads nothing else of the
-//! host. A read returns at most [`MAX_READ`] bytes, so a reply stays a small
+//! only, and a symbolic link is neither listed nor followed, so a connection
+//! (already token-checked) reads nothing else of the host. A read returns at most [`MAX_READ`] bytes, so a reply stays a small
 //! frame however large the file; readers page through bigger files.
 
-use std::fs::File;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::fs::OpenOptions;
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
@@ -23,7 +23,7 @@ const DAEMON_FILES: [&str; 2] = ["daemon.out", "daemon.err"];
 /// Why a log file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LogFileError {
-    /// The name is a path, or empty.
+    /// The name is a path, hidden, or empty.
     #[error("{0:?} is not a log file name: give a name as the node lists them, not a path")]
     NotAName(String),
     /// No such log file on this node.
@@ -80,8 +80,7 @@ impl LogFiles {
     /// Where the file `name` is; an error for a name that is a path.
     fn path_of(&self, name: &str) -> Result<PathBuf, LogFileError> {
         let plain = !name.is_empty()
-            && name != "."
-            && name != ".."
+            && !name.starts_with('.')
             && !name.contains('/')
             && !name.contains('\0');
         if !plain {
@@ -99,7 +98,9 @@ impl LogFiles {
     pub fn read(&self, name: &str, offset: u64, length: u64) -> Result<LogChunk, LogFileError> {
         let path = self.path_of(name)?;
         let io = |source: std::io::Error| {
-            if source.kind() == std::io::ErrorKind::NotFound {
+            // A link refused by O_NOFOLLOW (ELOOP) is no log file either.
+            let link = source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+            if source.kind() == std::io::ErrorKind::NotFound || link {
                 LogFileError::Missing {
                     name: name.to_string(),
                 }
@@ -110,7 +111,11 @@ impl LogFiles {
                 }
             }
         };
-        let file = File::open(&path).map_err(io)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
             return Err(LogFileError::Missing {
@@ -138,10 +143,11 @@ impl LogFiles {
     }
 }
 
-/// The listing entry of a regular file; None for anything else.
+/// The listing entry of a regular file; None for anything else (a link,
+/// a hidden file).
 fn describe(name: &str, path: &Path) -> Option<LogFile> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || name.starts_with('.') {
         return None;
     }
     let modified_us = meta
@@ -166,6 +172,12 @@ mod tests {
         std::fs::write(dir.path().join("logs/worker-7.out"), b"hello\nworld\n").unwrap();
         std::fs::write(dir.path().join("daemon.err"), b"daemon says\n").unwrap();
         std::fs::write(dir.path().join("secret"), b"not a log").unwrap();
+        std::fs::write(dir.path().join("logs/.hidden"), b"not listed").unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("secret"),
+            dir.path().join("logs/worker-9.out"),
+        )
+        .unwrap();
         let files = LogFiles::new(dir.path());
         (dir, files)
     }
@@ -191,16 +203,26 @@ mod tests {
     #[test]
     fn refuses_paths_and_files_that_are_not_logs() {
         let (_dir, files) = session();
-        for name in ["../secret", "/etc/passwd", "", "..", "logs/worker-7.out"] {
+        for name in [
+            "../secret",
+            "/etc/passwd",
+            "",
+            "..",
+            ".hidden",
+            "logs/worker-7.out",
+        ] {
             assert!(
                 matches!(files.read(name, 0, 10), Err(LogFileError::NotAName(_))),
                 "{name}"
             );
         }
-        assert!(matches!(
-            files.read("secret", 0, 10),
-            Err(LogFileError::Missing { .. })
-        ));
+        // Not in the logs directory, or a link leading out of it.
+        for name in ["secret", "worker-9.out"] {
+            assert!(
+                matches!(files.read(name, 0, 10), Err(LogFileError::Missing { .. })),
+                "{name}"
+            );
+        }
     }
 
     #[test]

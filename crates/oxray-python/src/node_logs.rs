@@ -38,7 +38,11 @@ fn read_node_log(
     let chunk = py
         .allow_threads(|| core.read_node_log(node_address, name, offset, length))
         .map_err(PyCoreError)?;
-    Ok((PyBytes::new(py, &chunk.data).unbind(), chunk.size, chunk.inode))
+    Ok((
+        PyBytes::new(py, &chunk.data).unbind(),
+        chunk.size,
+        chunk.inode,
+    ))
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> pyo3::PyResult<()> {

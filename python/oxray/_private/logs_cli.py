@@ -13,8 +13,10 @@ Ray's subcommand spellings work too: `oxray logs cluster [GLOB]`,
 `oxray logs actor --id ID`, `oxray logs task --id ID`,
 `oxray logs worker --pid PID`.
 
-Logs are read from the nodes' session directories on this machine; the
-logs of nodes on other hosts are not fetched yet.
+Without --address, the logs of this machine's nodes are read from their
+session directories. With --address HEAD_HOST:PORT (or auto), `oxray logs`
+joins that cluster and reads every node's logs through the node's daemon,
+those of nodes on other hosts too.
 """
 
 import argparse
@@ -29,8 +31,8 @@ def _parser():
     ap = argparse.ArgumentParser(prog="oxray logs", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("glob", nargs="?", help="a file name, or a glob of file names (default: list every file)")
-    ap.add_argument("--address", help="the cluster: auto, HEAD_HOST:PORT or a session directory "
-                                      "(default: every oxray node of this machine)")
+    ap.add_argument("--address", help="the cluster: auto, HEAD_HOST:PORT (every node of the cluster, on any "
+                                      "host) or a session directory (default: every oxray node of this machine)")
     ap.add_argument("--node-id", help="only this node (a prefix of its id will do)")
     ap.add_argument("--node-ip", help="only the node with this IP")
     ap.add_argument("--pid", type=int, help="the log of the worker with this pid")
@@ -60,6 +62,7 @@ def main(argv):
         print(f"oxray logs {kind}: give --id" + (" (or --pid)" if kind == "worker" else ""), file=sys.stderr)
         return 2
     try:
+        _connect(args)
         if args.pid is not None or args.actor_id or args.task_id:
             return _print_log(args, filename=None)
         if args.glob and not _is_glob(args.glob) and kind != "cluster":
@@ -72,6 +75,22 @@ def main(argv):
         return 0
 
 
+def _connect(args):
+    """Joins the cluster `--address` names by its head (HOST:PORT or auto),
+    so that every node's logs are read through its daemon; the nodes are
+    then those of the connection."""
+    address = args.address
+    if address is None or address.startswith("/") or (address != "auto" and ":" not in address):
+        return
+    import oxray
+
+    try:
+        oxray.init(address=address, log_to_driver=False, namespace="_oxray_logs", logging_level="ERROR")
+    except Exception as e:
+        raise ConnectionError(f"cannot connect to the cluster at {address}: {e}") from None
+    args.address = None
+
+
 def _is_glob(text):
     return any(c in text for c in "*?[")
 
@@ -82,24 +101,24 @@ def _list(args, kind):
         print("No oxray node found on this machine. Start one with `oxray start --head`, or run a driver "
               "that calls oxray.init().", file=sys.stderr)
         return 1
-    found = []
+    found, listed = [], []
     for node in nodes:
-        if node.readable:
-            for names in _logs.node_log_files(node, args.glob).values():
-                found += [(node, name) for name in names]
+        files = _logs.node_log_files(node, args.glob) if node.readable else None
+        listed.append((node, files))
+        for names in (files or {}).values():
+            found += [(node, name) for name in names]
     # Ray's `ray logs GLOB` prints the file when exactly one matches.
     if args.glob and kind != "cluster" and len(found) == 1:
         node, name = found[0]
         args.node_id = node["node_id"]
         return _print_log(args, filename=name)
-    for node in nodes:
+    for node, files in listed:
         head = " (head)" if node.get("is_head") else ""
         print(f"Node ID: {node['node_id']}{head}  IP: {node['node_ip']}")
         if not node.readable:
-            print("  (on another host: oxray does not fetch remote nodes' logs yet)")
+            print("  (on another host: give --address HEAD_HOST:PORT to read its logs through its daemon)")
             continue
-        print(f"  {node['session_dir']}")
-        files = _logs.node_log_files(node, args.glob)
+        print(f"  {node.where}")
         if not files:
             print("  (no log files" + (f" match {args.glob!r}" if args.glob else "") + ")")
         for category, names in files.items():

@@ -6,9 +6,10 @@
   `{"result": true, "msg": "", "data": {"result": ListApiResponse}}`.
 - `GET /api/v0/{tasks,actors,objects}/summarize`, `GET /api/v0/tasks/timeline`
   (Chrome trace events; `download=1` as an attachment).
-- `GET /api/v0/logs` (the node's log files by category, as `oxray logs`
+- `GET /api/v0/logs` (a node's log files by category, as `oxray logs`
   lists them) and
-  `GET /api/v0/logs/file?filename=...|pid=...&suffix=out|err&lines=N&format=text|leading_1`.
+  `GET /api/v0/logs/file?filename=...|pid=...&suffix=out|err&lines=N&format=text|leading_1`,
+  both with `node_id` for any node of the cluster (read through its daemon).
 - `GET /api/version`: Ray's Jobs API version answer.
 - oxray's own: `GET /api/cluster_status` (the overview) and `GET /api/logs`
   (log files with sizes).
@@ -185,41 +186,44 @@ async def version(request):
                               "oxray_version": getattr(oxray, "__version__", None)})
 
 
-def _check_node(request):
-    node_id = request.query.get("node_id")
-    mine = request.app[keys.NODE_ID]
-    if node_id and mine and node_id != mine:
-        raise ValueError(f"the dashboard serves the logs of its own node ({mine}) only, not {node_id}")
+def _log_node(request):
+    """The node whose logs a request asks for (`node_id`, a prefix will do;
+    the dashboard's own node without one); ValueError for an unknown one."""
+    return _logs.node(request.query.get("node_id"))
 
 
 async def list_logs(request):
-    """`GET /api/v0/logs[?node_id=..][&glob=..]`: the node's log names by
+    """`GET /api/v0/logs[?node_id=..][&glob=..]`: a node's log names by
     category, as Ray's."""
-    try:
-        _check_node(request)
-    except ValueError as e:
-        return error(str(e), 400)
     import fnmatch
 
     pattern = request.query.get("glob", "*")
-    cats = await run_blocking(request, _logs.categorized, request.app[keys.CTX].session_dir)
+    try:
+        node = await run_blocking(request, _log_node, request)
+    except ValueError as e:
+        return error(str(e), 400)
+    cats = await run_blocking(request, _logs.categorized, node)
     return reply({k: [f for f in v if fnmatch.fnmatch(f, pattern)] for k, v in cats.items()})
 
 
 async def log_files(request):
-    """`GET /api/logs`: every log file of the node with its category, size
-    and time (and a worker's pid and stream)."""
-    return reply(await run_blocking(request, _logs.list_files, request.app[keys.CTX].session_dir))
+    """`GET /api/logs[?node_id=..]`: every log file of a node with its
+    category, size and time (and a worker's pid and stream)."""
+    try:
+        node = await run_blocking(request, _log_node, request)
+    except ValueError as e:
+        return error(str(e), 400)
+    return reply(await run_blocking(request, _logs.list_files, node))
 
 
 async def log_file(request):
-    """`GET /api/v0/logs/file`: the tail of one log file (`filename`, or a
-    worker's by `pid` with `suffix`), `lines` lines (default 1000). As Ray's, the
+    """`GET /api/v0/logs/file`: the tail of one log file of a node
+    (`node_id`; the dashboard's own without one): `filename`, or a worker's
+    by `pid` with `suffix`, `lines` lines (default 1000). As Ray's, the
     default `format=leading_1` puts "1" before the text; `format=text`
     sends the text alone."""
     query = request.query
     try:
-        _check_node(request)
         filename = query.get("filename")
         if not filename and query.get("pid"):
             pid = int(query["pid"])
@@ -231,7 +235,8 @@ async def log_file(request):
         fmt = query.get("format", "leading_1")
         if fmt not in ("text", "leading_1"):
             raise ValueError(f"Unsupported format: {fmt}, use 'text' or 'leading_1'")
-        text = await run_blocking(request, _logs.tail, request.app[keys.CTX].session_dir, filename, lines)
+        node = await run_blocking(request, _log_node, request)
+        text = await run_blocking(request, _logs.tail, node, filename, lines)
     except ValueError as e:
         return error(str(e), 400)
     except FileNotFoundError as e:

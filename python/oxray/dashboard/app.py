@@ -64,14 +64,6 @@ def _getter_once(app):
     return add_get
 
 
-def _node_id():
-    try:
-        from oxray import _native
-        return _native.context()["node_id"]
-    except Exception:
-        return None
-
-
 def create_app(ctx):
     """The dashboard application for `ctx` (a `DashboardContext`). The
     process must be connected to the cluster (`oxray.init(address=...)`)
@@ -79,7 +71,6 @@ def create_app(ctx):
     app = web.Application(middlewares=[security_headers, auth.middleware(ctx)])
     app[keys.CTX] = ctx
     app[keys.EXECUTOR] = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dashboard-state")
-    app[keys.NODE_ID] = _node_id()
     jobs = _optional_module("jobs")
     metrics = _optional_module("metrics")
     app[keys.JOBS] = jobs

@@ -17,5 +17,3 @@ EXECUTOR = web.AppKey("oxray_executor", ThreadPoolExecutor)
 JOBS = web.AppKey("oxray_jobs", Optional[ModuleType])
 #: The metrics module (`oxray.dashboard.metrics`), or None.
 METRICS = web.AppKey("oxray_metrics", Optional[ModuleType])
-#: The id of the node the dashboard runs on (None before it connected).
-NODE_ID = web.AppKey("oxray_node_id", Optional[str])

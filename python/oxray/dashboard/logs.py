@@ -1,15 +1,13 @@
-"""The log files of the dashboard's node, as `oxray logs` and
+"""The log files of the cluster's nodes, as `oxray logs` and
 `oxray.util.state.list_logs` see them (this module only adapts
 `oxray.util.state.logs` to the dashboard's routes): the workers'
 `logs/worker-<pid>.out` / `.err` (rotated as `.1`, `.2`, ...), submitted
 jobs' `logs/job-driver-<id>.log`, the daemon's `daemon.out` / `.err` in
 the session directory, and the other files under `logs/`.
 
-A file is read only when its name is one `list_files` could list (a plain
-name, not hidden) and its real path lies in its directory (no symbolic
-link leads out of it)."""
-
-import os
+The dashboard is connected to its cluster, so it reads any node's files
+through that node's daemon, which serves plain names only (not hidden, no
+symbolic links) and at most 4 MiB a read."""
 
 from oxray.util.state import logs as _state_logs
 
@@ -19,69 +17,43 @@ DEFAULT_LINES = 1000
 MAX_TAIL_BYTES = 4 << 20
 
 
-def _node(session_dir):
-    return _state_logs.session_node(session_dir)
+def node(node_id=None):
+    """The LogNode of the node `node_id` (a prefix will do), or of the
+    dashboard's own node; ValueError for a node the cluster does not have."""
+    nodes = _state_logs.log_nodes()
+    if node_id:
+        nodes = [n for n in nodes if n["node_id"] and n["node_id"].startswith(node_id)]
+        if not nodes:
+            raise ValueError(f"the cluster has no node {node_id!r}")
+    if not nodes or not nodes[0].readable:
+        raise ValueError("no readable node")
+    return nodes[0]
 
 
-def _checked_path(node, filename):
-    """The path of `filename` on `node`, or ValueError / FileNotFoundError."""
-    if not filename or filename.startswith("."):
-        raise ValueError(f"not a log file name: {filename!r}")
-    path = _state_logs.path_of(node, filename)
-    real_dir = os.path.realpath(os.path.dirname(path))
-    if os.path.dirname(os.path.realpath(path)) != real_dir or not os.path.isfile(path):
-        raise FileNotFoundError(f"no log file {filename!r}")
-    return path
-
-
-def categorized(session_dir):
+def categorized(log_node):
     """The node's log file names by category (`worker_out`, `worker_err`,
     `driver`, `daemon`, `internal`), as Ray's `/api/v0/logs` answers."""
-    node = _node(session_dir)
-    out = {}
-    for category, names in _state_logs.node_log_files(node).items():
-        kept = [n for n in names if _readable(node, n)]
-        if kept:
-            out[category] = kept
-    return out
+    return _state_logs.node_log_files(log_node)
 
 
-def _readable(node, filename):
-    try:
-        _checked_path(node, filename)
-    except (ValueError, OSError):
-        return False
-    return True
-
-
-def list_files(session_dir):
+def list_files(log_node):
     """Every log file of the node: name, category, size, modification time,
     and for a worker's, its pid, stream ("out"/"err") and rotation (0 for
     the live file); newest first."""
-    node = _node(session_dir)
     out = []
-    for category, names in _state_logs.node_log_files(node).items():
-        for name in names:
-            try:
-                st = os.stat(_checked_path(node, name))
-            except (ValueError, OSError):
-                continue
-            pid, stream, rotation = _state_logs.describe(name)
-            out.append({"filename": name, "category": category, "size": st.st_size, "mtime": st.st_mtime,
-                        "pid": pid, "stream": stream, "rotation": rotation})
+    for name, size, mtime in log_node.files.list():
+        pid, stream, rotation = _state_logs.describe(name)
+        category = next(iter(_state_logs.categorize([name])))
+        out.append({"filename": name, "category": category, "size": size, "mtime": mtime,
+                    "pid": pid, "stream": stream, "rotation": rotation})
     out.sort(key=lambda f: (-f["mtime"], f["filename"]))
     return out
 
 
-def resolve(session_dir, filename):
-    """The path of the node's log file `filename`; ValueError for a name
-    that is not a log file's, FileNotFoundError when it is missing."""
-    return _checked_path(_node(session_dir), filename)
-
-
-def tail(session_dir, filename, lines=DEFAULT_LINES):
+def tail(log_node, filename, lines=DEFAULT_LINES):
     """The last `lines` lines of a log file (all of it with lines < 0), as
-    text; reads at most MAX_TAIL_BYTES from the end."""
-    path = resolve(session_dir, filename)
-    text, _ = _state_logs.tail_lines(path, -1 if lines is None else lines, "utf-8", "replace", MAX_TAIL_BYTES)
+    text; reads at most MAX_TAIL_BYTES from the end. ValueError for a name
+    that is not a log file's, FileNotFoundError when it is missing."""
+    text, _ = _state_logs.tail_lines(log_node.files, _state_logs.check_name(filename),
+                                     -1 if lines is None else lines, "utf-8", "replace", MAX_TAIL_BYTES)
     return "".join(text)

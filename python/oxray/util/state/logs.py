@@ -3,10 +3,13 @@
 Each node keeps its workers' output in its session directory
 (`<session_dir>/logs/worker-<pid>.out` / `.err`, see
 `oxray._private.worker_logs`), and its daemon's in `daemon.out` /
-`daemon.err`; submitted jobs' drivers write `logs/job-driver-<id>.log`. oxray reads these files directly: the logs of the nodes whose
-session directory this process can read (every node of a cluster on this
-machine). Logs of nodes on other hosts are not fetched yet: those nodes are
-listed as unreadable.
+`daemon.err`; submitted jobs' drivers write `logs/job-driver-<id>.log`.
+
+A process connected by `oxray.init()` reads every node's logs through that
+node's daemon, so the nodes of other hosts are covered too (the daemon
+serves file names only, never paths, at most 4 MiB a read). A process that
+is not connected (`oxray logs` on its own) reads the session directories of
+this machine's nodes directly.
 
     from oxray.util.state import list_logs, get_log
     list_logs()                       # {"worker_out": [...], "worker_err": [...], "daemon": [...]}
@@ -23,10 +26,12 @@ clusters of running drivers under the temp directory).
 import fnmatch
 import os
 import re
+import stat
 import tempfile
 import time
 
 from oxray._private import node as _node
+from oxray.exceptions import RayError
 from oxray._private.worker_logs import ACTOR_NAME_PREFIX, TASK_NAME_PREFIX
 
 # The daemon's own output, kept in the session directory itself.
@@ -34,23 +39,123 @@ _DAEMON_FILES = ("daemon.out", "daemon.err")
 _WORKER_FILE = re.compile(r"^worker-(\d+)\.(out|err)(?:\.(\d+))?$")
 # How often `follow` looks for new lines (Ray's `_interval`).
 DEFAULT_FOLLOW_INTERVAL_S = 0.5
+# The most bytes one read asks for (what a node daemon serves at most).
+_READ_BYTES = 4 << 20
+
+
+def check_name(filename):
+    """`filename` if it is a log file's name as the nodes list them (not a
+    path, not hidden); else ValueError."""
+    if not isinstance(filename, str) or not filename or filename.startswith(".") or "/" in filename \
+            or "\0" in filename:
+        raise ValueError(f"{filename!r} is not a log file name (names only, as `oxray logs` lists them)")
+    return filename
+
+
+class LocalFiles:
+    """The log files of a node on this machine, read from its session
+    directory. Symbolic links are neither listed nor followed."""
+
+    def __init__(self, session_dir):
+        self.session_dir = session_dir
+
+    def _path(self, name):
+        check_name(name)
+        if name in _DAEMON_FILES:
+            return os.path.join(self.session_dir, name)
+        return os.path.join(self.session_dir, "logs", name)
+
+    def list(self):
+        """[(name, size, modified time)] of every log file."""
+        logs = os.path.join(self.session_dir, "logs")
+        try:
+            names = [n for n in os.listdir(logs) if not n.startswith(".")]
+        except OSError:
+            names = []
+        out = []
+        for name in names + list(_DAEMON_FILES):
+            try:
+                st = os.lstat(self._path(name))
+            except (OSError, ValueError):
+                continue
+            if stat.S_ISREG(st.st_mode):
+                out.append((name, st.st_size, st.st_mtime))
+        return out
+
+    def read(self, name, offset, length):
+        """(bytes from `offset`, at most `length`; the file's size; its
+        inode). FileNotFoundError when there is no such file."""
+        path = self._path(name)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as e:
+            if not os.path.isdir(self.session_dir):
+                raise ConnectionError(f"the node's session ({self.session_dir}) has ended") from None
+            raise FileNotFoundError(f"no log file {name!r}") from e
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise FileNotFoundError(f"no log file {name!r}")
+            want = max(0, min(length, _READ_BYTES, st.st_size - offset))
+            return os.pread(fd, want, offset) if want else b"", st.st_size, st.st_ino
+        finally:
+            os.close(fd)
+
+    def __repr__(self):
+        return self.session_dir
+
+
+class DaemonFiles:
+    """The log files of any node of the cluster this process is connected
+    to, read through the node's daemon (`address`, as the node table has
+    it)."""
+
+    def __init__(self, address):
+        self.address = address
+
+    def list(self):
+        from oxray import _native
+
+        return _native.node_log_files(self.address)
+
+    def read(self, name, offset, length):
+        from oxray import _native
+
+        check_name(name)
+        try:
+            return _native.read_node_log(self.address, name, offset, min(length, _READ_BYTES))
+        except ValueError as e:  # the daemon has no such file (the name was checked above)
+            raise FileNotFoundError(str(e)) from None
+
+    def __repr__(self):
+        return f"through the daemon at {self.address}"
 
 
 class LogNode(dict):
-    """A node whose logs this process may read: `node_id`, `node_ip`,
-    `is_head`, `session_dir` (None for a node on another host, whose logs
-    are not fetched yet)."""
+    """A node whose logs to look at: `node_id`, `node_ip`, `is_head`,
+    `session_dir` (None for a node on another host) and `address` (its
+    daemon's, when this process is connected to its cluster)."""
+
+    @property
+    def files(self):
+        """How this process reads the node's logs (`LocalFiles` or
+        `DaemonFiles`); None when it cannot."""
+        if self.get("address") and self.get("alive", True):
+            return DaemonFiles(self["address"])
+        d = self.get("session_dir")
+        if d and os.path.isdir(d) and os.access(d, os.R_OK | os.X_OK):
+            return LocalFiles(d)
+        return None
 
     @property
     def readable(self):
         """Whether this process can read the node's logs."""
-        d = self.get("session_dir")
-        return bool(d) and os.path.isdir(d) and os.access(d, os.R_OK | os.X_OK)
+        return self.files is not None
 
     @property
-    def logs_dir(self):
-        """`<session_dir>/logs` (it exists once a worker printed)."""
-        return os.path.join(self["session_dir"], "logs")
+    def where(self):
+        """Where its logs are read from, in words."""
+        return repr(self.files) if self.files is not None else "unreadable from here"
 
 
 def _read_text(path):
@@ -111,26 +216,22 @@ def _standing_nodes(head_address=None):
 
 
 def _connected_nodes():
-    """The nodes of the cluster this process is connected to; a node's
-    session directory is known when its daemon has a Unix socket here."""
+    """The nodes of the cluster this process is connected to (this
+    process's node first, then the head), each read through its daemon."""
     from oxray import _native
     from oxray._private import worker as _worker
 
-    s = _worker.session()
-    mine = s.context.get("session_dir")
+    mine = _worker.session().context.get("node_id")
     out = []
     for info in _native.cluster_info():
         session_dir = None
         for part in str(info.get("address") or "").split("|"):
             if part.startswith("unix:"):
-                candidate = os.path.dirname(part[len("unix:"):])
-                if os.path.isdir(candidate):
-                    session_dir = candidate
+                session_dir = os.path.dirname(part[len("unix:"):])
         out.append(LogNode(node_id=info.get("node_id"), node_ip=info.get("ip") or "127.0.0.1",
-                           is_head=bool(info.get("is_head")), session_dir=session_dir))
-    if mine and not any(n["session_dir"] == mine for n in out):
-        out.insert(0, session_node(mine))
-    out.sort(key=lambda n: (n["session_dir"] != mine, not n["is_head"]))
+                           is_head=bool(info.get("is_head")), session_dir=session_dir,
+                           address=info.get("address"), alive=bool(info.get("alive", True))))
+    out.sort(key=lambda n: (n["node_id"] != mine, not n["is_head"], not n["alive"]))
     return out
 
 
@@ -208,14 +309,33 @@ def _file_order(name):
     return (1, 0, name, 0)
 
 
+def _category(name):
+    m = _WORKER_FILE.match(name)
+    if m:
+        return f"worker_{m.group(2)}"
+    if name in _DAEMON_FILES:
+        return "daemon"
+    if name.startswith("job-driver-"):
+        return "driver"  # a submitted job's driver output, as Ray names it
+    return "internal"
+
+
+def _file_order(name):
+    """Worker files by pid, then current file before its backups."""
+    m = _WORKER_FILE.match(name)
+    if m:
+        return (0, int(m.group(1)), m.group(2), int(m.group(3) or 0))
+    return (1, 0, name, 0)
+
+
 def node_log_files(node, glob_filter=None):
     """{category: [file name]} of one readable node."""
-    names = []
-    try:
-        names += [n for n in os.listdir(node.logs_dir) if os.path.isfile(os.path.join(node.logs_dir, n))]
-    except OSError:
-        pass
-    names += [n for n in _DAEMON_FILES if os.path.isfile(os.path.join(node["session_dir"], n))]
+    return categorize([name for name, _, _ in node.files.list()], glob_filter)
+
+
+def categorize(names, glob_filter=None):
+    """{category: [file name]} of the log file `names`, in `oxray logs`'
+    order, those matching `glob_filter` when given."""
     if glob_filter:
         names = [n for n in names if fnmatch.fnmatchcase(n, glob_filter)]
     out = {}
@@ -226,41 +346,43 @@ def node_log_files(node, glob_filter=None):
 
 def list_logs(address=None, node_id=None, node_ip=None, glob_filter=None, timeout=30):
     """The log files of one node, by category (`worker_out`, `worker_err`,
-    `daemon`, `driver` for submitted jobs), as Ray's `list_logs`. Without `node_id`/`node_ip`: the node
-    this process is connected to, else the head of the local cluster.
-    `glob_filter` keeps the names that match it (e.g. `"*worker*"`).
-    `timeout` is accepted for compatibility (nothing is fetched remotely)."""
+    `daemon`, `driver` for submitted jobs), as Ray's `list_logs`. Without
+    `node_id`/`node_ip`: the node this process is connected to, else the
+    head of the local cluster. `glob_filter` keeps the names that match it
+    (e.g. `"*worker*"`). `timeout` is accepted for compatibility."""
     nodes = _select_nodes(log_nodes(address), node_id, node_ip)
     if not nodes:
         return {}
     node = nodes[0]
     if not node.readable:
-        raise ValueError(f"the logs of node {node['node_id']} ({node['node_ip']}) are on another host: "
-                         "oxray does not fetch remote nodes' logs yet")
+        raise ValueError(f"the logs of node {node['node_id']} ({node['node_ip']}) are on another host: connect to "
+                         "its cluster (oxray.init(address=...)) to read them")
     return node_log_files(node, glob_filter)
 
 
 # --- reading ---------------------------------------------------------------
 
-def path_of(node, filename):
-    """Where the log file `filename` (a name as `node_log_files` lists it)
-    of `node` is; ValueError for what is not a plain file name."""
-    if not isinstance(filename, str) or os.path.basename(filename) != filename or filename in ("", ".", "..") \
-            or "\0" in filename:
-        raise ValueError(f"{filename!r} is not a log file name (names only, as `oxray logs` lists them)")
-    if filename in _DAEMON_FILES:
-        return os.path.join(node["session_dir"], filename)
-    return os.path.join(node.logs_dir, filename)
+def read_whole(files, name):
+    """Every byte of the log file `name`, read in bounded pieces."""
+    data, size, _ = files.read(name, 0, _READ_BYTES)
+    parts = [data]
+    offset = len(data)
+    while data and offset < size:
+        data, size, _ = files.read(name, offset, _READ_BYTES)
+        parts.append(data)
+        offset += len(data)
+    return b"".join(parts)
 
 
-def _backups(path):
-    """`path`'s rotated backups, oldest first, then `path` itself."""
+def _backups(listed, name):
+    """`name`'s rotated backups among the `listed` names, oldest first,
+    then `name` itself."""
     found = []
     i = 1
-    while os.path.exists(f"{path}.{i}"):
-        found.append(f"{path}.{i}")
+    while f"{name}.{i}" in listed:
+        found.append(f"{name}.{i}")
         i += 1
-    return list(reversed(found)) + [path]
+    return list(reversed(found)) + [name]
 
 
 def _marker_id(line):
@@ -294,85 +416,83 @@ class _Selector:
         return self.active
 
 
-def _file_contains(path, needle):
-    """Whether `needle` (bytes) occurs in the file, read in blocks."""
-    try:
-        with open(path, "rb") as f:
-            tail = b""
-            while True:
-                block = f.read(1 << 20)
-                if not block:
-                    return False
-                if needle in tail + block:
-                    return True
-                tail = block[-len(needle):]
-    except OSError:
-        return False
+def _file_contains(files, name, needle):
+    """Whether `needle` (bytes) occurs in the log file, read in blocks."""
+    offset, tail = 0, b""
+    while True:
+        try:
+            block, size, _ = files.read(name, offset, _READ_BYTES)
+        except FileNotFoundError:
+            return False
+        if not block:
+            return False
+        if needle in tail + block:
+            return True
+        tail = block[-len(needle):]
+        offset += len(block)
+        if offset >= size:
+            return False
 
 
 def _find_worker_file(nodes, suffix, marker):
-    """(node, path) of the worker log (current file) whose markers name the
+    """(node, name) of the worker log (current file) whose markers name the
     id `marker` (bytes: ":actor_name:... <id>" or ":task_name:... <id>")."""
     for node in nodes:
-        if not node.readable:
-            continue
+        files = node.files
         try:
-            names = os.listdir(node.logs_dir)
-        except OSError:
+            listed = files.list()
+        except (OSError, RayError):  # a node that went away meanwhile has nothing to show
             continue
         # The newest files first: a task or actor seen lately.
-        names.sort(key=lambda n: -_mtime(os.path.join(node.logs_dir, n)))
-        for name in names:
+        listed.sort(key=lambda f: -f[2])
+        for name, _, _ in listed:
             m = _WORKER_FILE.match(name)
-            if not m or m.group(2) != suffix:
-                continue
-            path = os.path.join(node.logs_dir, name)
-            if _file_contains(path, marker):
-                current = os.path.join(node.logs_dir, f"worker-{m.group(1)}.{suffix}")
-                return node, current
+            if m and m.group(2) == suffix and _file_contains(files, name, marker):
+                return node, f"worker-{m.group(1)}.{suffix}"
     return None, None
 
 
-def _mtime(path):
+def _has_file(node, name):
     try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return 0.0
+        node.files.read(name, 0, 0)
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def _resolve(nodes, filename, pid, actor_id, task_id, suffix):
-    """(path, selector, whether to read the backups too) of what to show."""
+    """(node, file name, selector, whether to read the backups too) of
+    what to show."""
     readable = [n for n in nodes if n.readable]
     if not readable:
         where = ", ".join(f"{n['node_id']} ({n['node_ip']})" for n in nodes) or "none found"
-        raise ValueError(f"no readable oxray node logs here (nodes: {where}); logs of nodes on other hosts "
-                         "are not fetched yet")
+        raise ValueError(f"no readable oxray node logs here (nodes: {where}); to read the logs of nodes on other "
+                         "hosts, connect to their cluster (oxray.init(address=...))")
     if filename is not None:
+        check_name(filename)
         for node in readable:
-            path = path_of(node, filename)
-            if os.path.isfile(path):
-                return path, _Selector(), False
+            if _has_file(node, filename):
+                return node, filename, _Selector(), False
         raise ValueError(f"no log file {filename!r} on {_nodes_text(readable)}")
     if pid is not None:
         name = f"worker-{int(pid)}.{suffix}"
         for node in readable:
-            path = os.path.join(node.logs_dir, name)
-            if os.path.isfile(path):
-                return path, _Selector(), False
+            if _has_file(node, name):
+                return node, name, _Selector(), False
         raise ValueError(f"no log file {name} on {_nodes_text(readable)} (a worker's files appear with the "
                          "first line it prints)")
     if actor_id is not None:
-        _, path = _find_worker_file(readable, suffix, f" {actor_id}\n".encode())
-        if path is None:
+        node, name = _find_worker_file(readable, suffix, f" {actor_id}\n".encode())
+        if name is None:
             raise ValueError(f"no {suffix} output of actor {actor_id} on {_nodes_text(readable)} (its worker's "
                              "file appears with the first line it prints)")
-        return path, _Selector(actor_id=actor_id), True
+        return node, name, _Selector(actor_id=actor_id), True
     if task_id is not None:
-        _, path = _find_worker_file(readable, suffix, f" {task_id}\n".encode())
-        if path is None:
+        node, name = _find_worker_file(readable, suffix, f" {task_id}\n".encode())
+        if name is None:
             raise ValueError(f"no {suffix} output of task {task_id} on {_nodes_text(readable)} (a task's lines "
                              "are logged only when it prints)")
-        return path, _Selector(task_id=task_id), True
+        return node, name, _Selector(task_id=task_id), True
     raise ValueError("give a filename, pid, actor_id or task_id")
 
 
@@ -384,24 +504,21 @@ def _nodes_text(nodes):
     return f"nodes {', '.join(str(n['node_id']) for n in nodes)}"
 
 
-def tail_lines(path, tail, encoding="utf-8", errors="replace", max_bytes=None):
-    """The last `tail` lines of a file (every line with `tail` < 0), read
+def tail_lines(files, name, tail, encoding="utf-8", errors="replace", max_bytes=None):
+    """The last `tail` lines of a log file (every line with `tail` < 0), read
     from its end, and the file's size. With `max_bytes`, at most that many
     bytes from the end are read (a line cut there is dropped)."""
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        end = f.tell()
-        if tail == 0:
-            return [], end
-        floor = 0 if max_bytes is None else max(0, end - max_bytes)
-        pos, blocks, newlines = end, [], 0
-        while pos > floor and (tail < 0 or newlines <= tail):
-            step = min(1 << 16, pos - floor)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            blocks.append(block)
-            newlines += block.count(b"\n")
+    _, end, _ = files.read(name, 0, 0)
+    if tail == 0:
+        return [], end
+    floor = 0 if max_bytes is None else max(0, end - max_bytes)
+    pos, blocks, newlines = end, [], 0
+    while pos > floor and (tail < 0 or newlines <= tail):
+        step = min(1 << 16, pos - floor)
+        pos -= step
+        block, _, _ = files.read(name, pos, step)
+        blocks.append(block)
+        newlines += block.count(b"\n")
     data = b"".join(reversed(blocks))
     if pos > 0 and (tail < 0 or newlines <= tail):
         data = data[data.find(b"\n") + 1:]  # the first line, cut by max_bytes
@@ -411,14 +528,14 @@ def tail_lines(path, tail, encoding="utf-8", errors="replace", max_bytes=None):
     return [line.decode(encoding, errors) for line in lines], end
 
 
-def _read_lines(paths, select, encoding, errors):
-    """The selected lines of `paths` in order, and the size of the last."""
+def _read_lines(files, names, select, encoding, errors):
+    """The selected lines of the log files `names` in order, and the size of
+    the last."""
     out, size = [], 0
-    for path in paths:
+    for name in names:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
+            data = read_whole(files, name)
+        except FileNotFoundError:
             continue
         size = len(data)
         for raw in data.splitlines(keepends=True):
@@ -449,20 +566,21 @@ def get_log(address=None, node_id=None, node_ip=None, filename=None, actor_id=No
     if task_id is not None and not isinstance(task_id, str):
         task_id = task_id.hex()
     nodes = _select_nodes(log_nodes(address), node_id, node_ip)
-    path, select, with_backups = _resolve(nodes, filename, pid, actor_id, task_id, suffix)
-    return _generate(path, select, with_backups, follow, tail, encoding, errors, filter_ansi_code,
+    node, name, select, with_backups = _resolve(nodes, filename, pid, actor_id, task_id, suffix)
+    return _generate(node.files, name, select, with_backups, follow, tail, encoding, errors, filter_ansi_code,
                      DEFAULT_FOLLOW_INTERVAL_S if _interval is None else _interval)
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _generate(path, select, with_backups, follow, tail, encoding, errors, filter_ansi, interval):
+def _generate(files, name, select, with_backups, follow, tail, encoding, errors, filter_ansi, interval):
     plain = select.active and select.actor_id is None and select.task_id is None
     if plain and tail is not None and tail >= 0:
-        lines, offset = tail_lines(path, tail, encoding, errors)
+        lines, offset = tail_lines(files, name, tail, encoding, errors)
     else:
-        lines, offset = _read_lines(_backups(path) if with_backups else [path], select, encoding, errors)
+        names = _backups({n for n, _, _ in files.list()}, name) if with_backups else [name]
+        lines, offset = _read_lines(files, names, select, encoding, errors)
         if tail is not None and tail >= 0:
             lines = lines[-tail:] if tail else []
     if lines:
@@ -470,21 +588,21 @@ def _generate(path, select, with_backups, follow, tail, encoding, errors, filter
         yield _ANSI.sub("", text) if filter_ansi else text
     if not follow:
         return
-    inode = _inode(path)
+    inode = None
     partial = b""
-    while os.path.isdir(os.path.dirname(path)):
+    while True:
         time.sleep(interval)
-        current = _inode(path)
-        if current is None:
-            continue
-        if current != inode or os.path.getsize(path) < offset:
-            inode, offset = current, 0  # rotated: the new file from its start
         try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                data = f.read()
-        except OSError:
-            continue
+            data, size, current = files.read(name, offset, _READ_BYTES)
+        except FileNotFoundError:
+            continue  # being rotated
+        except (OSError, RayError):
+            return  # the node's session ended (its daemon is gone)
+        if inode is None:
+            inode = current
+        if current != inode or size < offset:
+            inode, offset = current, 0  # rotated: the new file from its start
+            data, size, _ = files.read(name, 0, _READ_BYTES)
         if not data:
             continue
         offset += len(data)
@@ -496,10 +614,3 @@ def _generate(path, select, with_backups, follow, tail, encoding, errors, filter
         if picked:
             text = "".join(picked)
             yield _ANSI.sub("", text) if filter_ansi else text
-
-
-def _inode(path):
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
