@@ -263,6 +263,29 @@ def test_logs_routes_list_every_log_of_the_node(dash, tmp_path):
         assert http(base + f"/api/v0/logs/file?filename={name}&format=text")[0] == 400, name
 
 
+def head_node_id(base):
+    nodes = api(base, "/api/v0/nodes")["data"]["result"]["result"]
+    return [n["node_id"] for n in nodes if n["is_head_node"]][0]
+
+
+def test_logs_routes_take_a_node_id(dash):
+    """The log routes read any node's logs (`node_id`, a prefix will do);
+    a node the cluster does not have is a bad request."""
+    base, pid = dash["base"], dash["hello_pid"]
+    head = head_node_id(base)
+    for node in (head, head[:8]):
+        files = {f["filename"] for f in api(base, f"/api/logs?node_id={node}")["data"]["result"]}
+        assert "daemon.err" in files and f"worker-{pid}.out" in files, node
+        assert "daemon.err" in api(base, f"/api/v0/logs?node_id={node}")["data"]["result"]["daemon"], node
+        assert http(base + f"/api/v0/logs/file?node_id={node}&filename=daemon.err&format=text")[0] == 200, node
+        status, _, tail = http(base + f"/api/v0/logs/file?node_id={node}&filename=worker-{pid}.out&format=text")
+        assert status == 200 and HELLO in tail, node
+    for path in ("/api/logs?node_id=ffffffffffff", "/api/v0/logs?node_id=ffffffffffff",
+                 "/api/v0/logs/file?node_id=ffffffffffff&filename=daemon.err&format=text"):
+        status, _, body = http(base + path)
+        assert status == 400 and json.loads(body)["result"] is False and "ffffffffffff" in json.loads(body)["msg"], path
+
+
 def test_log_tail_reads_a_bounded_end(tmp_path):
     from oxray.dashboard import logs as dash_logs
     from oxray.util.state import logs as state_logs
@@ -313,6 +336,29 @@ def test_every_page_shows_the_cluster(dash, page):
     assert page.errors == []
 
 
+def test_logs_page_picks_a_node(dash, page):
+    """The Logs page lists the cluster's alive nodes, the dashboard's own
+    first chosen; `#<node_id>/<file>` opens a file of that node."""
+    base, pid = dash["base"], dash["hello_pid"]
+    head = head_node_id(base)
+    open_page(page, base, "/logs")
+    page.wait_for_selector(f"#log-node option[value='{head}']", state="attached")
+    options = page.eval_on_selector_all("#log-node option", "os => os.map(o => [o.value, o.textContent])")
+    label = dict(options)[head]
+    assert "(head)" in label and head[:8] in label, options
+    assert page.input_value("#log-node") == head
+    page.wait_for_selector(f"#content .files a[data-file='worker-{pid}.out']")
+    page.select_option("#log-node", head)  # choosing the node again changes nothing
+    page.goto(base + f"/logs#{head[:8]}/worker-{pid}.out")  # the #<node_id>/<file> form, an id prefix
+    page.wait_for_selector("#live.ok")
+    assert wait_for(lambda: HELLO in page.inner_text("#logview"), timeout=15), page.inner_text("main")
+    assert page.input_value("#log-node") == head
+    page.goto(base + f"/logs#worker-{pid}.out")
+    page.wait_for_selector("#live.ok")
+    assert wait_for(lambda: HELLO in page.inner_text("#logview"), timeout=15), page.inner_text("main")
+    assert page.errors == []
+
+
 def test_pages_update_without_reload(dash, page):
     open_page(page, dash["base"], "/actors")
     page.evaluate("window.__notReloaded = true")
@@ -334,7 +380,8 @@ def test_pages_update_without_reload(dash, page):
 @pytest.fixture
 def token_head(tmp_path):
     """A head started with `oxray start --head` (own node index, own
-    dashboard port); yields (dashboard base URL, token, dashboard pid)."""
+    dashboard port); yields (dashboard base URL, token, dashboard pid, the
+    head's address, and `cli(*args)`, which runs `oxray` beside it)."""
     oxray.shutdown()
     env = dict(os.environ, RAY_TMPDIR=str(tmp_path))
     env.pop("OXRAY_AUTH_TOKEN", None)
@@ -347,12 +394,13 @@ def token_head(tmp_path):
     try:
         assert out.returncode == 0, out.stderr
         url = re.search(r"View the dashboard at (http://\S+)", out.stdout).group(1)
+        head_address = re.search(r"Started an oxray head at (\S+?)\.?$", out.stdout, re.M).group(1)
         token_file = re.search(r"The cluster token is in (\S+) ", out.stdout).group(1)
         with open(token_file) as f:
             token = f.read().strip()
         with open(os.path.join(os.path.dirname(token_file), "dashboard.json")) as f:
             pid = json.load(f)["pid"]
-        yield url, token, pid
+        yield url, token, pid, head_address, cli
     finally:
         stopped = cli("stop")
         assert stopped.returncode == 0, stopped.stderr
@@ -360,7 +408,7 @@ def token_head(tmp_path):
 
 
 def test_head_dashboard_needs_the_cluster_token(token_head, browser):
-    base, token, _ = token_head
+    base, token, *_ = token_head
     status, headers, body = http(base + "/api/v0/nodes")
     assert status == 401 and json.loads(body)["result"] is False and headers["WWW-Authenticate"].startswith("Bearer")
     assert http(base + "/api/v0/nodes", token="wrong-" + token)[0] == 401
@@ -388,6 +436,59 @@ def test_head_dashboard_needs_the_cluster_token(token_head, browser):
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and token not in cookie["value"]
         pg.goto(base + "/")  # the cookie carries on
         pg.wait_for_selector("[data-node-id]", timeout=15_000)
+    finally:
+        context.close()
+
+
+def test_logs_page_reads_another_nodes_logs(token_head, browser):
+    """With a second node joined, the Logs page's node selector lists both,
+    and choosing one lists and reads that node's files (through its daemon)."""
+    base, token, _, head_address, cli = token_head
+    out = cli("start", "--address", head_address, "--token", token, "--num-cpus", "1")
+    assert out.returncode == 0, out.stderr
+    assert wait_for(lambda: len(api(base, "/api/v0/nodes", token=token)["data"]["result"]["result"]) == 2, timeout=20)
+    nodes = api(base, "/api/v0/nodes", token=token)["data"]["result"]["result"]
+    head = [n["node_id"] for n in nodes if n["is_head_node"]][0]
+    other = [n["node_id"] for n in nodes if not n["is_head_node"]][0]
+    # The head's dashboard writes dashboard.log beside the head's other logs; the joined node has none.
+    assert "dashboard.log" in {f["filename"] for f in api(base, f"/api/logs?node_id={head}", token=token)["data"]["result"]}
+    theirs = {f["filename"] for f in api(base, f"/api/logs?node_id={other}", token=token)["data"]["result"]}
+    assert "daemon.err" in theirs and "dashboard.log" not in theirs
+
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        errors = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.set_default_timeout(15_000)
+        pg.goto(base + f"/logs?token={token}")
+        pg.wait_for_selector(f"#log-node option[value='{other}']", state="attached")
+        labels = dict(pg.eval_on_selector_all("#log-node option", "os => os.map(o => [o.value, o.textContent])"))
+        assert set(labels) == {head, other} and "(head)" in labels[head] and "(head)" not in labels[other]
+        assert pg.input_value("#log-node") == head
+        pg.wait_for_selector("#content .files a[data-file='dashboard.log']")
+        pg.select_option("#log-node", other)
+        pg.wait_for_selector("#content .files a[data-file='daemon.err']")
+        assert pg.locator("#content .files a[data-file='dashboard.log']").count() == 0
+        assert wait_for(lambda: pg.evaluate("location.hash").startswith(f"#{other}/"), timeout=10)
+        pg.click("#content .files a[data-file='daemon.out']")
+        assert wait_for(lambda: pg.evaluate("location.hash") == f"#{other}/daemon.out", timeout=10)
+        assert wait_for(lambda: pg.inner_text("main h2") == "daemon.out", timeout=10)
+        pg.wait_for_timeout(2000)  # live updates keep to the chosen node
+        assert pg.locator("#content .files a[data-file='dashboard.log']").count() == 0
+        assert pg.input_value("#log-node") == other
+        pg.select_option("#log-node", head)
+        pg.wait_for_selector("#content .files a[data-file='dashboard.log']")
+        pg.click("#content .files a[data-file='dashboard.log']")
+        assert wait_for(lambda: pg.evaluate("location.hash") == "#dashboard.log", timeout=10)
+        assert wait_for(lambda: pg.inner_text("#logview").strip() not in ("", "(empty)"), timeout=10)
+        assert "cannot read" not in pg.inner_text("#logview")
+        pg.goto(base + f"/logs#{other[:8]}/daemon.err")  # another node's file by address, an id prefix
+        assert wait_for(lambda: pg.input_value("#log-node") == other, timeout=10)
+        pg.wait_for_selector("#content .files a.sel[data-file='daemon.err']")
+        assert pg.locator("#content .files a[data-file='dashboard.log']").count() == 0
+        assert errors == []
     finally:
         context.close()
 
