@@ -21,6 +21,9 @@ mkdir -p python/oxray/_bin
 # Copy then rename: a daemon still running the old binary keeps it.
 cp target/release/oxray python/oxray/_bin/oxray.new
 mv -f python/oxray/_bin/oxray.new python/oxray/_bin/oxray
+# The extension is one abi3 module (_native.abi3.so); a per-version one left
+# by an older checkout would shadow it.
+rm -f python/oxray/_native.cpython-*.so
 VIRTUAL_ENV="$PWD/.venv" .venv/bin/maturin develop --release --locked --quiet 2>&1 | grep -v "^📦\|^🔗\|^🐍\|^✏️" || true
 .venv/bin/python -c "import oxray, oxray._native" \
   || { echo "setup: the oxray package did not install" >&2; exit 1; }

@@ -2,6 +2,7 @@
 //! converts between Python and Rust types and maps errors; the runtime is in
 //! `oxray-core`.
 
+mod buffer;
 mod command;
 mod error;
 mod generators;
@@ -17,7 +18,7 @@ use pyo3::prelude::*;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<object_ref::ObjectRef>()?;
     m.add_class::<runtime::Task>()?;
-    m.add_class::<shared::SharedBuffer>()?;
+    shared::register(m)?;
     object_ref::register(m)?;
     runtime::register(m)?;
     placement::register(m)?;

@@ -131,12 +131,8 @@ fn object_parts(
             .ok_or_else(|| PyCoreError(Error::InvalidArgument("bad shared-object marker".into())))
             .and_then(|(id, location)| map_shared(py, core, id, location, via));
         return match mapped {
-            Ok(buffer) => Ok(match Py::new(py, buffer) {
-                Ok(b) => (
-                    b.into_any(),
-                    PyBytes::new(py, &o.metadata[1..]).unbind(),
-                    nested,
-                ),
+            Ok(object) => Ok(match object.into_python(py) {
+                Ok(b) => (b, PyBytes::new(py, &o.metadata[1..]).unbind(), nested),
                 Err(e) => (
                     PyBytes::new(py, e.to_string().as_bytes())
                         .into_any()

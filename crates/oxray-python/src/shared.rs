@@ -1,18 +1,14 @@
 //! Values in the node's shared-memory store, as Python sees them: written
-//! once on `put` (with the GIL released), read through [`SharedBuffer`], a
-//! read-only buffer over the store's memory that keeps the object pinned
-//! while any view of it (a numpy array, a memoryview) lives.
-
-use std::ffi::c_int;
+//! once on `put` (with the GIL released), read through `SharedBuffer`s,
+//! read-only buffers over the store's memory that keep the object pinned
+//! while any view of them (a numpy array, a memoryview) lives.
 
 use bytes::Bytes;
 use oxray_common::ObjectId;
 use oxray_core::{layout, shared_marker, CoreWorker, Mapped, Object, ObjectRefMsg};
-use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyBufferError;
-use pyo3::ffi;
 use pyo3::prelude::*;
 
+use crate::buffer::{BytesOwner, BytesView, ExportedBytes};
 use crate::error::PyCoreError;
 use crate::runtime::{core, current_generation};
 
@@ -20,13 +16,12 @@ use crate::runtime::{core, current_generation};
 /// shared store.
 pub(crate) const INLINE_LIMIT: usize = 100 * 1024;
 
-/// A read-only view of one object in the shared store.
-#[pyclass(module = "oxray._native", frozen)]
-pub struct SharedBuffer {
+/// One object of the shared store, pinned while Python sees it (the
+/// bytes of a `SharedBuffer`).
+pub(crate) struct SharedObject {
     id: ObjectId,
     ptr: usize,
-    len: isize,
-    itemsize: isize,
+    len: usize,
     generation: u64,
     /// The mapping `ptr` points into: kept alive by every view of it, so an
     /// array read before `shutdown()` (or before a new `init()`) stays valid
@@ -34,57 +29,17 @@ pub struct SharedBuffer {
     _mapping: std::sync::Arc<oxray_core::Region>,
 }
 
-#[pymethods]
-impl SharedBuffer {
-    /// Number of bytes.
-    fn __len__(&self) -> usize {
-        self.len as usize
+impl BytesOwner for SharedObject {
+    fn as_ptr(&self) -> *const u8 {
+        self.ptr as *const u8
     }
 
-    unsafe fn __getbuffer__(
-        slf: Bound<'_, Self>,
-        view: *mut ffi::Py_buffer,
-        flags: c_int,
-    ) -> PyResult<()> {
-        if view.is_null() {
-            return Err(PyBufferError::new_err("View is null"));
-        }
-        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
-            return Err(PyBufferError::new_err(
-                "objects in the oxray object store are read-only",
-            ));
-        }
-        let me = slf.get();
-        (*view).obj = slf.clone().into_any().into_ptr();
-        (*view).buf = me.ptr as *mut std::ffi::c_void;
-        (*view).len = me.len;
-        (*view).readonly = 1;
-        (*view).itemsize = 1;
-        (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
-            c"B".as_ptr() as *mut _
-        } else {
-            std::ptr::null_mut()
-        };
-        (*view).ndim = 1;
-        (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
-            &me.len as *const isize as *mut isize
-        } else {
-            std::ptr::null_mut()
-        };
-        (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
-            &me.itemsize as *const isize as *mut isize
-        } else {
-            std::ptr::null_mut()
-        };
-        (*view).suboffsets = std::ptr::null_mut();
-        (*view).internal = std::ptr::null_mut();
-        Ok(())
+    fn len(&self) -> usize {
+        self.len
     }
-
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {}
 }
 
-impl Drop for SharedBuffer {
+impl Drop for SharedObject {
     fn drop(&mut self) {
         if self.generation == current_generation() {
             if let Some(c) = core() {
@@ -94,7 +49,19 @@ impl Drop for SharedBuffer {
     }
 }
 
-/// Maps the shared object `id` (pinned) as a [`SharedBuffer`].
+impl SharedObject {
+    /// The object as a Python `SharedBuffer`.
+    pub(crate) fn into_python(self, py: Python<'_>) -> PyResult<PyObject> {
+        ExportedBytes::wrap(py, Box::new(self))
+    }
+}
+
+/// Makes the `oxray._native.SharedBuffer` type.
+pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    ExportedBytes::register(m, c"oxray._native.SharedBuffer")
+}
+
+/// Maps the shared object `id` (pinned) as a `SharedBuffer`.
 /// The object may live on another node (`location`, from its marker): the
 /// node's daemon then pulls a copy first.
 pub(crate) fn map_shared(
@@ -103,7 +70,7 @@ pub(crate) fn map_shared(
     id: ObjectId,
     location: &str,
     via: &str,
-) -> Result<SharedBuffer, PyCoreError> {
+) -> Result<SharedObject, PyCoreError> {
     let Mapped {
         region,
         offset,
@@ -111,11 +78,10 @@ pub(crate) fn map_shared(
     } = py.allow_threads(|| core.store_get(id, location, via))?;
     // SAFETY: the object is sealed and now pinned by this process.
     let bytes = unsafe { region.slice(offset, size) };
-    Ok(SharedBuffer {
+    Ok(SharedObject {
         id,
         ptr: bytes.as_ptr() as usize,
-        len: size as isize,
-        itemsize: 1,
+        len: size as usize,
         generation: current_generation(),
         _mapping: region.clone(),
     })
@@ -140,12 +106,15 @@ pub(crate) fn encode_value(
             nested,
         });
     }
-    let views: Vec<PyBuffer<u8>> = buffers.iter().map(PyBuffer::get).collect::<PyResult<_>>()?;
-    let lens: Vec<usize> = views.iter().map(|b| b.len_bytes()).collect();
+    let views: Vec<BytesView> = buffers
+        .iter()
+        .map(BytesView::get)
+        .collect::<PyResult<_>>()?;
+    let lens: Vec<usize> = views.iter().map(BytesView::len).collect();
     let plan = layout::plan(main.len(), &lens);
     let sources: Vec<(usize, usize)> = views
         .iter()
-        .map(|b| (b.buf_ptr() as usize, b.len_bytes()))
+        .map(|b| (b.as_ptr() as usize, b.len()))
         .collect();
     let copy_into = |out: &mut [u8]| {
         layout::write_head(&plan, main, &lens, out);

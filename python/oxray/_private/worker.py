@@ -19,6 +19,12 @@ from oxray._private import runtime_env_packages
 from oxray._private import serialization
 from oxray._native import ObjectRef
 
+# Bound once: `get` reads them on every call.
+_PICKLED = serialization.PICKLED
+_ErrorValue = serialization.ErrorValue
+_deserialize = serialization.deserialize
+_loads = serialization.pickle.loads
+
 
 class _Session:
     """What `init` set up in this process."""
@@ -356,41 +362,51 @@ def _raise_if_error(value):
     return value
 
 
+def _check_timeout(timeout):
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
+        raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
+
+
 def get(object_refs, *, timeout=None):
     """The value of one ref, or a list of values for a list of refs. Raises
     the task's exception (as a RayTaskError that is also an instance of the
     original class), or GetTimeoutError after `timeout` seconds."""
-    auto_init()
-    single = isinstance(object_refs, ObjectRef)
-    if single:
-        refs = [object_refs]
-    elif isinstance(object_refs, (list, tuple)):
-        refs = list(object_refs)
-        for r in refs:
-            if not isinstance(r, ObjectRef):
-                raise ValueError(
-                    f"'object_refs' must either be an ObjectRef or a list of ObjectRefs; the list contains "
-                    f"an object of type {type(r).__name__}."
-                )
-    else:
+    if _session is None:
+        auto_init()
+    if timeout is not None:
+        _check_timeout(timeout)
+    if isinstance(object_refs, ObjectRef):
+        # One ref: the common case, kept to a single native call and no
+        # intermediate lists.
+        ((data, metadata, nested),) = _native.get([object_refs], timeout)
+        value = _loads(data) if metadata == _PICKLED else _deserialize(data, metadata, nested)
+        if isinstance(value, _ErrorValue):
+            raise value.error
+        return value
+    if not isinstance(object_refs, (list, tuple)):
         raise ValueError(
             f"Invalid type of object refs, {type(object_refs)}, is given. 'object_refs' must either be an "
             "ObjectRef or a list of ObjectRefs."
         )
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
-        raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
-    parts = _native.get(refs, timeout)
-    values = [serialization.deserialize(*p) for p in parts]
+    refs = list(object_refs)
+    for r in refs:
+        if not isinstance(r, ObjectRef):
+            raise ValueError(
+                f"'object_refs' must either be an ObjectRef or a list of ObjectRefs; the list contains "
+                f"an object of type {type(r).__name__}."
+            )
+    values = [_deserialize(*p) for p in _native.get(refs, timeout)]
     for v in values:
         _raise_if_error(v)
-    return values[0] if single else values
+    return values
 
 
 def put(value, *, _owner=None):
     """Stores `value` in the object store and returns its ref. With
     `_owner=actor`, the actor owns the object: it outlives this process
     while referenced, and is lost with the actor."""
-    auto_init()
+    if _session is None:
+        auto_init()
     if isinstance(value, ObjectRef):
         raise TypeError(
             "Calling 'put' on an ObjectRef is not allowed. If you really want to do this, you can wrap the "
@@ -431,8 +447,8 @@ def wait(object_refs, *, num_returns=1, timeout=None, fetch_local=True):
         raise ValueError(f"Invalid number of objects to return {num_returns}.")
     if num_returns > len(refs):
         raise ValueError("num_returns cannot be greater than the number of objects provided to wait.")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0):
-        raise ValueError(f"'timeout' must be None or a non-negative number, got {timeout!r}")
+    if timeout is not None:
+        _check_timeout(timeout)
     if not isinstance(fetch_local, bool):
         raise TypeError("fetch_local must be a bool")
     # Element types and uniqueness are checked natively, in one pass.
