@@ -199,6 +199,8 @@ def test_state_routes_answer_with_rays_envelope(dash):
                        "&filter_keys=type&filter_predicates=%3D&filter_values=NORMAL_TASK")
     rows = failed["data"]["result"]["result"]
     assert [t["name"] for t in rows] == ["fails_on_purpose"] and rows[0]["error_type"] == "TASK_EXECUTION_EXCEPTION"
+    assert rows[0]["error_message"].splitlines()[-1] == "ValueError: this task fails on purpose"
+    assert 'raise ValueError("this task fails on purpose")' in rows[0]["error_message"]
     assert rows[0]["end_time_ms"] >= rows[0]["start_time_ms"] >= rows[0]["creation_time_ms"]
     limited = api(base, "/api/v0/tasks?limit=1")["data"]["result"]
     assert len(limited["result"]) == 1 and limited["num_filtered"] >= 3

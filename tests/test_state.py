@@ -41,6 +41,33 @@ def test_finished_and_failed_tasks(cluster):
     assert ok["state"] == "FINISHED" and ok["error_type"] is None and ok["type"] == "NORMAL_TASK"
     assert bad["state"] == "FAILED" and bad["error_type"] == "TASK_EXECUTION_EXCEPTION"
     assert ok["job_id"] == oxray.get_runtime_context().get_job_id()
+    # The error message (a detail column, as in Ray) is what the task
+    # raised, with the traceback of the user's code.
+    assert bad["error_message"] is None
+    [bad] = [t for t in list_tasks(limit=None, detail=True) if t["name"].endswith("broken")]
+    [ok] = [t for t in list_tasks(limit=None, detail=True) if t["name"].endswith("fine")]
+    assert ok["error_message"] is None
+    lines = bad["error_message"].splitlines()
+    assert "broken()" in lines[0] and '    raise ValueError("no")' in lines and lines[-1] == "ValueError: no"
+
+
+def test_each_failed_attempt_keeps_its_error_message(cluster, tmp_path):
+    marker = tmp_path / "attempts"
+
+    @oxray.remote(max_retries=1, retry_exceptions=True)
+    def flaky(path):
+        with open(path, "a") as f:
+            f.write("x")
+        with open(path) as f:
+            raise RuntimeError(f"attempt {len(f.read())}")
+
+    with pytest.raises(RuntimeError, match="attempt 2"):
+        oxray.get(flaky.remote(str(marker)))
+    rows = sorted((t for t in list_tasks(limit=None, detail=True) if t["name"].endswith("flaky")),
+                  key=lambda t: t["attempt_number"])
+    assert [t["attempt_number"] for t in rows] == [0, 1]
+    assert [t["error_message"].splitlines()[-1] for t in rows] == ["RuntimeError: attempt 1",
+                                                                    "RuntimeError: attempt 2"]
 
 
 def test_running_and_pending_tasks(cluster):

@@ -487,6 +487,9 @@ impl Inner {
                 if call.retries_left > 0 {
                     call.retries_left -= 1;
                 }
+                // The interrupted attempt stays listed (Ray lists each attempt).
+                let died = error_object(ObjectKind::ActorDied, String::new());
+                self.finished.record(&call.spec, Some(&died));
                 call.spec.attempt += 1;
             } else {
                 failed.push(*task_id);

@@ -933,11 +933,17 @@ impl CoreWorker {
     }
 
     /// Sends a task's outcome back to its caller.
-    pub fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
+    pub fn complete_task(
+        &self,
+        task: &IncomingTask,
+        returns: Vec<Object>,
+        retryable: bool,
+        error: Option<&str>,
+    ) {
         // The returns go to the caller: lend it the refs inside them.
         let owner = &task.spec.owner;
         let returns = returns.iter().map(|o| self.inner.lend(o, owner)).collect();
-        self.inner.complete_task(task, returns, retryable);
+        self.inner.complete_task(task, returns, retryable, error);
     }
 
     /// Sends the `index`-th value (from 0) a streaming generator task

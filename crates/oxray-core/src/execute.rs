@@ -268,7 +268,7 @@ impl Inner {
                     let returns = (0..task.spec.num_returns)
                         .map(|_| error_object(ObjectKind::Cancelled, message.clone()))
                         .collect();
-                    self.complete_task(&task, returns, false);
+                    self.complete_task(&task, returns, false, None);
                 } else if self.exec.mark_cancelled(task_id) {
                     let hook = self.exec.hook.lock().clone();
                     if let Some(hook) = hook {
@@ -384,8 +384,15 @@ impl Inner {
         );
     }
 
-    /// Replies to the task's caller and clears the running task.
-    pub(crate) fn complete_task(&self, task: &IncomingTask, returns: Vec<Object>, retryable: bool) {
+    /// Replies to the task's caller and clears the running task; `error`
+    /// is what a failed task raised, kept for `list_tasks`.
+    pub(crate) fn complete_task(
+        &self,
+        task: &IncomingTask,
+        returns: Vec<Object>,
+        retryable: bool,
+        error: Option<&str>,
+    ) {
         self.release_held(task);
         {
             let mut cur = self.exec.current.lock();
@@ -394,7 +401,7 @@ impl Inner {
             }
         }
         if task.started_us > 0 {
-            self.exec.ran.record(&task.spec, task.started_us);
+            self.exec.ran.record(&task.spec, task.started_us, error);
         }
         task.writer.reply(
             task.request,

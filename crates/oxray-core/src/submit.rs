@@ -519,6 +519,14 @@ impl Inner {
                 if task.retries_left > 0 {
                     task.retries_left -= 1;
                 }
+                // The failed attempt stays listed (Ray lists each attempt).
+                match &outcome {
+                    Ok(r) => self.finished.record(&task.spec, r.returns.first()),
+                    Err(()) => {
+                        let crashed = error_object(ObjectKind::WorkerCrashed, String::new());
+                        self.finished.record(&task.spec, Some(&crashed));
+                    }
+                }
                 task.spec.attempt += 1;
                 let k = task.key.clone();
                 st.keys.entry(k).or_default().queue.push_front(task_id);

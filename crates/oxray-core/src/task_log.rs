@@ -130,22 +130,29 @@ pub(crate) struct RanTasks {
     ring: Mutex<VecDeque<Ran>>,
 }
 
-#[derive(Clone, Copy)]
 struct Ran {
     task_id: TaskId,
     attempt: u32,
     started_us: u64,
     ended_us: u64,
+    /// What a failed task raised (None when it succeeded).
+    error: Option<Box<str>>,
 }
 
+/// The most of an error message kept per task: a traceback is read by
+/// people, and the ring stays small however large the messages.
+const KEPT_ERROR_BYTES: usize = 16 * 1024;
+
 impl RanTasks {
-    /// `spec` ran from `started_us` until now.
-    pub(crate) fn record(&self, spec: &TaskSpec, started_us: u64) {
+    /// `spec` ran from `started_us` until now, and raised `error` when
+    /// it failed.
+    pub(crate) fn record(&self, spec: &TaskSpec, started_us: u64, error: Option<&str>) {
         let ran = Ran {
             task_id: TaskId::from_bytes(&spec.task_id).unwrap_or_default(),
             attempt: spec.attempt,
             started_us,
             ended_us: unix_micros(),
+            error: error.map(|e| Box::from(truncated(e, KEPT_ERROR_BYTES))),
         };
         let mut ring = self.ring.lock();
         if ring.len() == KEPT_RAN {
@@ -163,9 +170,23 @@ impl RanTasks {
                 attempt: r.attempt,
                 started_us: r.started_us,
                 ended_us: r.ended_us,
+                error_message: r.error.as_deref().unwrap_or_default().to_string(),
             })
             .collect()
     }
+}
+
+/// `text` cut to at most `limit` bytes, on a character boundary, keeping
+/// its end (where a traceback names the error).
+fn truncated(text: &str, limit: usize) -> &str {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut start = text.len() - limit;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 /// An entry for `spec` in `state`.
@@ -298,22 +319,20 @@ impl Inner {
             })
             .collect();
         // Where and when each attempt ran, from the workers that ran them.
-        let ran: std::collections::HashMap<(Vec<u8>, u32), (u64, u64, &TaskList)> = lists
+        let ran: std::collections::HashMap<(Vec<u8>, u32), (&RunRecord, &TaskList)> = lists
             .iter()
             .flat_map(|l| {
-                l.ran.iter().map(move |r| {
-                    (
-                        (r.task_id.clone(), r.attempt),
-                        (r.started_us, r.ended_us, l),
-                    )
-                })
+                l.ran
+                    .iter()
+                    .map(move |r| ((r.task_id.clone(), r.attempt), (r, l)))
             })
             .collect();
         let mut tasks: Vec<TaskEntry> = lists.iter().flat_map(|l| l.tasks.clone()).collect();
         for t in &mut tasks {
-            if let Some((started, ended, worker)) = ran.get(&(t.task_id.clone(), t.attempt)) {
-                t.start_time_us = *started;
-                t.end_time_us = *ended;
+            if let Some((run, worker)) = ran.get(&(t.task_id.clone(), t.attempt)) {
+                t.start_time_us = run.started_us;
+                t.end_time_us = run.ended_us;
+                t.error_message.clone_from(&run.error_message);
                 t.worker_pid = worker.pid;
                 t.worker_id.clone_from(&worker.worker_id);
                 t.node_id.clone_from(&worker.node_id);

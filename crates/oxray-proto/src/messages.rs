@@ -1100,6 +1100,9 @@ pub struct RunRecord {
     /// When it finished (0: it is running).
     #[prost(uint64, tag = "4")]
     pub ended_us: u64,
+    /// What it raised, with the traceback (empty when it succeeded).
+    #[prost(string, tag = "5")]
+    pub error_message: String,
 }
 
 /// Cancel a task pushed earlier.
@@ -1571,6 +1574,10 @@ pub struct TaskEntry {
     /// The process that ran it (0: unknown).
     #[prost(uint32, tag = "14")]
     pub worker_pid: u32,
+    /// What it raised, with the traceback, as the worker that ran it
+    /// reported (empty when it succeeded or it is not known).
+    #[prost(string, tag = "15")]
+    pub error_message: String,
 }
 
 /// One actor as the head's journal keeps it, to survive a restart of the

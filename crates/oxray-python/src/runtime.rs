@@ -560,6 +560,7 @@ fn list_tasks(py: Python<'_>) -> PyResult<Vec<PyObject>> {
             d.set_item("start_time_us", t.start_time_us)?;
             d.set_item("end_time_us", t.end_time_us)?;
             d.set_item("worker_pid", t.worker_pid)?;
+            d.set_item("error_message", &t.error_message)?;
             Ok(d.into_any().unbind())
         })
         .collect()
@@ -993,12 +994,15 @@ fn task_notify_fd() -> PyResult<i32> {
 
 /// Sends a task's results back to its caller, one serialized value
 /// `(main, buffers, metadata, nested)` per return; large ones are written
-/// to the shared store here, on the node that ran the task.
+/// to the shared store here, on the node that ran the task. `error` is
+/// what a failed task raised (its traceback), kept for `list_tasks`.
 #[pyfunction]
+#[pyo3(signature = (task, returns, retryable, error=None))]
 fn complete_task(
     task: Py<Task>,
     returns: Vec<PySerialized<'_>>,
     retryable: bool,
+    error: Option<String>,
     py: Python<'_>,
 ) -> PyResult<()> {
     let core = connected()?;
@@ -1012,7 +1016,7 @@ fn complete_task(
             encode(py, &core, id, &task.spec.owner, value)
         })
         .collect::<PyResult<Vec<Object>>>()?;
-    core.complete_task(task, objects, retryable);
+    core.complete_task(task, objects, retryable, error.as_deref());
     Ok(())
 }
 

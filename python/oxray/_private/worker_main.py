@@ -238,20 +238,20 @@ class Executor:
                     result = generators.drain(task, result, _worker.put)
             finally:
                 self.interruptible = False
-            out, retryable = self._success(task, result), False
+            out, retryable, error = self._success(task, result), False, None
         except BaseException as e:  # reported to the caller
-            out, retryable = self._failure(task, e)
+            out, retryable, error = self._failure(task, e)
         finally:
             if self.cancel_requested is not None and self.cancel_requested == task.task_id:
                 # Cancelled, however the task ended (it may have caught the
                 # KeyboardInterrupt): its caller sees TaskCancelledError.
-                out, retryable = self._cancelled(task), False
+                out, retryable, error = self._cancelled(task), False, None
             _worker.RUNNING_TASK.reset(running)
             self.current = None
             self.cancel_requested = None
             if saved_env is not None:
                 self._leave_runtime_env(saved_env)
-        _native.complete_task(task, out, retryable)
+        _native.complete_task(task, out, retryable, error)
         if task.actor_creation and self.actor is not None:
             self._start_concurrency(task)
 
@@ -266,10 +266,10 @@ class Executor:
                     result = await generators.drain_async(task, result, _worker.put)
                 elif inspect.isawaitable(result):
                     result = await result
-                out, retryable = self._success(task, result), False
+                out, retryable, error = self._success(task, result), False, None
             except BaseException as e:  # reported to the caller
-                out, retryable = self._failure(task, e)
-            _native.complete_task(task, out, retryable)
+                out, retryable, error = self._failure(task, e)
+            _native.complete_task(task, out, retryable, error)
 
     def _enter_runtime_env(self, task, env_vars):
         """Applies a plain task's or an actor creation's `env_vars`. Returns
@@ -432,18 +432,20 @@ class Executor:
         return [serialization.serialize(v, f"the return value of {task.function_name}") for v in values]
 
     def _failure(self, task, error):
-        """The error objects for a failed task, and whether to retry it."""
+        """The error objects for a failed task, whether to retry it, and
+        what it raised as text (with the traceback) for `list_tasks`."""
         from oxray.actor import ActorExit
 
         if isinstance(error, ActorExit):
             self._exit_actor()
         n = task.num_returns
         if isinstance(error, exceptions.TaskCancelledError):
-            return self._cancelled(task), False
+            return self._cancelled(task), False, None
         if isinstance(error, _ArgumentError):
             data, metadata, _ = error.parts
-            return [serialization.error_parts(data, metadata)] * n, False
-        return [self._error_parts(task, error)] * n, self._retryable(task, error)
+            return [serialization.error_parts(data, metadata)] * n, False, None
+        parts, text = self._error_parts(task, error)
+        return [parts] * n, self._retryable(task, error), text
 
     @staticmethod
     def _cancelled(task):
@@ -461,6 +463,7 @@ class Executor:
         return isinstance(error, tuple(allowed))
 
     def _error_parts(self, task, error):
+        """The error object of `error`, and its text."""
         if isinstance(error, exceptions.RayTaskError):
             # A failure of something this task waited on: pass it through.
             err = error
@@ -480,7 +483,11 @@ class Executor:
                 exceptions.RayError(f"{type(error).__name__}: {error}"), pid=self.pid,
             )
             data = serialization.dumps(plain)
-        return serialization.error_parts(data, serialization.TASK_ERROR)
+        try:
+            text = str(err)
+        except Exception:
+            text = err.traceback_str
+        return serialization.error_parts(data, serialization.TASK_ERROR), text
 
 
 def main():

@@ -240,11 +240,13 @@ class TaskState(StateSchema):
     task's name (oxray records one name: the `name` option when given, else
     the function's). `worker_pid` is known for actor tasks of actors that
     never restarted; `node_id` and `worker_id` while the task runs.
+    `error_message` (detail) is what a failed attempt raised, with its
+    traceback, as the worker that ran it reported (the last 16 KiB).
     `language` is always "PYTHON". Not known to oxray (None):
     `parent_task_id`, `required_resources`, `runtime_env_info`,
-    `placement_group_id`, `events`, `profiling_data`, the creation/start/end
-    times, `task_log_info`, `error_message`, `is_debugger_paused`,
-    `call_site`, `label_selector`, `fallback_strategy`."""
+    `placement_group_id`, `events`, `profiling_data`, `task_log_info`,
+    `is_debugger_paused`, `call_site`, `label_selector`,
+    `fallback_strategy`."""
 
     task_id: str = state_column(filterable=True)
     attempt_number: int = state_column(filterable=True)

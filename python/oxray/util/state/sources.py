@@ -59,7 +59,8 @@ def tasks(actor_rows=None):
             "func_or_class_name": t["name"], "parent_task_id": None, "node_id": _hex(t["node_id"]),
             "worker_id": _hex(t["worker_id"]),
             "worker_pid": t["worker_pid"] or (pids.get(actor_id) if actor_id else None),
-            "error_type": t["error_type"] or None, "language": "PYTHON",
+            "error_type": t["error_type"] or None, "error_message": t["error_message"] or None,
+            "language": "PYTHON",
             "creation_time_ms": _ms(t["creation_time_us"]), "start_time_ms": _ms(t["start_time_us"]),
             "end_time_ms": _ms(t["end_time_us"]),
         })
