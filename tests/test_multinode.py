@@ -530,3 +530,24 @@ def test_gcs_address_is_the_heads_address_drivers_connect_to(make_cluster):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
+
+
+def test_state_api_and_dashboard_sources_list_every_nodes_objects(make_cluster):
+    """`list_objects` asks every node's daemon for its store: an array made
+    on the worker node is listed with that node's id, as is one put here."""
+    from oxray.util.state import list_objects
+    from oxray.util.state import sources
+
+    _, (head, worker) = make_cluster({"num_cpus": 1}, {"num_cpus": 1, "resources": {"far": 1}})
+    made = make_one.options(resources={"far": 1}).remote("big")
+    oxray.wait([made], fetch_local=False)
+    here = oxray.put(big_array())
+    rows = {o.object_id: o for o in list_objects(limit=None, detail=True)}
+    far = node_id.options(resources={"far": 1}).remote()
+    worker_id = oxray.get(far)
+    assert rows[made.hex()].node_id == worker_id and rows[made.hex()].object_size >= BIG_N * 8
+    assert rows[here.hex()].node_id == oxray.get_runtime_context().get_node_id() != worker_id
+    assert {o.node_ip for o in rows.values()} == {"127.0.0.1"}
+    stores = {n["node_id"]: stats for n, stats in sources.node_stores()}
+    assert set(stores) == {worker_id, oxray.get_runtime_context().get_node_id()}
+    assert all(s["capacity"] > 0 for s in stores.values())

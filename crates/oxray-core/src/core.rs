@@ -24,6 +24,10 @@ use crate::store::MemoryStore;
 use crate::submit::SubmitState;
 use oxray_proto::peers::PeerPool;
 
+/// How long an administrative call to a node daemon (its store's
+/// listing, its log files) may take before it fails.
+const NODE_ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// Whether this process is a driver (a user program) or a worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -740,10 +744,43 @@ impl CoreWorker {
         self.inner.store_release(id);
     }
 
-    /// The shared store's usage and objects.
-    pub fn store_stats(&self) -> Result<oxray_proto::StoreStats> {
+    /// The shared store's usage and objects, of the node whose daemon is
+    /// at `node_address` (empty: this process's node).
+    pub fn store_stats(&self, node_address: &str) -> Result<oxray_proto::StoreStats> {
+        match self.call_node(node_address, Body::StoreStatsRequest(StoreStatsRequest {}))? {
+            Body::StoreStats(s) => Ok(s),
+            other => Err(crate::core::unexpected(other)),
+        }
+    }
+
+    /// Sends `body` to the daemon at `node_address` (empty: this node's,
+    /// over the connection already open; another's through the peer pool)
+    /// and waits up to [`NODE_ANSWER_WITHIN`] for the reply, so that an
+    /// unreachable node fails the call instead of hanging it.
+    pub(crate) fn call_node(&self, node_address: &str, body: Body) -> Result<Body> {
         self.inner.check_alive()?;
-        self.inner.store_stats()
+        let inner = &self.inner;
+        let local = node_address.is_empty() || node_address == inner.node_address;
+        inner.block_on(async {
+            let call = async {
+                if local {
+                    inner.daemon.call(body).await
+                } else {
+                    inner.peers.get(node_address).await?.call(body).await
+                }
+            };
+            tokio::time::timeout(NODE_ANSWER_WITHIN, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Error::Connection {
+                        peer: node_address.to_string(),
+                        source: std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no answer within {}s", NODE_ANSWER_WITHIN.as_secs()),
+                        ),
+                    })
+                })
+        })
     }
 
     /// Waits for every object in `ids` and returns their values in order.

@@ -7,20 +7,6 @@ use oxray_proto::{Body, ListLogFiles, LogChunk, LogFile, ReadLogFile};
 use crate::core::CoreWorker;
 
 impl CoreWorker {
-    /// Sends `body` to the daemon at `node_address`: this node's over the
-    /// connection already open, another's through the peer pool.
-    fn call_node(&self, node_address: &str, body: Body) -> Result<Body> {
-        self.inner.check_alive()?;
-        let inner = &self.inner;
-        if node_address.is_empty() || node_address == inner.node_address {
-            return inner.block_on(inner.daemon.call(body));
-        }
-        inner.block_on(async {
-            let peer = inner.peers.get(node_address).await?;
-            peer.call(body).await
-        })
-    }
-
     /// The log files of the node whose daemon is at `node_address` (empty:
     /// this process's node).
     pub fn node_log_files(&self, node_address: &str) -> Result<Vec<LogFile>> {

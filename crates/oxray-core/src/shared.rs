@@ -236,15 +236,4 @@ impl Inner {
             location.to_string()
         }
     }
-
-    /// The store's usage and objects.
-    pub(crate) fn store_stats(&self) -> Result<StoreStats> {
-        match self.block_on(
-            self.daemon
-                .call(Body::StoreStatsRequest(StoreStatsRequest {})),
-        )? {
-            Body::StoreStats(s) => Ok(s),
-            other => Err(crate::core::unexpected(other)),
-        }
-    }
 }

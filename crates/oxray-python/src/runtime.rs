@@ -1020,12 +1020,14 @@ fn complete_task(
     Ok(())
 }
 
-/// The shared store's usage: a dict, with one entry per object.
+/// The shared store's usage: a dict, with one entry per object; of the
+/// node whose daemon is at `node_address` ("" for this process's node).
 #[pyfunction]
-fn store_stats(py: Python<'_>) -> PyResult<PyObject> {
+#[pyo3(signature = (node_address=""))]
+fn store_stats(py: Python<'_>, node_address: &str) -> PyResult<PyObject> {
     let core = connected()?;
     let s = py
-        .allow_threads(|| core.store_stats())
+        .allow_threads(|| core.store_stats(node_address))
         .map_err(PyCoreError)?;
     let d = PyDict::new(py);
     d.set_item("capacity", s.capacity)?;

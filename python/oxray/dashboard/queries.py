@@ -129,12 +129,12 @@ def _count_by(rows, key):
 
 def cluster_status():
     """The overview: every node with its resources (total, available,
-    used), this node's object store and host memory, what waits for
+    used) and object store, this node's host memory, what waits for
     resources, and counts of actors, tasks and placement groups by state."""
     from oxray.util.state import sources
 
     me = _native.context()
-    store = _native.store_stats()
+    stores = {n["node_id"]: stats for n, stats in sources.node_stores()}
     nodes = []
     for n in _native.cluster_info():
         resources = {}
@@ -142,12 +142,13 @@ def cluster_status():
             available = n["available"].get(name, 0.0) if n["alive"] else 0.0
             resources[name] = {"total": total, "available": available, "used": max(total - available, 0.0)}
         local = n["node_id"] == me["node_id"]
+        store = stores.get(n["node_id"])
         nodes.append({
             "node_id": n["node_id"], "node_ip": n["ip"], "hostname": n["hostname"], "is_head_node": n["is_head"],
             "state": "ALIVE" if n["alive"] else "DEAD", "resources": resources,
             "object_store": ({"used": store["used"], "capacity": store["capacity"],
                               "spilled_bytes": store["spilled_bytes"], "num_objects": len(store["objects"])}
-                             if local else None),
+                             if store is not None else None),
             "host_memory": _host_memory() if local else None,
             "pending": [{"shape": dict(shape), "count": count} for shape, count in n.get("pending", [])],
             "is_dashboard_node": local,

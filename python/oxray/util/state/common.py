@@ -280,15 +280,16 @@ class TaskState(StateSchema):
 
 @dataclass
 class ObjectState(StateSchema):
-    """An object in this node's shared-memory store, as Ray's `ObjectState`
-    (small values live inline with their owner and are not listed).
+    """An object in a node's shared-memory store, as Ray's `ObjectState`
+    (small values live inline with their owner and are not listed); every
+    node's store is listed.
     `task_status` and `attempt_number` come from the task that created it
     when that task is still listed (else "NIL" and None, as Ray);
     `reference_type` is PINNED_IN_MEMORY while a reader maps it, else
     UNKNOWN_STATUS; `call_site` is "disabled" (oxray records no call
     sites). Not known to oxray (None): `type`, `pid` and `ip` (of the
     owner). oxray's extra fields: `creator_pid` (the process that wrote
-    it), `spilled`, `pin_reason`."""
+    it), `spilled`, `pin_reason`, and where it is: `node_id`, `node_ip`."""
 
     object_id: str = state_column(filterable=True)
     object_size: int = state_column(filterable=True, format_fn=Humanify.memory)
@@ -302,6 +303,8 @@ class ObjectState(StateSchema):
     creator_pid: int = state_column(filterable=True)
     spilled: bool = state_column(filterable=True)
     pin_reason: str = state_column(filterable=False, table=False)
+    node_id: str = state_column(filterable=True, table=False)
+    node_ip: str = state_column(filterable=True)
 
 
 #: Resource name (as the CLI spells it) -> its row class.

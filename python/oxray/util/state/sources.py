@@ -5,6 +5,7 @@ the placement-group table."""
 
 import os
 import sys
+import warnings
 
 from oxray import _native
 from oxray._private import worker as _worker
@@ -96,14 +97,37 @@ def placement_groups():
     return out
 
 
+def node_stores():
+    """[(node table entry, its store's stats)] of every alive node, asked
+    through each node's daemon; a node that does not answer is left out
+    (with a warning)."""
+    out = []
+    for n in _native.cluster_info():
+        if not n["alive"]:
+            continue
+        try:
+            out.append((n, _native.store_stats(n["address"])))
+        except Exception as e:  # an unreachable node: list the others
+            warnings.warn(f"the object store of node {n['node_id']} ({n['ip']}) did not answer: {e}",
+                          stacklevel=2)
+    return out
+
+
 def objects():
-    """The objects in this node's shared-memory store."""
-    stats = _native.store_stats()
-    if not stats["objects"]:
+    """The objects in the shared-memory stores of every node."""
+    stores = [(n, stats) for n, stats in node_stores() if stats["objects"]]
+    if not stores:
         return []
     by_task = {}
     for t in _native.list_tasks():
         by_task[t["task_id"].hex()] = t  # the latest attempt wins
+    out = []
+    for node, stats in stores:
+        out += _object_rows(node, stats, by_task)
+    return out
+
+
+def _object_rows(node, stats, by_task):
     out = []
     for o in stats["objects"]:
         if o["spilled"]:
@@ -120,6 +144,7 @@ def objects():
             "reference_type": "PINNED_IN_MEMORY" if o["pins"] else "UNKNOWN_STATUS",
             "call_site": "disabled", "type": None, "pid": None, "ip": None,
             "creator_pid": o["creator_pid"], "spilled": o["spilled"], "pin_reason": reason,
+            "node_id": node["node_id"], "node_ip": node["ip"],
         })
     return out
 

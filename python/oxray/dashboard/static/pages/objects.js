@@ -1,12 +1,13 @@
-/* Objects in the dashboard node's shared-memory store: size, creator, where. */
+/* Objects in every node's shared-memory store: size, creator, where. */
 "use strict";
 (function () {
   const { el, api, mount, table, badge, bytes, card, every } = Dash;
 
   async function refresh() {
     const [objects, status] = await Promise.all([api("/api/v0/objects?detail=true&limit=10000"), api("/api/cluster_status")]);
-    const node = status.nodes.find((n) => n.node_id === status.dashboard_node_id) || {};
-    const store = node.object_store || {};
+    const stores = status.nodes.map((n) => n.object_store).filter((s) => s);
+    const sum = (key) => stores.reduce((s, st) => s + (st[key] || 0), 0);
+    const store = { used: sum("used"), capacity: sum("capacity"), spilled_bytes: sum("spilled_bytes") };
     const rows = objects.result.slice().sort((a, b) => (b.object_size || 0) - (a.object_size || 0));
     const total = rows.reduce((s, o) => s + (o.object_size || 0), 0);
     mount([
@@ -21,7 +22,7 @@
         { label: "Object ID", get: (o) => el("span", { class: "mono" }, o.object_id) },
         { label: "Size", get: (o) => bytes(o.object_size), cls: "num" },
         { label: "Created by (pid)", get: (o) => o.creator_pid, cls: "num" },
-        { label: "Where", get: (o) => (node.node_ip || "this node") + (o.spilled ? " (spilled to disk)" : " (memory)") },
+        { label: "Where", get: (o) => (o.node_ip || "?") + (o.spilled ? " (spilled to disk)" : " (memory)") },
         { label: "Creating task", get: (o) => badge(o.task_status) },
         { label: "Reference", get: (o) => o.reference_type },
         { label: "Kept because", get: (o) => o.pin_reason },
