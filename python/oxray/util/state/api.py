@@ -102,7 +102,7 @@ def list_tasks(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAULT_
 
 def list_objects(address=None, filters=None, limit=DEFAULT_LIMIT, timeout=DEFAULT_RPC_TIMEOUT, detail=False,
                  raise_on_missing_output=True, _explain=False):
-    """Objects in this node's shared-memory store as `ObjectState` rows:
+    """Objects in every node's shared-memory store as `ObjectState` rows:
     size, the state of the task that made them, who wrote them, why they
     are kept, and whether they are spilled to disk. (Small values live
     inline with their owner and are not listed.)"""
@@ -153,5 +153,5 @@ def get_task(id, address=None, timeout=DEFAULT_RPC_TIMEOUT, _explain=False):
 
 def get_objects(id, address=None, timeout=DEFAULT_RPC_TIMEOUT, _explain=False):
     """The entries of the object with hex id `id` as a list of
-    `ObjectState` (empty when this node's store does not hold it)."""
+    `ObjectState` (empty when no node's store holds it)."""
     return _get("objects", id)

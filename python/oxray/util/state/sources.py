@@ -1,7 +1,7 @@
 """Raw state rows (dicts with every column of the row classes in
 `common`), read from what the native core reports: the actor table, the
-task lists of every process, the node table, this node's object store and
-the placement-group table."""
+task lists of every process, the node table, every node's object store
+and the placement-group table."""
 
 import os
 import sys

@@ -48,7 +48,7 @@ def summarize_actors(address=None, timeout=DEFAULT_RPC_TIMEOUT, raise_on_missing
 
 def summarize_objects(address=None, timeout=DEFAULT_RPC_TIMEOUT, raise_on_missing_output=True, _explain=False,
                       filters=None):
-    """Objects of this node's store grouped by call site (all under
+    """Objects of every node's store grouped by call site (all under
     "disabled": oxray records no call sites): how many, their size in MiB,
     and counts by creating task state, attempt and reference type.
     `total_num_workers` and `total_num_nodes` count the owners oxray knows
