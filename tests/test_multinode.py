@@ -548,6 +548,10 @@ def test_state_api_and_dashboard_sources_list_every_nodes_objects(make_cluster):
     assert rows[made.hex()].node_id == worker_id and rows[made.hex()].object_size >= BIG_N * 8
     assert rows[here.hex()].node_id == oxray.get_runtime_context().get_node_id() != worker_id
     assert {o.node_ip for o in rows.values()} == {"127.0.0.1"}
+    # This driver owns both (it submitted the task, and put the other): its
+    # pid is known where it is a process of the node, its IP everywhere.
+    assert (rows[here.hex()].pid, rows[here.hex()].ip) == (os.getpid(), "127.0.0.1")
+    assert (rows[made.hex()].pid, rows[made.hex()].ip) == (None, "127.0.0.1")
     stores = {n["node_id"]: stats for n, stats in sources.node_stores()}
     assert set(stores) == {worker_id, oxray.get_runtime_context().get_node_id()}
     assert all(s["capacity"] > 0 for s in stores.values())

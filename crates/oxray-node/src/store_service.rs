@@ -1,6 +1,8 @@
 //! The node daemon's side of the shared-memory store: allocation, sealing,
 //! pins and statistics, on behalf of the processes of the node.
 
+use std::collections::HashMap;
+
 use oxray_common::ObjectId;
 use oxray_proto::frame::FrameWriter;
 use oxray_proto::*;
@@ -169,6 +171,8 @@ impl Node {
                 };
                 let (s, list) = listing;
                 let st = self.state.lock();
+                let pids: HashMap<&str, u32> =
+                    st.clients.values().map(|c| (c.address(), c.pid)).collect();
                 let objects = list
                     .into_iter()
                     .map(|o| StoreEntry {
@@ -177,6 +181,8 @@ impl Node {
                         pins: o.pins,
                         spilled: o.spilled,
                         creator_pid: st.clients.get(&o.creator).map_or(0, |c| c.pid),
+                        owner_pid: pids.get(o.owner.as_str()).copied().unwrap_or(0),
+                        owner: o.owner,
                     })
                     .collect();
                 writer.reply(

@@ -1426,6 +1426,13 @@ pub struct StoreEntry {
     /// Pid of the process that created it.
     #[prost(uint32, tag = "5")]
     pub creator_pid: u32,
+    /// Its owner's address (empty: not recorded).
+    #[prost(string, tag = "6")]
+    pub owner: String,
+    /// Its owner's pid, when the owner is a process of this node (0: not
+    /// known here).
+    #[prost(uint32, tag = "7")]
+    pub owner_pid: u32,
 }
 
 /// The store's usage and objects.

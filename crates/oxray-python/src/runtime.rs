@@ -1045,6 +1045,8 @@ fn store_stats(py: Python<'_>, node_address: &str) -> PyResult<PyObject> {
         e.set_item("pins", o.pins)?;
         e.set_item("spilled", o.spilled)?;
         e.set_item("creator_pid", o.creator_pid)?;
+        e.set_item("owner", o.owner)?;
+        e.set_item("owner_pid", o.owner_pid)?;
         objects.append(e)?;
     }
     d.set_item("objects", objects)?;

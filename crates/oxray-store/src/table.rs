@@ -152,6 +152,8 @@ pub struct ObjectListing {
     pub sealed: bool,
     /// The client connection that created it.
     pub creator: u64,
+    /// Its owner's address (empty: not recorded).
+    pub owner: String,
 }
 
 /// Every object of the node's store.
@@ -545,6 +547,7 @@ impl ObjectTable {
                 spilled: matches!(e.location, Location::Spilled | Location::OnDisk),
                 sealed: e.sealed,
                 creator: e.creator,
+                owner: e.owner.clone(),
             })
             .collect()
     }

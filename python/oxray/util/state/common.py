@@ -287,8 +287,9 @@ class ObjectState(StateSchema):
     when that task is still listed (else "NIL" and None, as Ray);
     `reference_type` is PINNED_IN_MEMORY while a reader maps it, else
     UNKNOWN_STATUS; `call_site` is "disabled" (oxray records no call
-    sites). Not known to oxray (None): `type`, `pid` and `ip` (of the
-    owner). oxray's extra fields: `creator_pid` (the process that wrote
+    sites). `pid` and `ip` are the owner's (the pid when the owner is a
+    process of the node holding the object). Not known to oxray (None):
+    `type`. oxray's extra fields: `creator_pid` (the process that wrote
     it), `spilled`, `pin_reason`, and where it is: `node_id`, `node_ip`."""
 
     object_id: str = state_column(filterable=True)

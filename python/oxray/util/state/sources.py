@@ -127,6 +127,15 @@ def objects():
     return out
 
 
+def _owner_ip(owner, owner_pid, node):
+    """The IP of an object's owner: its address's TCP part, or the node's
+    own IP when the owner is a process of that node."""
+    for part in (owner or "").split("|"):
+        if part.startswith("tcp:"):
+            return part[len("tcp:"):].rsplit(":", 1)[0].strip("[]")
+    return node["ip"] if owner_pid else None
+
+
 def _object_rows(node, stats, by_task):
     out = []
     for o in stats["objects"]:
@@ -142,7 +151,8 @@ def _object_rows(node, stats, by_task):
             "task_status": task["state"] if task else "NIL",
             "attempt_number": task["attempt_number"] + 1 if task else None,
             "reference_type": "PINNED_IN_MEMORY" if o["pins"] else "UNKNOWN_STATUS",
-            "call_site": "disabled", "type": None, "pid": None, "ip": None,
+            "call_site": "disabled", "type": None, "pid": o["owner_pid"] or None,
+            "ip": _owner_ip(o["owner"], o["owner_pid"], node),
             "creator_pid": o["creator_pid"], "spilled": o["spilled"], "pin_reason": reason,
             "node_id": node["node_id"], "node_ip": node["ip"],
         })

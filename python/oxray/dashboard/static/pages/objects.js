@@ -21,6 +21,7 @@
       table([
         { label: "Object ID", get: (o) => el("span", { class: "mono" }, o.object_id) },
         { label: "Size", get: (o) => bytes(o.object_size), cls: "num" },
+        { label: "Owner (pid)", get: (o) => o.pid ? o.pid + (o.ip ? " @ " + o.ip : "") : (o.ip || "?"), cls: "num" },
         { label: "Created by (pid)", get: (o) => o.creator_pid, cls: "num" },
         { label: "Where", get: (o) => (o.node_ip || "?") + (o.spilled ? " (spilled to disk)" : " (memory)") },
         { label: "Creating task", get: (o) => badge(o.task_status) },
