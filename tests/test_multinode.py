@@ -481,7 +481,8 @@ def test_wait_fetch_local_copies_objects_to_this_node(make_cluster):
     def here(ref):
         from oxray.util.state import list_objects
 
-        return any(o["object_id"] == ref.hex() for o in list_objects())
+        me = oxray.get_runtime_context().get_node_id()
+        return any(o["object_id"] == ref.hex() and o["node_id"] == me for o in list_objects())
 
     far = make.remote(1)
     ready, _ = oxray.wait([far], fetch_local=False, timeout=60)

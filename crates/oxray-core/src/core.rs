@@ -760,26 +760,23 @@ impl CoreWorker {
     pub(crate) fn call_node(&self, node_address: &str, body: Body) -> Result<Body> {
         self.inner.check_alive()?;
         let inner = &self.inner;
-        let local = node_address.is_empty() || node_address == inner.node_address;
+        if node_address.is_empty() || node_address == inner.node_address {
+            return inner.block_on(inner.daemon.call_within(body, NODE_ANSWER_WITHIN));
+        }
         inner.block_on(async {
-            let call = async {
-                if local {
-                    inner.daemon.call(body).await
-                } else {
-                    inner.peers.get(node_address).await?.call(body).await
-                }
-            };
-            tokio::time::timeout(NODE_ANSWER_WITHIN, call)
+            let peer = tokio::time::timeout(NODE_ANSWER_WITHIN, inner.peers.get(node_address))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(Error::Connection {
-                        peer: node_address.to_string(),
-                        source: std::io::Error::new(
-                            std::io::ErrorKind::TimedOut,
-                            format!("no answer within {}s", NODE_ANSWER_WITHIN.as_secs()),
+                .map_err(|_| Error::Connection {
+                    peer: node_address.to_string(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "could not connect within {}s; is the node's daemon running and reachable?",
+                            NODE_ANSWER_WITHIN.as_secs()
                         ),
-                    })
-                })
+                    ),
+                })??;
+            peer.call_within(body, NODE_ANSWER_WITHIN).await
         })
     }
 

@@ -19,7 +19,7 @@ use crate::scheduling::Decision;
 
 use crate::config::NodeConfig;
 use crate::ledger::{Allocation, ResourceLedger};
-use crate::log_files::LogFiles;
+use crate::log_files::{LogFileError, LogFiles};
 use crate::pool::{kill_pid, pid_alive, spawn_worker, WorkerEvents, Zygote};
 use crate::NodeError;
 
@@ -531,7 +531,7 @@ impl Node {
                 // A request of a kind this build does not know (a newer
                 // peer's) is refused, not left unanswered.
                 None if env.id != 0 => {
-                    let message = "the node daemon does not know this request; is it an older oxray than the caller?".to_string();
+                    let message = "the node daemon does not know this request: it runs an older oxray than the caller; run the same oxray version on every node".to_string();
                     writer.reply(env.id, Body::ErrorReply(ErrorReply { message }));
                 }
                 None => {}
@@ -549,6 +549,10 @@ impl Node {
             let reply = match body {
                 Body::ReadLogFile(r) => match files.read(&r.name, r.offset, r.length) {
                     Ok(chunk) => Body::LogChunk(chunk),
+                    Err(LogFileError::Missing { .. }) => Body::LogChunk(LogChunk {
+                        missing: true,
+                        ..Default::default()
+                    }),
                     Err(e) => Body::ErrorReply(ErrorReply {
                         message: e.to_string(),
                     }),

@@ -3,8 +3,9 @@
 //! `<session_dir>/logs/` and the daemon's own `daemon.out` / `daemon.err`.
 //!
 //! Readers name files, never paths: a name is looked up in these two places
-//! only, and a symbolic link is neither listed nor followed, so a connection
-//! (already token-checked) reads nothing else of the host. A read returns at most [`MAX_READ`] bytes, so a reply stays a small
+//! only, and only plain files with one link are listed or read (no symbolic
+//! link, hard link, FIFO or device), so a connection (already
+//! token-checked) reads nothing else of the host, and no read blocks. A read returns at most [`MAX_READ`] bytes, so a reply stays a small
 //! frame however large the file; readers page through bigger files.
 
 use std::fs::OpenOptions;
@@ -26,7 +27,7 @@ pub enum LogFileError {
     /// The name is a path, hidden, or empty.
     #[error("{0:?} is not a log file name: give a name as the node lists them, not a path")]
     NotAName(String),
-    /// No such log file on this node.
+    /// No such log file on this node (or not a plain file).
     #[error("no log file {name:?} on this node (list them with `oxray logs`)")]
     Missing {
         /// The name asked for.
@@ -66,8 +67,12 @@ impl LogFiles {
         let mut out = Vec::new();
         if let Ok(entries) = std::fs::read_dir(self.logs_dir()) {
             for entry in entries.flatten() {
-                if let Some(name) = entry.file_name().to_str() {
-                    out.extend(describe(name, &entry.path()));
+                // A daemon file's name always means the session directory's.
+                match entry.file_name().to_str() {
+                    Some(name) if !DAEMON_FILES.contains(&name) => {
+                        out.extend(describe(name, &entry.path()));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -111,13 +116,15 @@ impl LogFiles {
                 }
             }
         };
+        // No link is followed, and opening a FIFO does not wait for a writer.
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
         let file = OpenOptions::new()
             .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .custom_flags(flags.bits() as i32)
             .open(&path)
             .map_err(io)?;
         let meta = file.metadata().map_err(io)?;
-        if !meta.is_file() {
+        if !plain_file(&meta) {
             return Err(LogFileError::Missing {
                 name: name.to_string(),
             });
@@ -139,15 +146,22 @@ impl LogFiles {
             data,
             size: meta.len(),
             inode: meta.ino(),
+            missing: false,
         })
     }
+}
+
+/// A regular file with one link: a hard link could name a file outside
+/// the logs.
+fn plain_file(meta: &std::fs::Metadata) -> bool {
+    meta.is_file() && meta.nlink() == 1
 }
 
 /// The listing entry of a regular file; None for anything else (a link,
 /// a hidden file).
 fn describe(name: &str, path: &Path) -> Option<LogFile> {
     let meta = std::fs::symlink_metadata(path).ok()?;
-    if !meta.is_file() || name.starts_with('.') {
+    if !plain_file(&meta) || name.starts_with('.') {
         return None;
     }
     let modified_us = meta
@@ -176,6 +190,19 @@ mod tests {
         std::os::unix::fs::symlink(
             dir.path().join("secret"),
             dir.path().join("logs/worker-9.out"),
+        )
+        .unwrap();
+        std::fs::hard_link(
+            dir.path().join("secret"),
+            dir.path().join("logs/worker-10.out"),
+        )
+        .unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("logs/worker-11.out"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
         )
         .unwrap();
         let files = LogFiles::new(dir.path());
@@ -216,8 +243,9 @@ mod tests {
                 "{name}"
             );
         }
-        // Not in the logs directory, or a link leading out of it.
-        for name in ["secret", "worker-9.out"] {
+        // Not in the logs directory, a link leading out of it, a FIFO
+        // (whose opening must not block).
+        for name in ["secret", "worker-9.out", "worker-10.out", "worker-11.out"] {
             assert!(
                 matches!(files.read(name, 0, 10), Err(LogFileError::Missing { .. })),
                 "{name}"

@@ -171,8 +171,14 @@ impl Node {
                 };
                 let (s, list) = listing;
                 let st = self.state.lock();
-                let pids: HashMap<&str, u32> =
-                    st.clients.values().map(|c| (c.address(), c.pid)).collect();
+                // Processes of this node that registered (a peer or the CLI
+                // names no address).
+                let pids: HashMap<&str, u32> = st
+                    .clients
+                    .values()
+                    .filter(|c| c.pid != 0 && !c.address().is_empty())
+                    .map(|c| (c.address(), c.pid))
+                    .collect();
                 let objects = list
                     .into_iter()
                     .map(|o| StoreEntry {
@@ -181,7 +187,11 @@ impl Node {
                         pins: o.pins,
                         spilled: o.spilled,
                         creator_pid: st.clients.get(&o.creator).map_or(0, |c| c.pid),
-                        owner_pid: pids.get(o.owner.as_str()).copied().unwrap_or(0),
+                        owner_pid: if o.owner.is_empty() {
+                            0
+                        } else {
+                            pids.get(o.owner.as_str()).copied().unwrap_or(0)
+                        },
                         owner: o.owner,
                     })
                     .collect();

@@ -279,8 +279,8 @@ pub enum Body {
     /// Reply to `ListLogFiles`.
     #[prost(message, tag = "73")]
     LogFileList(LogFileList),
-    /// Request (-> a node daemon); `LogChunk`, or an error for a name that
-    /// is not one of its log files.
+    /// Request (-> a node daemon); `LogChunk` (`missing` when there is no
+    /// such file), or an error for a name that is not a log file's.
     #[prost(message, tag = "74")]
     ReadLogFile(ReadLogFile),
     /// Reply to `ReadLogFile`.
@@ -842,6 +842,10 @@ pub struct LogChunk {
     /// The file's inode: a new one means the file was rotated.
     #[prost(uint64, tag = "3")]
     pub inode: u64,
+    /// There is no such log file (now: a file being rotated may be back
+    /// in a moment); the other fields are empty.
+    #[prost(bool, tag = "4")]
+    pub missing: bool,
 }
 
 /// Reply to [`KvGet`].

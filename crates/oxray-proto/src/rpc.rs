@@ -201,7 +201,8 @@ impl RpcPeer {
         }
     }
 
-    fn send_request(&self, body: Body, waiter: Waiter) -> Result<()> {
+    /// Registers `waiter` and sends the request; returns its id.
+    fn send_request(&self, body: Body, waiter: Waiter) -> Result<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         match self.pending.lock().as_mut() {
             Some(p) => p.insert(id, waiter),
@@ -213,7 +214,34 @@ impl RpcPeer {
         }) {
             return Err(self.closed_error());
         }
-        Ok(())
+        Ok(id)
+    }
+
+    /// [`RpcPeer::call`], failing after `limit` without an answer (the
+    /// waiter is dropped then, so a peer that never answers holds nothing).
+    pub async fn call_within(&self, body: Body, limit: std::time::Duration) -> Result<Body> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.send_request(body, Waiter::Channel(tx))?;
+        match tokio::time::timeout(limit, rx).await {
+            Ok(Ok(Body::ErrorReply(e))) => Err(Error::Rejected(e.message)),
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => {
+                if let Some(p) = self.pending.lock().as_mut() {
+                    p.remove(&id);
+                }
+                Err(Error::Connection {
+                    peer: self.peer.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "no answer within {}s; is its process running and reachable?",
+                            limit.as_secs_f64()
+                        ),
+                    ),
+                })
+            }
+        }
     }
 
     /// Sends a request and waits for its reply. An [`Body::ErrorReply`] from

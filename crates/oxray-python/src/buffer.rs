@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
 
-use pyo3::exceptions::{PyBufferError, PyTypeError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi::{self, PyObject, Py_ssize_t};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
@@ -47,16 +47,18 @@ const PYBUF_ND: c_int = 0x0008;
 const PYBUF_STRIDES: c_int = 0x0010 | PYBUF_ND;
 
 /// A read-only, contiguous view of a Python object's bytes, released when
-/// dropped. Drop it with the GIL held.
-pub(crate) struct BytesView {
+/// dropped; tied to the GIL token it was taken with, so it is released
+/// with the GIL held.
+pub(crate) struct BytesView<'py> {
     // Boxed: CPython may keep pointers into the struct (shape, strides).
     view: Box<RawBuffer>,
+    _gil: std::marker::PhantomData<Python<'py>>,
 }
 
-impl BytesView {
+impl<'py> BytesView<'py> {
     /// The bytes of `obj`; BufferError when it has none or they are not
     /// contiguous.
-    pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+    pub(crate) fn get(obj: &Bound<'py, PyAny>) -> PyResult<Self> {
         let mut view = Box::new(RawBuffer {
             buf: ptr::null_mut(),
             obj: ptr::null_mut(),
@@ -74,7 +76,10 @@ impl BytesView {
         if unsafe { PyObject_GetBuffer(obj.as_ptr(), &mut *view, PYBUF_SIMPLE) } != 0 {
             return Err(PyErr::fetch(obj.py()));
         }
-        Ok(Self { view })
+        Ok(Self {
+            view,
+            _gil: std::marker::PhantomData,
+        })
     }
 
     /// Where the bytes start.
@@ -88,7 +93,7 @@ impl BytesView {
     }
 }
 
-impl Drop for BytesView {
+impl Drop for BytesView<'_> {
     fn drop(&mut self) {
         // SAFETY: the view was filled by PyObject_GetBuffer and is released
         // once; the caller holds the GIL.
@@ -133,27 +138,13 @@ impl ExportedBytes {
     ) -> PyResult<()> {
         let py = m.py();
         let ty = TYPE.get_or_try_init(py, || {
+            let slot = |slot, pfunc: *mut c_void| ffi::PyType_Slot { slot, pfunc };
             let mut slots = [
-                ffi::PyType_Slot {
-                    slot: ffi::Py_bf_getbuffer,
-                    pfunc: get_buffer as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_tp_dealloc,
-                    pfunc: dealloc as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_tp_new,
-                    pfunc: refuse_new as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: ffi::Py_mp_length,
-                    pfunc: length as *mut c_void,
-                },
-                ffi::PyType_Slot {
-                    slot: 0,
-                    pfunc: ptr::null_mut(),
-                },
+                slot(ffi::Py_bf_getbuffer, get_buffer as *mut c_void),
+                slot(ffi::Py_tp_dealloc, dealloc as *mut c_void),
+                slot(ffi::Py_tp_new, refuse_new as *mut c_void),
+                slot(ffi::Py_mp_length, length as *mut c_void),
+                slot(0, ptr::null_mut()),
             ];
             let mut spec = ffi::PyType_Spec {
                 name: qualified.as_ptr(),
@@ -162,7 +153,9 @@ impl ExportedBytes {
                 flags: ffi::Py_TPFLAGS_DEFAULT as _,
                 slots: slots.as_mut_ptr(),
             };
-            // SAFETY: a complete spec; PyType_FromSpec copies what it keeps.
+            // SAFETY: a complete spec. Before 3.12 the type keeps pointing at
+            // `spec.name`, which is why `qualified` is 'static; the slots
+            // are copied.
             let raw = unsafe { ffi::PyType_FromSpec(&mut spec) };
             // SAFETY: a new reference, or null with an exception set.
             unsafe { Bound::from_owned_ptr_or_err(py, raw) }
@@ -197,20 +190,22 @@ impl ExportedBytes {
 
 /// `bf_getbuffer`: the owner's bytes, read-only, as unsigned bytes.
 unsafe extern "C" fn get_buffer(obj: *mut PyObject, view: *mut RawBuffer, flags: c_int) -> c_int {
-    let fail = |message: &str| {
-        Python::with_gil(|py| PyBufferError::new_err(message.to_string()).restore(py));
+    // Called with the GIL held: the error is set directly (nothing here may
+    // panic across the C boundary).
+    let fail = |message: &std::ffi::CStr| {
+        ffi::PyErr_SetString(ffi::PyExc_BufferError, message.as_ptr());
         -1
     };
     if view.is_null() {
-        return fail("View is null");
+        return fail(c"View is null");
     }
     (*view).obj = ptr::null_mut();
     if flags & PYBUF_WRITABLE == PYBUF_WRITABLE {
-        return fail("objects in the oxray object store are read-only");
+        return fail(c"objects in the oxray object store are read-only");
     }
     let exported = (*(obj as *mut ExportedObject)).owner;
     if exported.is_null() {
-        return fail("this buffer holds no memory");
+        return fail(c"this buffer holds no memory");
     }
     let me = &*exported;
     ffi::Py_INCREF(obj);
@@ -256,10 +251,10 @@ unsafe extern "C" fn refuse_new(
     _args: *mut PyObject,
     _kwargs: *mut PyObject,
 ) -> *mut PyObject {
-    Python::with_gil(|py| {
-        PyTypeError::new_err("buffers of the object store are made by oxray, not constructed")
-            .restore(py)
-    });
+    ffi::PyErr_SetString(
+        ffi::PyExc_TypeError,
+        c"buffers of the object store are made by oxray, not constructed".as_ptr(),
+    );
     ptr::null_mut()
 }
 

@@ -106,7 +106,7 @@ pub(crate) fn encode_value(
             nested,
         });
     }
-    let views: Vec<BytesView> = buffers
+    let views: Vec<BytesView<'_>> = buffers
         .iter()
         .map(BytesView::get)
         .collect::<PyResult<_>>()?;

@@ -22,6 +22,7 @@ those of nodes on other hosts too.
 import argparse
 import sys
 
+from oxray.exceptions import RayError
 from oxray.util.state import logs as _logs
 
 _SUBCOMMANDS = ("cluster", "actor", "task", "worker")
@@ -68,7 +69,7 @@ def main(argv):
         if args.glob and not _is_glob(args.glob) and kind != "cluster":
             return _print_log(args, filename=args.glob)
         return _list(args, kind)
-    except (ValueError, ConnectionError) as e:
+    except (ValueError, OSError, RayError) as e:  # OSError: ConnectionError, a node that did not answer
         print(f"oxray logs: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -103,8 +104,13 @@ def _list(args, kind):
         return 1
     found, listed = [], []
     for node in nodes:
-        files = _logs.node_log_files(node, args.glob) if node.readable else None
+        try:
+            files = _logs.node_log_files(node, args.glob) if node.readable else None
+        except (OSError, RayError) as e:  # a node that does not answer: list the others
+            files = e
         listed.append((node, files))
+        if isinstance(files, Exception):
+            continue
         for names in (files or {}).values():
             found += [(node, name) for name in names]
     # Ray's `ray logs GLOB` prints the file when exactly one matches.
@@ -119,6 +125,9 @@ def _list(args, kind):
             print("  (on another host: give --address HEAD_HOST:PORT to read its logs through its daemon)")
             continue
         print(f"  {node.where}")
+        if isinstance(files, Exception):
+            print(f"  (did not answer: {files})")
+            continue
         if not files:
             print("  (no log files" + (f" match {args.glob!r}" if args.glob else "") + ")")
         for category, names in files.items():

@@ -487,6 +487,9 @@ class Executor:
             text = str(err)
         except Exception:
             text = err.traceback_str
+        # Kept as UTF-8 by the runtime: a lone surrogate (an undecodable
+        # file name in a traceback) must not keep the reply from leaving.
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
         return serialization.error_parts(data, serialization.TASK_ERROR), text
 
 

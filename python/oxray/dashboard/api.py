@@ -27,6 +27,7 @@ import time
 from aiohttp import web
 
 import oxray
+from oxray.exceptions import RayError
 from oxray.dashboard import appkeys as keys
 from oxray.dashboard import logs as _logs
 from oxray.dashboard import queries
@@ -192,28 +193,40 @@ def _log_node(request):
     return _logs.node(request.query.get("node_id"))
 
 
+async def _read_logs(request, read, *args):
+    """`read(node, *args)` on the requested node, off the event loop: its
+    result, or the error response (400 for a bad request, 404 for a missing
+    file, 502 when the node does not answer)."""
+    def run():
+        return read(_log_node(request), *args)
+
+    try:
+        return await run_blocking(request, run), None
+    except FileNotFoundError as e:
+        return None, error(str(e), 404)
+    except ValueError as e:
+        return None, error(str(e), 400)
+    except (OSError, RayError) as e:
+        return None, error(f"the node did not answer: {e}", 502)
+
+
 async def list_logs(request):
     """`GET /api/v0/logs[?node_id=..][&glob=..]`: a node's log names by
     category, as Ray's."""
     import fnmatch
 
     pattern = request.query.get("glob", "*")
-    try:
-        node = await run_blocking(request, _log_node, request)
-    except ValueError as e:
-        return error(str(e), 400)
-    cats = await run_blocking(request, _logs.categorized, node)
+    cats, failed = await _read_logs(request, _logs.categorized)
+    if failed is not None:
+        return failed
     return reply({k: [f for f in v if fnmatch.fnmatch(f, pattern)] for k, v in cats.items()})
 
 
 async def log_files(request):
     """`GET /api/logs[?node_id=..]`: every log file of a node with its
     category, size and time (and a worker's pid and stream)."""
-    try:
-        node = await run_blocking(request, _log_node, request)
-    except ValueError as e:
-        return error(str(e), 400)
-    return reply(await run_blocking(request, _logs.list_files, node))
+    files, failed = await _read_logs(request, _logs.list_files)
+    return failed if failed is not None else reply(files)
 
 
 async def log_file(request):
@@ -231,16 +244,17 @@ async def log_file(request):
             if suffix not in ("out", "err"):
                 raise ValueError("suffix must be out or err")
             filename = f"worker-{pid}.{suffix}"
+        if not filename:
+            raise ValueError("give a filename, or a worker's pid")
         lines = int(query.get("lines", _logs.DEFAULT_LINES))
         fmt = query.get("format", "leading_1")
         if fmt not in ("text", "leading_1"):
             raise ValueError(f"Unsupported format: {fmt}, use 'text' or 'leading_1'")
-        node = await run_blocking(request, _log_node, request)
-        text = await run_blocking(request, _logs.tail, node, filename, lines)
     except ValueError as e:
         return error(str(e), 400)
-    except FileNotFoundError as e:
-        return error(str(e), 404)
+    text, failed = await _read_logs(request, _logs.tail, filename, lines)
+    if failed is not None:
+        return failed
     return web.Response(text=("1" + text) if fmt == "leading_1" else text, content_type="text/plain")
 
 

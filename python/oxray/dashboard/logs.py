@@ -19,14 +19,14 @@ MAX_TAIL_BYTES = 4 << 20
 
 def node(node_id=None):
     """The LogNode of the node `node_id` (a prefix will do), or of the
-    dashboard's own node; ValueError for a node the cluster does not have."""
-    nodes = _state_logs.log_nodes()
-    if node_id:
-        nodes = [n for n in nodes if n["node_id"] and n["node_id"].startswith(node_id)]
-        if not nodes:
-            raise ValueError(f"the cluster has no node {node_id!r}")
-    if not nodes or not nodes[0].readable:
-        raise ValueError("no readable node")
+    dashboard's own node; ValueError for a node the cluster does not have
+    or whose logs cannot be read (a dead node's)."""
+    nodes = _state_logs._select_nodes(_state_logs.log_nodes(), node_id or None)
+    if not nodes:
+        raise ValueError("the cluster has no node")
+    if not nodes[0].readable:
+        raise ValueError(f"the logs of node {nodes[0]['node_id']} ({nodes[0]['node_ip']}) cannot be read: "
+                         "the node is dead")
     return nodes[0]
 
 
@@ -43,8 +43,7 @@ def list_files(log_node):
     out = []
     for name, size, mtime in log_node.files.list():
         pid, stream, rotation = _state_logs.describe(name)
-        category = next(iter(_state_logs.categorize([name])))
-        out.append({"filename": name, "category": category, "size": size, "mtime": mtime,
+        out.append({"filename": name, "category": _state_logs.category(name), "size": size, "mtime": mtime,
                     "pid": pid, "stream": stream, "rotation": rotation})
     out.sort(key=lambda f: (-f["mtime"], f["filename"]))
     return out
@@ -54,6 +53,6 @@ def tail(log_node, filename, lines=DEFAULT_LINES):
     """The last `lines` lines of a log file (all of it with lines < 0), as
     text; reads at most MAX_TAIL_BYTES from the end. ValueError for a name
     that is not a log file's, FileNotFoundError when it is missing."""
-    text, _ = _state_logs.tail_lines(log_node.files, _state_logs.check_name(filename),
-                                     -1 if lines is None else lines, "utf-8", "replace", MAX_TAIL_BYTES)
+    text, _ = _state_logs.tail_lines(log_node.files, filename, -1 if lines is None else lines, "utf-8", "replace",
+                                     MAX_TAIL_BYTES)
     return "".join(text)

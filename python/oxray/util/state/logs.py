@@ -26,7 +26,6 @@ clusters of running drivers under the temp directory).
 import fnmatch
 import os
 import re
-import stat
 import tempfile
 import time
 
@@ -43,63 +42,33 @@ DEFAULT_FOLLOW_INTERVAL_S = 0.5
 _READ_BYTES = 4 << 20
 
 
-def check_name(filename):
-    """`filename` if it is a log file's name as the nodes list them (not a
-    path, not hidden); else ValueError."""
-    if not isinstance(filename, str) or not filename or filename.startswith(".") or "/" in filename \
-            or "\0" in filename:
-        raise ValueError(f"{filename!r} is not a log file name (names only, as `oxray logs` lists them)")
-    return filename
-
-
 class LocalFiles:
     """The log files of a node on this machine, read from its session
-    directory. Symbolic links are neither listed nor followed."""
+    directory with the rules its daemon serves them by (names only; plain
+    files only: no link, FIFO or device)."""
 
     def __init__(self, session_dir):
         self.session_dir = session_dir
 
-    def _path(self, name):
-        check_name(name)
-        if name in _DAEMON_FILES:
-            return os.path.join(self.session_dir, name)
-        return os.path.join(self.session_dir, "logs", name)
-
     def list(self):
         """[(name, size, modified time)] of every log file."""
-        logs = os.path.join(self.session_dir, "logs")
-        try:
-            names = [n for n in os.listdir(logs) if not n.startswith(".")]
-        except OSError:
-            names = []
-        out = []
-        for name in names + list(_DAEMON_FILES):
-            try:
-                st = os.lstat(self._path(name))
-            except (OSError, ValueError):
-                continue
-            if stat.S_ISREG(st.st_mode):
-                out.append((name, st.st_size, st.st_mtime))
-        return out
+        from oxray import _native
+
+        return _native.session_log_files(self.session_dir)
 
     def read(self, name, offset, length):
         """(bytes from `offset`, at most `length`; the file's size; its
-        inode). FileNotFoundError when there is no such file."""
-        path = self._path(name)
+        inode). FileNotFoundError when there is no such file, ValueError
+        for a name that is not a log file's, ConnectionError once the
+        node's session has ended."""
+        from oxray import _native
+
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError as e:
+            return _native.read_session_log(self.session_dir, name, offset, length)
+        except FileNotFoundError:
             if not os.path.isdir(self.session_dir):
                 raise ConnectionError(f"the node's session ({self.session_dir}) has ended") from None
-            raise FileNotFoundError(f"no log file {name!r}") from e
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise FileNotFoundError(f"no log file {name!r}")
-            want = max(0, min(length, _READ_BYTES, st.st_size - offset))
-            return os.pread(fd, want, offset) if want else b"", st.st_size, st.st_ino
-        finally:
-            os.close(fd)
+            raise
 
     def __repr__(self):
         return self.session_dir
@@ -108,7 +77,8 @@ class LocalFiles:
 class DaemonFiles:
     """The log files of any node of the cluster this process is connected
     to, read through the node's daemon (`address`, as the node table has
-    it)."""
+    it). FileNotFoundError for a file the node does not have; an unreachable
+    node raises RaySystemError (the read waits 10 s at most)."""
 
     def __init__(self, address):
         self.address = address
@@ -121,11 +91,7 @@ class DaemonFiles:
     def read(self, name, offset, length):
         from oxray import _native
 
-        check_name(name)
-        try:
-            return _native.read_node_log(self.address, name, offset, min(length, _READ_BYTES))
-        except ValueError as e:  # the daemon has no such file (the name was checked above)
-            raise FileNotFoundError(str(e)) from None
+        return _native.read_node_log(self.address, name, offset, length)
 
     def __repr__(self):
         return f"through the daemon at {self.address}"
@@ -273,7 +239,7 @@ def _select_nodes(nodes, node_id=None, node_ip=None):
     if node_id is not None:
         nodes = [n for n in nodes if n["node_id"] and n["node_id"].startswith(node_id)]
         if not nodes:
-            raise ValueError(f"no node with id {node_id!r} among this machine's oxray nodes")
+            raise ValueError(f"no node with id {node_id!r} among the oxray nodes in view")
     if node_ip is not None:
         nodes = [n for n in nodes if n["node_ip"] == node_ip]
         if not nodes:
@@ -290,26 +256,9 @@ def describe(name):
     return int(m.group(1)), m.group(2), int(m.group(3) or 0)
 
 
-def _category(name):
-    m = _WORKER_FILE.match(name)
-    if m:
-        return f"worker_{m.group(2)}"
-    if name in _DAEMON_FILES:
-        return "daemon"
-    if name.startswith("job-driver-"):
-        return "driver"  # a submitted job's driver output, as Ray names it
-    return "internal"
-
-
-def _file_order(name):
-    """Worker files by pid, then current file before its backups."""
-    m = _WORKER_FILE.match(name)
-    if m:
-        return (0, int(m.group(1)), m.group(2), int(m.group(3) or 0))
-    return (1, 0, name, 0)
-
-
-def _category(name):
+def category(name):
+    """The category a log file's name puts it in: `worker_out`,
+    `worker_err`, `daemon`, `driver` (a submitted job's) or `internal`."""
     m = _WORKER_FILE.match(name)
     if m:
         return f"worker_{m.group(2)}"
@@ -340,7 +289,7 @@ def categorize(names, glob_filter=None):
         names = [n for n in names if fnmatch.fnmatchcase(n, glob_filter)]
     out = {}
     for name in sorted(names, key=_file_order):
-        out.setdefault(_category(name), []).append(name)
+        out.setdefault(category(name), []).append(name)
     return out
 
 
@@ -452,12 +401,24 @@ def _find_worker_file(nodes, suffix, marker):
     return None, None
 
 
-def _has_file(node, name):
+def _has_file(node, name, unreachable):
+    """Whether `node` has the log file `name`; a node that does not answer
+    has not, and is added to `unreachable`."""
     try:
         node.files.read(name, 0, 0)
         return True
     except FileNotFoundError:
         return False
+    except (OSError, RayError):
+        unreachable.append(node)
+        return False
+
+
+def _not_found(what, nodes, unreachable, hint=""):
+    text = f"no {what} on {_nodes_text(nodes)}{hint}"
+    if unreachable:
+        text += f"; {_nodes_text(unreachable)} did not answer (is its daemon running?)"
+    return ValueError(text)
 
 
 def _resolve(nodes, filename, pid, actor_id, task_id, suffix):
@@ -468,19 +429,19 @@ def _resolve(nodes, filename, pid, actor_id, task_id, suffix):
         where = ", ".join(f"{n['node_id']} ({n['node_ip']})" for n in nodes) or "none found"
         raise ValueError(f"no readable oxray node logs here (nodes: {where}); to read the logs of nodes on other "
                          "hosts, connect to their cluster (oxray.init(address=...))")
+    unreachable = []
     if filename is not None:
-        check_name(filename)
         for node in readable:
-            if _has_file(node, filename):
+            if _has_file(node, filename, unreachable):
                 return node, filename, _Selector(), False
-        raise ValueError(f"no log file {filename!r} on {_nodes_text(readable)}")
+        raise _not_found(f"log file {filename!r}", readable, unreachable)
     if pid is not None:
         name = f"worker-{int(pid)}.{suffix}"
         for node in readable:
-            if _has_file(node, name):
+            if _has_file(node, name, unreachable):
                 return node, name, _Selector(), False
-        raise ValueError(f"no log file {name} on {_nodes_text(readable)} (a worker's files appear with the "
-                         "first line it prints)")
+        raise _not_found(f"log file {name}", readable, unreachable,
+                         " (a worker's files appear with the first line it prints)")
     if actor_id is not None:
         node, name = _find_worker_file(readable, suffix, f" {actor_id}\n".encode())
         if name is None:
@@ -575,6 +536,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 def _generate(files, name, select, with_backups, follow, tail, encoding, errors, filter_ansi, interval):
+    def emit(lines):
+        text = "".join(lines)
+        return _ANSI.sub("", text) if filter_ansi else text
+
+    def picked(data):
+        return [line for line in (raw.decode(encoding, errors) for raw in data.splitlines(keepends=True))
+                if select(line)]
+
+    # The file's identity before reading: a rotation from here on is seen.
+    inode = files.read(name, 0, 0)[2] if follow else None
     plain = select.active and select.actor_id is None and select.task_id is None
     if plain and tail is not None and tail >= 0:
         lines, offset = tail_lines(files, name, tail, encoding, errors)
@@ -584,33 +555,41 @@ def _generate(files, name, select, with_backups, follow, tail, encoding, errors,
         if tail is not None and tail >= 0:
             lines = lines[-tail:] if tail else []
     if lines:
-        text = "".join(lines)
-        yield _ANSI.sub("", text) if filter_ansi else text
+        yield emit(lines)
     if not follow:
         return
-    inode = None
     partial = b""
     while True:
         time.sleep(interval)
         try:
             data, size, current = files.read(name, offset, _READ_BYTES)
+            if current != inode or size < offset:
+                # Rotated: the rest of the old file (now `name.1`), then the
+                # new one from its start.
+                rest = b""
+                try:
+                    old, _, old_inode = files.read(f"{name}.1", offset, _READ_BYTES)
+                    if old_inode == inode:
+                        rest = old
+                except FileNotFoundError:
+                    pass
+                rest = partial + rest
+                partial = b""
+                lines = picked(rest if rest.endswith(b"\n") or not rest else rest + b"\n")
+                if lines:
+                    yield emit(lines)
+                inode, offset = current, 0
+                data, size, _ = files.read(name, 0, _READ_BYTES)
         except FileNotFoundError:
             continue  # being rotated
         except (OSError, RayError):
             return  # the node's session ended (its daemon is gone)
-        if inode is None:
-            inode = current
-        if current != inode or size < offset:
-            inode, offset = current, 0  # rotated: the new file from its start
-            data, size, _ = files.read(name, 0, _READ_BYTES)
         if not data:
             continue
         offset += len(data)
         data = partial + data
         cut = data.rfind(b"\n") + 1
         data, partial = data[:cut], data[cut:]
-        picked = [line for line in (raw.decode(encoding, errors) for raw in data.splitlines(keepends=True))
-                  if select(line)]
-        if picked:
-            text = "".join(picked)
-            yield _ANSI.sub("", text) if filter_ansi else text
+        lines = picked(data)
+        if lines:
+            yield emit(lines)

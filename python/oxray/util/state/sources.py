@@ -3,11 +3,13 @@
 task lists of every process, the node table, every node's object store
 and the placement-group table."""
 
+import concurrent.futures
 import os
 import sys
 import warnings
 
 from oxray import _native
+from oxray import exceptions
 from oxray._private import worker as _worker
 from oxray.runtime_context import job_id_hex
 
@@ -99,18 +101,24 @@ def placement_groups():
 
 def node_stores():
     """[(node table entry, its store's stats)] of every alive node, asked
-    through each node's daemon; a node that does not answer is left out
-    (with a warning)."""
-    out = []
-    for n in _native.cluster_info():
-        if not n["alive"]:
-            continue
+    through each node's daemon, all at once (a call waits 10 s at most); a
+    node that does not answer is left out, with a warning."""
+    nodes = [n for n in _native.cluster_info() if n["alive"]]
+
+    def ask(n):
         try:
-            out.append((n, _native.store_stats(n["address"])))
-        except Exception as e:  # an unreachable node: list the others
+            return n, _native.store_stats(n["address"])
+        except (OSError, exceptions.RayError) as e:  # an unreachable node: list the others
             warnings.warn(f"the object store of node {n['node_id']} ({n['ip']}) did not answer: {e}",
-                          stacklevel=2)
-    return out
+                          stacklevel=3)
+            return n, None
+
+    if len(nodes) <= 1:
+        answers = [ask(n) for n in nodes]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(nodes))) as pool:
+            answers = list(pool.map(ask, nodes))
+    return [(n, stats) for n, stats in answers if stats is not None]
 
 
 def objects():
@@ -120,7 +128,9 @@ def objects():
         return []
     by_task = {}
     for t in _native.list_tasks():
-        by_task[t["task_id"].hex()] = t  # the latest attempt wins
+        key = t["task_id"].hex()
+        if key not in by_task or t["attempt_number"] > by_task[key]["attempt_number"]:
+            by_task[key] = t  # the latest attempt
     out = []
     for node, stats in stores:
         out += _object_rows(node, stats, by_task)
