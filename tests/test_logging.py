@@ -189,3 +189,42 @@ def test_list_logs_and_get_log(cluster):
     reader.join(timeout=10)
     assert got == ["second\n"]
     oxray.kill(talker)
+
+
+def test_follow_reads_across_a_rotation(shutdown_only):
+    """`get_log(follow=True)` yields new lines as they come, and across a
+    rotation yields the rest of the old file (now `.1`) before the new one,
+    with a line that was cut at the poll put back together."""
+    from oxray.util.state import get_log
+
+    oxray.init(num_cpus=1)
+    logs = _logs_dir()
+    os.makedirs(logs, exist_ok=True)
+    path = os.path.join(logs, "worker-999999.out")
+    with open(path, "w") as f:
+        f.write("before\n")
+    chunks = []
+    gen = get_log(filename="worker-999999.out", follow=True, tail=1, _interval=0.05)
+    reader = threading.Thread(target=lambda: chunks.extend(gen), daemon=True)
+    reader.start()
+
+    def append(text, to=path):
+        with open(to, "a") as f:
+            f.write(text)
+
+    seen = lambda: "".join(chunks)  # noqa: E731
+    assert wait_for(lambda: seen() == "before\n", timeout=20), seen()  # following from here
+    append("one\n")
+    assert wait_for(lambda: seen() == "before\none\n", timeout=20), seen()
+    append("half a ")
+    import time
+
+    time.sleep(0.3)  # read as a partial line
+    append("line\nlast of the old file\n")
+    os.rename(path, path + ".1")
+    append("first of the new file\n")
+    assert wait_for(lambda: seen().endswith("first of the new file\n"), timeout=20), seen()
+    assert seen() == "before\none\nhalf a line\nlast of the old file\nfirst of the new file\n"
+    oxray.shutdown()  # the session ends: so does the follow
+    reader.join(timeout=20)
+    assert not reader.is_alive()
