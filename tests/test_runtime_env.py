@@ -211,6 +211,30 @@ def test_job_env_task_override_and_child_inheritance(shutdown_only, tmp_path):
     assert child["value"] == "job" and child["env"]["working_dir"] == job_env["working_dir"]
 
 
+def test_idle_workers_of_other_environments_are_retired(shutdown_only, tmp_path, monkeypatch):
+    """A worker that ran one code environment serves only it; as new
+    environments keep coming, the idle workers of the earlier ones are
+    retired (after Ray's `idle_worker_killing_time_threshold_ms`) instead of
+    piling up past one worker per CPU."""
+    from conftest import process_gone, wait_for
+
+    monkeypatch.setenv("RAY_idle_worker_killing_time_threshold_ms", "300")
+    module = _name("rte_retire")
+    oxray.init(num_cpus=1)
+    probe = oxray.remote(_probe)
+    pids = []
+    for i in range(4):
+        env = {"working_dir": str(_working_dir(tmp_path, module, f"v{i}", f"wd{i}"))}
+        got = oxray.get(probe.options(runtime_env=env).remote(module))
+        assert got["value"] == f"v{i}"
+        pids.append(got["pid"])
+    assert len(set(pids)) == 4, pids  # each environment in a worker of its own
+    assert wait_for(lambda: all(process_gone(p) for p in pids[:-1]), timeout=30), pids
+    # The pool is back to one worker per CPU; the last environment's stays.
+    assert not process_gone(pids[-1])
+    assert oxray.get(probe.remote(module))["value"] is None  # a plain task still gets a worker
+
+
 # --- packing and uploading -----------------------------------------------------------------
 
 def test_a_package_is_packed_and_uploaded_once(shutdown_only, tmp_path, monkeypatch):

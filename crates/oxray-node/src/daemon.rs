@@ -303,6 +303,37 @@ pub(crate) struct Worker {
     /// runtime_env's packages may stay loaded, so it serves only leases of
     /// that environment from then on.
     pub code_env: u64,
+    /// Since when it is idle (None while leased or starting).
+    pub idle_since: Option<std::time::Instant>,
+}
+
+impl Worker {
+    /// A worker just started (`pid` 0 until a forked one registers).
+    fn starting(pid: u32) -> Self {
+        Worker {
+            pid,
+            address: String::new(),
+            registered: false,
+            lease: None,
+            actor: None,
+            held_gpus: None,
+            code_env: 0,
+            idle_since: None,
+        }
+    }
+}
+
+/// How long an idle worker tied to GPUs or a code environment is kept
+/// while the pool is above one worker per CPU: Ray's
+/// `RAY_idle_worker_killing_time_threshold_ms` when set, else 10 s.
+fn idle_worker_retire_after() -> Duration {
+    static AFTER: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *AFTER.get_or_init(|| {
+        std::env::var("RAY_idle_worker_killing_time_threshold_ms")
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map_or(Duration::from_secs(10), Duration::from_millis)
+    })
 }
 
 pub(crate) struct Lease {
@@ -424,6 +455,8 @@ pub(crate) struct Node {
     /// The last CPU counters read, for the utilization between scrapes.
     pub(crate) cpu_sample: Mutex<Option<crate::metrics::CpuSample>>,
     stopped: Arc<Notify>,
+    /// A timer to retire idle tied workers is set.
+    retire_armed: std::sync::atomic::AtomicBool,
     me: std::sync::Weak<Node>,
 }
 
@@ -482,6 +515,7 @@ impl Node {
             metrics_port: std::sync::OnceLock::new(),
             cpu_sample: Mutex::new(None),
             stopped: Arc::new(Notify::new()),
+            retire_armed: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
             config,
         })
@@ -829,6 +863,7 @@ impl Node {
                         w.registered = true;
                         w.pid = pid;
                         w.address = r.address;
+                        w.idle_since = Some(std::time::Instant::now());
                         st.starting = st.starting.saturating_sub(1);
                         st.failed_starts = 0;
                         st.idle.push_back(id);
@@ -1063,6 +1098,7 @@ impl Node {
                 .get_mut(&worker_id)
                 .expect("idle workers are known");
             worker.lease = Some(lease_id);
+            worker.idle_since = None;
             match p.requester {
                 Requester::Client { request, .. } => {
                     let grant = LeaseGranted {
@@ -1095,6 +1131,7 @@ impl Node {
         for _ in 0..to_start {
             self.start_worker(st);
         }
+        self.retire_tied_idle_workers(st);
         if short_of_resources {
             // Idle leases held elsewhere should come back now.
             let holders: std::collections::HashSet<u64> =
@@ -1107,6 +1144,56 @@ impl Node {
                         body: Some(Body::LeaseWanted(LeaseWanted {})),
                     });
                 }
+            }
+        }
+    }
+
+    /// Retires idle workers tied to GPUs or to a code environment (see
+    /// [`take_idle`]) once they have been idle for
+    /// [`idle_worker_retire_after`], oldest first, while the pool holds more
+    /// workers than the node has CPUs: workers of environments used once do
+    /// not pile up, as Ray kills idle workers above its soft limit. Arms a
+    /// timer for the next one due.
+    fn retire_tied_idle_workers(&self, st: &mut State) {
+        let cpus = self.config.resources.get("CPU").as_f64().ceil().max(1.0) as usize;
+        let mut excess = st.workers.len().saturating_sub(cpus);
+        if excess == 0 {
+            return;
+        }
+        let after = idle_worker_retire_after();
+        let now = std::time::Instant::now();
+        let mut next_due: Option<Duration> = None;
+        let State { idle, workers, .. } = st;
+        idle.retain(|id| {
+            let Some(w) = workers.get(id) else {
+                return true;
+            };
+            if excess == 0 || (w.held_gpus.is_none() && w.code_env == 0) {
+                return true;
+            }
+            let idle_for = w.idle_since.map_or(Duration::ZERO, |t| now - t);
+            if idle_for < after {
+                next_due = Some(next_due.map_or(after - idle_for, |d| d.min(after - idle_for)));
+                return true;
+            }
+            // Its exit removes it from the pool, as any worker's.
+            kill_pid(w.pid);
+            excess -= 1;
+            false
+        });
+        if let Some(due) = next_due.filter(|_| excess > 0) {
+            if !self
+                .retire_armed
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                let me = self.me();
+                tokio::spawn(async move {
+                    tokio::time::sleep(due).await;
+                    me.retire_armed
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    let mut st = me.state.lock();
+                    me.retire_tied_idle_workers(&mut st);
+                });
             }
         }
     }
@@ -1135,18 +1222,7 @@ impl Node {
         if zygote.is_some_and(|z| z.fork(id)) {
             // Its pid arrives with its registration.
             st.starting += 1;
-            st.workers.insert(
-                id,
-                Worker {
-                    pid: 0,
-                    address: String::new(),
-                    registered: false,
-                    lease: None,
-                    actor: None,
-                    held_gpus: None,
-                    code_env: 0,
-                },
-            );
+            st.workers.insert(id, Worker::starting(0));
             let me = self.me();
             tokio::spawn(async move {
                 tokio::time::sleep(WORKER_START_TIMEOUT).await;
@@ -1158,18 +1234,7 @@ impl Node {
         match spawn_worker(&self.config, id, events) {
             Ok(pid) => {
                 st.starting += 1;
-                st.workers.insert(
-                    id,
-                    Worker {
-                        pid,
-                        address: String::new(),
-                        registered: false,
-                        lease: None,
-                        actor: None,
-                        held_gpus: None,
-                        code_env: 0,
-                    },
-                );
+                st.workers.insert(id, Worker::starting(pid));
             }
             Err(e) => {
                 st.failed_starts += 1;
@@ -1208,6 +1273,7 @@ impl Node {
             if kill {
                 kill_pid(w.pid);
             } else {
+                w.idle_since = Some(std::time::Instant::now());
                 st.idle.push_back(lease.worker);
             }
         }
