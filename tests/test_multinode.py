@@ -555,4 +555,8 @@ def test_state_api_and_dashboard_sources_list_every_nodes_objects(make_cluster):
     assert (rows[made.hex()].pid, rows[made.hex()].ip) == (None, "127.0.0.1")
     stores = {n["node_id"]: stats for n, stats in sources.node_stores()}
     assert set(stores) == {worker_id, oxray.get_runtime_context().get_node_id()}
-    assert all(s["capacity"] > 0 for s in stores.values())
+    assert all(s["capacity"] > 0 and s["num_objects"] == len(s["objects"]) for s in stores.values())
+    # The totals alone (the dashboard's overview) count without listing.
+    totals = {n["node_id"]: stats for n, stats in sources.node_stores(objects=False)}
+    assert all(s["objects"] == [] for s in totals.values())
+    assert {k: s["num_objects"] for k, s in totals.items()} == {k: s["num_objects"] for k, s in stores.items()}

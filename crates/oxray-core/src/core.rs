@@ -744,10 +744,17 @@ impl CoreWorker {
         self.inner.store_release(id);
     }
 
-    /// The shared store's usage and objects, of the node whose daemon is
-    /// at `node_address` (empty: this process's node).
-    pub fn store_stats(&self, node_address: &str) -> Result<oxray_proto::StoreStats> {
-        match self.call_node(node_address, Body::StoreStatsRequest(StoreStatsRequest {}))? {
+    /// The shared store's usage, and with `objects` its objects, of the
+    /// node whose daemon is at `node_address` (empty: this process's node).
+    pub fn store_stats(
+        &self,
+        node_address: &str,
+        objects: bool,
+    ) -> Result<oxray_proto::StoreStats> {
+        let request = StoreStatsRequest {
+            totals_only: !objects,
+        };
+        match self.call_node(node_address, Body::StoreStatsRequest(request))? {
             Body::StoreStats(s) => Ok(s),
             other => Err(crate::core::unexpected(other)),
         }

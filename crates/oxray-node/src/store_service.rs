@@ -164,10 +164,15 @@ impl Node {
                 }
                 self.delete_object(id, o.source);
             }
-            Body::StoreStatsRequest(_) => {
+            Body::StoreStatsRequest(r) => {
                 let listing = {
                     let store = self.store.lock();
-                    (store.stats(), store.list())
+                    let list = if r.totals_only {
+                        Vec::new()
+                    } else {
+                        store.list()
+                    };
+                    (store.stats(), list)
                 };
                 let (s, list) = listing;
                 let st = self.state.lock();
@@ -203,6 +208,7 @@ impl Node {
                         pinned_bytes: s.pinned_bytes,
                         spilled_bytes: s.spilled_bytes,
                         spilled_objects: s.spilled_objects as u32,
+                        num_objects: s.objects as u32,
                         objects,
                         spill_dir: self.config.spill_dir.display().to_string(),
                         bytes_served: self.transfers.bytes_served(),

@@ -1410,7 +1410,12 @@ pub struct StoreReply {
 
 /// Ask for the store's usage and objects.
 #[derive(Clone, PartialEq, Message)]
-pub struct StoreStatsRequest {}
+pub struct StoreStatsRequest {
+    /// Only the totals: the reply lists no object (an overview that only
+    /// counts them).
+    #[prost(bool, tag = "1")]
+    pub totals_only: bool,
+}
 
 /// One object in the store.
 #[derive(Clone, PartialEq, Message)]
@@ -1466,6 +1471,10 @@ pub struct StoreStats {
     /// Bytes this node sent to other nodes' pulls since it started.
     #[prost(uint64, tag = "8")]
     pub bytes_served: u64,
+    /// How many objects the store holds (listed in `objects` unless the
+    /// request asked for the totals only).
+    #[prost(uint32, tag = "9")]
+    pub num_objects: u32,
 }
 
 /// A borrower gives back `count` holds its lender kept on an object for it.

@@ -1020,14 +1020,15 @@ fn complete_task(
     Ok(())
 }
 
-/// The shared store's usage: a dict, with one entry per object; of the
-/// node whose daemon is at `node_address` ("" for this process's node).
+/// The shared store's usage: a dict, with one entry per object unless
+/// `objects` is false (`num_objects` counts them either way); of the node
+/// whose daemon is at `node_address` ("" for this process's node).
 #[pyfunction]
-#[pyo3(signature = (node_address=""))]
-fn store_stats(py: Python<'_>, node_address: &str) -> PyResult<PyObject> {
+#[pyo3(signature = (node_address="", objects=true))]
+fn store_stats(py: Python<'_>, node_address: &str, objects: bool) -> PyResult<PyObject> {
     let core = connected()?;
     let s = py
-        .allow_threads(|| core.store_stats(node_address))
+        .allow_threads(|| core.store_stats(node_address, objects))
         .map_err(PyCoreError)?;
     let d = PyDict::new(py);
     d.set_item("capacity", s.capacity)?;
@@ -1037,6 +1038,7 @@ fn store_stats(py: Python<'_>, node_address: &str) -> PyResult<PyObject> {
     d.set_item("spilled_objects", s.spilled_objects)?;
     d.set_item("bytes_served", s.bytes_served)?;
     d.set_item("spill_dir", s.spill_dir)?;
+    d.set_item("num_objects", s.num_objects)?;
     let objects = PyList::empty(py);
     for o in s.objects {
         let e = PyDict::new(py);

@@ -134,7 +134,7 @@ def cluster_status():
     from oxray.util.state import sources
 
     me = _native.context()
-    stores = {n["node_id"]: stats for n, stats in sources.node_stores()}
+    stores = {n["node_id"]: stats for n, stats in sources.node_stores(objects=False)}
     nodes = []
     for n in _native.cluster_info():
         resources = {}
@@ -147,7 +147,7 @@ def cluster_status():
             "node_id": n["node_id"], "node_ip": n["ip"], "hostname": n["hostname"], "is_head_node": n["is_head"],
             "state": "ALIVE" if n["alive"] else "DEAD", "resources": resources,
             "object_store": ({"used": store["used"], "capacity": store["capacity"],
-                              "spilled_bytes": store["spilled_bytes"], "num_objects": len(store["objects"])}
+                              "spilled_bytes": store["spilled_bytes"], "num_objects": store["num_objects"]}
                              if store is not None else None),
             "host_memory": _host_memory() if local else None,
             "pending": [{"shape": dict(shape), "count": count} for shape, count in n.get("pending", [])],

@@ -43,7 +43,7 @@ from oxray.util.state.summaries import summarize_actors, summarize_objects, summ
 def memory_summary():
     """Totals of this node's shared-memory store, as a dict (oxray's)."""
     _worker.session()
-    s = _native.store_stats()
+    s = _native.store_stats(objects=False)
     return {
         "capacity_bytes": s["capacity"],
         "used_bytes": s["used"],
@@ -51,7 +51,7 @@ def memory_summary():
         "spilled_bytes": s["spilled_bytes"],
         "spilled_objects": s["spilled_objects"],
         "spill_dir": s["spill_dir"],
-        "num_objects": len(s["objects"]),
+        "num_objects": s["num_objects"],
     }
 
 

@@ -99,15 +99,16 @@ def placement_groups():
     return out
 
 
-def node_stores():
+def node_stores(objects=True):
     """[(node table entry, its store's stats)] of every alive node, asked
     through each node's daemon, all at once (a call waits 10 s at most); a
-    node that does not answer is left out, with a warning."""
+    node that does not answer is left out, with a warning. Without
+    `objects`, only the totals (`num_objects` counts them)."""
     nodes = [n for n in _native.cluster_info() if n["alive"]]
 
     def ask(n):
         try:
-            return n, _native.store_stats(n["address"])
+            return n, _native.store_stats(n["address"], objects)
         except (OSError, exceptions.RayError) as e:  # an unreachable node: list the others
             warnings.warn(f"the object store of node {n['node_id']} ({n['ip']}) did not answer: {e}",
                           stacklevel=3)
