@@ -103,7 +103,7 @@ async fn bad_ids_get_error_replies() {
     }
     // Still serving.
     assert!(matches!(
-        answer(&peer, Body::StoreStatsRequest(StoreStatsRequest {})).await,
+        answer(&peer, Body::StoreStatsRequest(StoreStatsRequest::default())).await,
         Body::StoreStats(_)
     ));
 }
