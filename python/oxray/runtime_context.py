@@ -169,12 +169,12 @@ class RuntimeContext:
         on a cluster reached over TCP, else the session directory (a
         single-node cluster listens on Unix sockets only)."""
         from oxray import _native
+        from oxray._private.node import address_part
 
         for n in _native.cluster_info():
-            if n["is_head"]:
-                for part in n["address"].split("|"):
-                    if part.startswith("tcp:"):
-                        return part[len("tcp:"):]
+            tcp = address_part(n["address"], "tcp") if n["is_head"] else None
+            if tcp:
+                return tcp
         return self._ctx()["session_dir"]
 
     def get(self):

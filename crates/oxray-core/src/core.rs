@@ -24,6 +24,14 @@ use crate::store::MemoryStore;
 use crate::submit::SubmitState;
 use oxray_proto::peers::PeerPool;
 
+/// The key `key` of the key-value table's `namespace`, as requests name it.
+fn kv_key(namespace: &str, key: &[u8]) -> KvGet {
+    KvGet {
+        namespace: namespace.into(),
+        key: key.to_vec(),
+    }
+}
+
 /// How long an administrative call to a node daemon (its store's
 /// listing, its log files) may take before it fails.
 const NODE_ANSWER_WITHIN: Duration = Duration::from_secs(10);
@@ -900,13 +908,15 @@ impl CoreWorker {
     /// Removes a key from the control service's key-value table; returns
     /// whether it was there.
     pub fn kv_delete(&self, namespace: &str, key: &[u8]) -> Result<bool> {
+        self.kv_value(Body::KvDelete(kv_key(namespace, key)))
+            .map(|v| v.found)
+    }
+
+    /// Sends a key-value read or delete; the value the table had.
+    fn kv_value(&self, body: Body) -> Result<KvValue> {
         self.inner.check_alive()?;
-        let body = Body::KvDelete(KvGet {
-            namespace: namespace.into(),
-            key: key.to_vec(),
-        });
         match self.block_on(self.inner.daemon.call(body))? {
-            Body::KvValue(v) => Ok(v.found),
+            Body::KvValue(v) => Ok(v),
             other => Err(crate::core::unexpected(other)),
         }
     }
@@ -927,15 +937,8 @@ impl CoreWorker {
 
     /// Reads a value from the control service's key-value table.
     pub fn kv_get(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.inner.check_alive()?;
-        let body = Body::KvGet(KvGet {
-            namespace: namespace.into(),
-            key: key.to_vec(),
-        });
-        match self.block_on(self.inner.daemon.call(body))? {
-            Body::KvValue(v) => Ok(v.found.then_some(v.value)),
-            other => Err(crate::core::unexpected(other)),
-        }
+        self.kv_value(Body::KvGet(kv_key(namespace, key)))
+            .map(|v| v.found.then_some(v.value))
     }
 
     /// The cluster's node table.

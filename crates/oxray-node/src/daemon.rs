@@ -753,24 +753,10 @@ impl Node {
                 writer.reply(req, Body::KvKeyList(KvKeyList { keys }));
             }
             Body::KvDelete(g) => {
-                let value = self.control.kv_delete(&g.namespace, &g.key);
-                writer.reply(
-                    req,
-                    Body::KvValue(KvValue {
-                        found: value.is_some(),
-                        value: value.unwrap_or_default(),
-                    }),
-                );
+                writer.reply(req, kv_value(self.control.kv_delete(&g.namespace, &g.key)));
             }
             Body::KvGet(g) => {
-                let value = self.control.kv_get(&g.namespace, &g.key);
-                writer.reply(
-                    req,
-                    Body::KvValue(KvValue {
-                        found: value.is_some(),
-                        value: value.unwrap_or_default(),
-                    }),
-                );
+                writer.reply(req, kv_value(self.control.kv_get(&g.namespace, &g.key)));
             }
             Body::CreateActor(c) => self.create_actor(req, c, writer),
             Body::GetActorInfo(g) => self.get_actor_info(req, g, writer),
@@ -1440,6 +1426,14 @@ fn infeasible_warning(p: &PendingLease, total: &ResourceSet) -> String {
         asked.join(", "),
         p.shape.shortfall(total).join(", ")
     )
+}
+
+/// The reply to a key-value read or delete: the value, if there was one.
+fn kv_value(value: Option<Vec<u8>>) -> Body {
+    Body::KvValue(KvValue {
+        found: value.is_some(),
+        value: value.unwrap_or_default(),
+    })
 }
 
 /// An idle worker for a lease of `gpu_ids` in code environment `env_key`.

@@ -267,6 +267,17 @@ def _local_ip_towards(host, port):
         return None
 
 
+def address_part(address, scheme):
+    """The `scheme` part ("tcp" or "unix") of a process's address as the
+    runtime writes it (`tcp:IP:PORT|unix:PATH`), without its prefix; None
+    when it has none."""
+    prefix = scheme + ":"
+    for part in (address or "").split("|"):
+        if part.startswith(prefix):
+            return part[len(prefix):]
+    return None
+
+
 def split_host_port(address):
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or not host:
@@ -383,10 +394,7 @@ class LocalDaemon:
     @property
     def tcp_address(self):
         """HOST:PORT where other nodes reach this daemon (multi-node only)."""
-        for part in (self.address or "").split("|"):
-            if part.startswith("tcp:"):
-                return part[4:]
-        return None
+        return address_part(self.address, "tcp")
 
     def _wait_ready(self, timeout=30.0):
         deadline = time.monotonic() + timeout

@@ -551,10 +551,8 @@ def nodes():
 
 
 def _port_of(address):
-    for part in address.split("|"):
-        if part.startswith("tcp:"):
-            return int(part.rsplit(":", 1)[1])
-    return 0
+    tcp = _node.address_part(address, "tcp")
+    return int(tcp.rsplit(":", 1)[1]) if tcp else 0
 
 
 def cluster_resources():

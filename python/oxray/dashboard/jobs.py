@@ -173,23 +173,23 @@ class Routes:
         submission_id, record = await self._find(request)
         return _json((await self.manager.details(submission_id, record)).dict())
 
-    async def stop(self, request):
-        """`POST /api/jobs/{id}/stop`: asks the job to stop."""
+    async def _act(self, request, action, answer):
+        """Runs `action(submission_id)` on the job the request names and
+        answers `{answer: result}` (500 with the traceback if it fails)."""
         submission_id, _ = await self._find(request)
         try:
-            stopped = await self.manager.stop(submission_id)
+            done = await action(submission_id)
         except Exception:
             return web.Response(text=traceback.format_exc(), status=500)
-        return _json({"stopped": stopped})
+        return _json({answer: done})
+
+    async def stop(self, request):
+        """`POST /api/jobs/{id}/stop`: asks the job to stop."""
+        return await self._act(request, self.manager.stop, "stopped")
 
     async def delete(self, request):
         """`DELETE /api/jobs/{id}`: forgets a finished job."""
-        submission_id, _ = await self._find(request)
-        try:
-            deleted = await self.manager.delete(submission_id)
-        except Exception:
-            return web.Response(text=traceback.format_exc(), status=500)
-        return _json({"deleted": deleted})
+        return await self._act(request, self.manager.delete, "deleted")
 
     async def logs(self, request):
         """`GET /api/jobs/{id}/logs`: the job's output so far."""

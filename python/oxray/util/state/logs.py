@@ -190,10 +190,8 @@ def _connected_nodes():
     mine = _worker.session().context.get("node_id")
     out = []
     for info in _native.cluster_info():
-        session_dir = None
-        for part in str(info.get("address") or "").split("|"):
-            if part.startswith("unix:"):
-                session_dir = os.path.dirname(part[len("unix:"):])
+        socket_path = _node.address_part(info.get("address"), "unix")
+        session_dir = os.path.dirname(socket_path) if socket_path else None
         out.append(LogNode(node_id=info.get("node_id"), node_ip=info.get("ip") or "127.0.0.1",
                            is_head=bool(info.get("is_head")), session_dir=session_dir,
                            address=info.get("address"), alive=bool(info.get("alive", True))))
@@ -443,18 +441,15 @@ def _resolve(nodes, filename, pid, actor_id, task_id, suffix):
         raise _not_found(f"log file {name}", readable, unreachable,
                          " (a worker's files appear with the first line it prints)")
     if actor_id is not None:
-        node, name = _find_worker_file(readable, suffix, f" {actor_id}\n".encode())
-        if name is None:
-            raise ValueError(f"no {suffix} output of actor {actor_id} on {_nodes_text(readable)} (its worker's "
-                             "file appears with the first line it prints)")
-        return node, name, _Selector(actor_id=actor_id), True
-    if task_id is not None:
-        node, name = _find_worker_file(readable, suffix, f" {task_id}\n".encode())
-        if name is None:
-            raise ValueError(f"no {suffix} output of task {task_id} on {_nodes_text(readable)} (a task's lines "
-                             "are logged only when it prints)")
-        return node, name, _Selector(task_id=task_id), True
-    raise ValueError("give a filename, pid, actor_id or task_id")
+        kind, entity, hint = "actor", actor_id, "its worker's file appears with the first line it prints"
+    elif task_id is not None:
+        kind, entity, hint = "task", task_id, "a task's lines are logged only when it prints"
+    else:
+        raise ValueError("give a filename, pid, actor_id or task_id")
+    node, name = _find_worker_file(readable, suffix, f" {entity}\n".encode())
+    if name is None:
+        raise ValueError(f"no {suffix} output of {kind} {entity} on {_nodes_text(readable)} ({hint})")
+    return node, name, _Selector(**{f"{kind}_id": entity}), True
 
 
 def _nodes_text(nodes):

@@ -11,6 +11,7 @@ import warnings
 from oxray import _native
 from oxray import exceptions
 from oxray._private import worker as _worker
+from oxray._private.node import address_part
 from oxray.runtime_context import job_id_hex
 
 
@@ -141,9 +142,9 @@ def objects():
 def _owner_ip(owner, owner_pid, node):
     """The IP of an object's owner: its address's TCP part, or the node's
     own IP when the owner is a process of that node."""
-    for part in (owner or "").split("|"):
-        if part.startswith("tcp:"):
-            return part[len("tcp:"):].rsplit(":", 1)[0].strip("[]")
+    tcp = address_part(owner, "tcp")
+    if tcp:
+        return tcp.rsplit(":", 1)[0].strip("[]")
     return node["ip"] if owner_pid else None
 
 
